@@ -1,0 +1,239 @@
+"""Activation shards: the Parquet layout every stage reads and writes through.
+
+A shard holds one row per stored residue: ``id`` (sequence id), ``pos`` (0-based residue
+index) and ``x``, a ``fixed_size_binary`` column with the little-endian float16/float32
+vector. Binary rather than ``fixed_size_list`` because it decodes ~5x faster and maps
+into numpy without a copy (see docs/design.md). File metadata records dtype, d_model,
+model and layer so a reader never has to guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from protsae.io import atomic_path
+
+DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
+META_PREFIX = "protsae."
+ROW_GROUP_BYTES = 64 * 1024 * 1024
+
+
+def shard_schema(d_model: int, dtype: str, model: str = "", layer: int = -1) -> pa.Schema:
+    """The Arrow schema of an activation shard, with protsae metadata."""
+    itemsize = DTYPES[dtype].itemsize
+    metadata = {
+        f"{META_PREFIX}dtype": dtype,
+        f"{META_PREFIX}d_model": str(d_model),
+        f"{META_PREFIX}model": model,
+        f"{META_PREFIX}layer": str(layer),
+    }
+    return pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("pos", pa.int32()),
+            pa.field("x", pa.binary(d_model * itemsize)),
+        ],
+        metadata=metadata,
+    )
+
+
+def _hash64(seq_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(seq_id.encode(), digest_size=8).digest(), "little")
+
+
+def is_holdout(seq_id: str, fraction: float) -> bool:
+    """Whether a sequence belongs to the held-out evaluation set (stable per id)."""
+    return (_hash64(seq_id) % 1_000_000) < round(fraction * 1_000_000)
+
+
+def shard_of(seq_id: str, n_shards: int) -> int:
+    """The training shard of a sequence: a function of its id alone.
+
+    So a sequence's shard never changes when the sample grows or is reordered.
+    Uses different hash bits from :func:`is_holdout` so the two are independent.
+    """
+    return (_hash64(seq_id) // 1_000_000) % n_shards
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What a shard's metadata says about its contents."""
+
+    dtype: str
+    d_model: int
+    model: str
+    layer: int
+    num_rows: int
+
+
+def shard_info(path: str | os.PathLike[str]) -> ShardInfo:
+    """Read a shard's metadata without reading its data."""
+    meta = pq.read_metadata(path)
+    kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
+    try:
+        return ShardInfo(
+            dtype=kv[f"{META_PREFIX}dtype"],
+            d_model=int(kv[f"{META_PREFIX}d_model"]),
+            model=kv[f"{META_PREFIX}model"],
+            layer=int(kv[f"{META_PREFIX}layer"]),
+            num_rows=meta.num_rows,
+        )
+    except KeyError as err:
+        raise ValueError(f"{path}: not an activation shard (missing metadata key {err})") from None
+
+
+class ShardWriter:
+    """Streams activation rows into a shard, one row group at a time, written atomically.
+
+    Use as a context manager; the file appears under its final name only when the
+    block exits without an error. ``add`` takes one sequence's stored residues.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        d_model: int,
+        dtype: str = "float16",
+        model: str = "",
+        layer: int = -1,
+        row_group_rows: int | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"activation dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.path = Path(path)
+        self.d_model = d_model
+        self.np_dtype = DTYPES[dtype]
+        self.schema = shard_schema(d_model, dtype, model, layer)
+        row_bytes = d_model * self.np_dtype.itemsize
+        self.row_group_rows = row_group_rows or max(1024, ROW_GROUP_BYTES // row_bytes)
+        self._ids: list[str] = []
+        self._pos: list[np.ndarray] = []
+        self._x: list[np.ndarray] = []
+        self._pending = 0
+        self.rows_written = 0
+
+    def __enter__(self) -> ShardWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(
+            self._tmp,
+            self.schema,
+            compression="lz4",
+            use_dictionary=["id"],
+            write_statistics=["id", "pos"],
+        )
+        return self
+
+    def add(self, seq_id: str, positions: np.ndarray, vectors: np.ndarray) -> None:
+        """Queue the vectors ``[n, d_model]`` of residues ``positions`` of sequence ``seq_id``."""
+        vectors = np.ascontiguousarray(vectors, dtype=self.np_dtype)
+        if vectors.ndim != 2 or vectors.shape[1] != self.d_model:
+            raise ValueError(
+                f"{self.path}: sequence {seq_id}: expected vectors of shape [n, {self.d_model}], "
+                f"got {tuple(vectors.shape)}"
+            )
+        if len(positions) != len(vectors):
+            raise ValueError(f"{self.path}: sequence {seq_id}: {len(positions)} positions for {len(vectors)} vectors")
+        self._ids.extend([seq_id] * len(vectors))
+        self._pos.append(np.asarray(positions, dtype=np.int32))
+        self._x.append(vectors)
+        self._pending += len(vectors)
+        if self._pending >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        x = np.concatenate(self._x)
+        width = self.schema.field("x").type.byte_width
+        x_arr = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width), len(x), [None, pa.py_buffer(x.tobytes())]
+        )
+        batch = pa.record_batch(
+            [pa.array(self._ids, pa.string()), pa.array(np.concatenate(self._pos)), x_arr],
+            schema=self.schema,
+        )
+        self._writer.write_batch(batch, row_group_size=len(x))
+        self.rows_written += len(x)
+        self._ids, self._pos, self._x, self._pending = [], [], [], 0
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self._flush()
+        finally:
+            self._writer.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
+def decode_x(column: pa.Array | pa.ChunkedArray, d_model: int, dtype: str) -> np.ndarray:
+    """View a ``fixed_size_binary`` column as a ``[rows, d_model]`` array (zero-copy per chunk)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    np_dtype = DTYPES[dtype]
+    parts = []
+    for chunk in chunks:
+        if chunk.null_count:
+            raise ValueError("activation column contains nulls")
+        width = chunk.type.byte_width
+        data = chunk.buffers()[1]
+        arr = np.frombuffer(data, dtype=np.uint8, count=(chunk.offset + len(chunk)) * width)
+        arr = arr[chunk.offset * width :].view(np_dtype).reshape(len(chunk), d_model)
+        parts.append(arr)
+    if not parts:
+        return np.empty((0, d_model), dtype=np_dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@dataclass
+class ActivationBatch:
+    """One row group's worth of activations."""
+
+    ids: pa.Array
+    pos: np.ndarray
+    x: np.ndarray  # [rows, d_model] float16 or float32, read-only view
+
+
+def iter_shard(
+    path: str | os.PathLike[str], columns: tuple[str, ...] = ("id", "pos", "x")
+) -> Iterator[ActivationBatch]:
+    """Stream a shard row group by row group; memory is bounded by one row group.
+
+    This is the one reader of activation shards in the project.
+    """
+    info = shard_info(path)
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        table = pf.read_row_group(i, columns=list(columns))
+        x = decode_x(table.column("x"), info.d_model, info.dtype) if "x" in columns else None
+        ids = table.column("id").combine_chunks() if "id" in columns else None
+        pos = table.column("pos").to_numpy() if "pos" in columns else None
+        yield ActivationBatch(ids=ids, pos=pos, x=x)
+
+
+def read_shard(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Read a whole shard: ids, positions, vectors. For tests and small files."""
+    ids: list[str] = []
+    pos: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
+    info = shard_info(path)
+    for batch in iter_shard(path):
+        ids.extend(batch.ids.to_pylist())
+        pos.append(batch.pos)
+        xs.append(batch.x)
+    if not xs:
+        return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
+    return ids, np.concatenate(pos), np.concatenate(xs)
