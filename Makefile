@@ -1,0 +1,28 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Each sets itself up.
+VENV := .venv/bin
+SNAKEMAKE := $(VENV)/snakemake
+
+.PHONY: setup demo test lint bench clean-demo
+
+setup:
+	@bash tools/setup.sh
+
+demo: setup
+	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
+
+test: setup
+	$(VENV)/python -m pytest -q
+
+lint: setup
+	$(VENV)/ruff check src tests workflow benchmarks
+	$(VENV)/snakefmt --check .
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do \
+		echo "== $$script"; \
+		$(VENV)/python $$script || exit 1; \
+	done
+
+clean-demo:
+	rm -rf results/demo

@@ -1,0 +1,250 @@
+"""The pipeline's plan: config validation, SAE grid expansion and naming.
+
+Everything the Snakefile decides before any job runs lives here so it can be tested
+without Snakemake. Errors name the config key at fault, and are raised before the DAG
+is built, so a bad config never starts a job.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
+ESM2_MAX_RESIDUES = 1022
+
+
+class ConfigError(ValueError):
+    """A config value the pipeline cannot run with; the message names the key."""
+
+
+@dataclass(frozen=True, order=True)
+class SaeSpec:
+    """One SAE of the grid: trained on ``layer`` with ``k`` active latents out of ``width``."""
+
+    layer: int
+    k: int
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"k{self.k}-w{self.width}"
+
+
+def _key_path(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    merged = dict(node)
+    merged.update({k: v for k, v in schema.items() if k != "$ref"})
+    return merged
+
+
+def _fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert the schema's defaults into ``value`` in place (objects only, recursively)."""
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+            branch = _resolve(branch, root)
+            if branch.get("type") == "object":
+                _fill_defaults(value, branch, root)
+        for key, sub in schema.get("properties", {}).items():
+            sub = _resolve(sub, root)
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                _fill_defaults(value[key], sub, root)
+        for pattern, sub in schema.get("patternProperties", {}).items():
+            for key in value:
+                if re.search(pattern, str(key)):
+                    _fill_defaults(value[key], sub, root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _fill_defaults(item, schema["items"], root)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    """Read the YAML JSON-schema of the config."""
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _stringify_keys(value: Any) -> Any:
+    # YAML reads `pretrained: {24: ...}` with an int key; JSON-schema only knows string keys.
+    if isinstance(value, dict):
+        return {str(k): _stringify_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_keys(v) for v in value]
+    return value
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled in.
+
+    Raises :class:`ConfigError` naming the offending key for schema violations and for
+    the cross-key rules a schema cannot state (k > width, a layer deeper than the model).
+    """
+    config = _stringify_keys(copy.deepcopy(config))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = _key_path(err.absolute_path)
+            if err.validator == "additionalProperties":
+                extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+                patterns = err.schema.get("patternProperties", {})
+                extra = [e for e in extra if not any(re.search(p, e) for p in patterns)]
+                lines.append(f"config key {key}: unknown key(s) {', '.join(map(repr, extra))}")
+            else:
+                lines.append(f"config key {key}: {err.message}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _fill_defaults(config, schema, schema)
+    _check_cross_keys(config)
+    return config
+
+
+def _check_cross_keys(config: dict[str, Any]) -> None:
+    problems = []
+    n_layers = model_num_layers(config["esm"])
+    for i, sweep in enumerate(config["sae"]["sweeps"]):
+        for k in sweep["ks"]:
+            for width in sweep["widths"]:
+                if k > width:
+                    problems.append(
+                        f"config key sae.sweeps[{i}]: k={k} is larger than width={width}"
+                    )
+        if n_layers is not None:
+            for layer in sweep["layers"]:
+                if layer > n_layers:
+                    problems.append(
+                        f"config key sae.sweeps[{i}].layers: layer {layer} is deeper than the "
+                        f"model {model_name(config['esm'])} ({n_layers} layers)"
+                    )
+    if n_layers is not None:
+        for layer in config["probes"]["layers"]:
+            if layer > n_layers:
+                problems.append(
+                    f"config key probes.layers: layer {layer} is deeper than the model "
+                    f"{model_name(config['esm'])} ({n_layers} layers)"
+                )
+        for layer in config["sae"]["pretrained"]:
+            if int(layer) > n_layers:
+                problems.append(
+                    f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
+                    f"({n_layers} layers)"
+                )
+    probe_sae = config["probes"]["sae"]
+    if probe_sae["k"] > probe_sae["width"]:
+        problems.append(
+            f"config key probes.sae: k={probe_sae['k']} is larger than width={probe_sae['width']}"
+        )
+    if config["sequences"]["max_length"] > ESM2_MAX_RESIDUES:
+        problems.append(f"config key sequences.max_length: ESM-2 takes at most {ESM2_MAX_RESIDUES}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def expand_sweeps(sweeps: list[dict[str, list[int]]]) -> list[SaeSpec]:
+    """The union of the sweeps' cartesian products, each (layer, k, width) once, sorted."""
+    specs = {
+        SaeSpec(layer, k, width)
+        for sweep in sweeps
+        for layer in sweep["layers"]
+        for k in sweep["ks"]
+        for width in sweep["widths"]
+    }
+    return sorted(specs)
+
+
+def is_checkpoint_path(model: str) -> bool:
+    """A model given as a file (``*.pt`` or with a directory part) rather than a fair-esm name."""
+    return model.endswith(".pt") or "/" in model or "\\" in model
+
+
+def model_name(esm: dict[str, Any]) -> str:
+    """The ``{model}`` wildcard: fair-esm name, checkpoint stem, or ``random-t{L}-d{D}-s{seed}``."""
+    random_init = esm.get("random_init")
+    if random_init:
+        return (
+            f"random-t{random_init['layers']}-d{random_init['embed_dim']}-s{random_init.get('seed', 0)}"
+        )
+    model = esm["model"]
+    return Path(model).stem if is_checkpoint_path(model) else model
+
+
+def model_num_layers(esm: dict[str, Any]) -> int | None:
+    """Number of transformer layers, when the config says (random init or an ``esm2_tNN_`` name)."""
+    random_init = esm.get("random_init")
+    if random_init:
+        return int(random_init["layers"])
+    match = FAIRESM_LAYERS.match(Path(esm["model"]).stem)
+    return int(match.group(1)) if match else None
+
+
+def fairesm_urls(name: str) -> tuple[str, str]:
+    """fair-esm's own URLs of a model's weights and its contact-regression file."""
+    base = "https://dl.fbaipublicfiles.com/fair-esm"
+    return f"{base}/models/{name}.pt", f"{base}/regression/{name}-contact-regression.pt"
+
+
+def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Every file the download rule may fetch: ``{file name: {url, md5, sha256}}``."""
+    files = {
+        name: {"url": src["url"], "md5": src.get("md5", ""), "sha256": src.get("sha256", "")}
+        for name, src in config["sources"].items()
+    }
+    esm = config["esm"]
+    if not esm.get("random_init") and not is_checkpoint_path(esm["model"]):
+        model_url, regression_url = fairesm_urls(esm["model"])
+        files[f"{esm['model']}.pt"] = {
+            "url": model_url,
+            "md5": esm.get("model_md5") or "",
+            "sha256": "",
+        }
+        files[f"{esm['model']}-contact-regression.pt"] = {
+            "url": regression_url,
+            "md5": "",
+            "sha256": "",
+        }
+    return files
+
+
+def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str]:
+    """Imported SAEs: ``{SaeSpec: path}``; ``width_of(path)`` reads the width from the file."""
+    specs = {}
+    for layer, entry in config["sae"]["pretrained"].items():
+        path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))
+        specs[SaeSpec(int(layer), int(k), int(width_of(path)))] = path
+    return specs
+
+
+def extraction_layers(config: dict[str, Any]) -> list[int]:
+    """Layers whose activations are extracted: every layer an SAE is trained on."""
+    return sorted({spec.layer for spec in expand_sweeps(config["sae"]["sweeps"])})
+
+
+def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    """Read and validate a config file (for tools and tests outside Snakemake)."""
+    with open(path) as handle:
+        raw = yaml.safe_load(handle) or {}
+    try:
+        return validate_config(raw, load_schema(schema_path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,196 @@
+"""Config validation and the SAE grid: bad configs stop before any job, naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from protsae.plan import (
+    ConfigError,
+    SaeSpec,
+    downloads,
+    expand_sweeps,
+    extraction_layers,
+    load_config,
+    load_schema,
+    model_name,
+    model_num_layers,
+    validate_config,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def minimal() -> dict:
+    return {
+        "sources": {
+            "uniref50": {"url": "u.fasta.gz"},
+            "swissprot": {"url": "sp.dat"},
+            "interpro_entries": {"url": "entry.list"},
+        },
+        "sae": {"sweeps": [{"layers": [4], "ks": [8], "widths": [64]}]},
+    }
+
+
+def check_error(config: dict, *fragments: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_defaults_are_the_papers_values():
+    config = validate_config(minimal(), SCHEMA)
+    assert config["results"] == "results"
+    assert config["esm"]["model"] == "esm2_t33_650M_UR50D"
+    assert config["sequences"] == {"sample_size": 1000000, "max_length": 1022, "seed": 0}
+    assert config["clustering"]["min_seq_id"] == 0.3
+    assert config["clustering"]["coverage"] == 0.9
+    assert config["clustering"]["sensitivity"] == 8
+    assert config["latents"]["min_sequences"] == 5
+    assert config["latents"]["motif_bounds"] == [20, 50, 300]
+    assert config["families"]["f1_threshold"] == 0.7
+    assert config["families"]["thresholds"][0] == 0.1
+    assert config["steering"]["multipliers"] == [0.5, 1, 1.5, 2, 4]
+    assert config["sae"]["training"]["dead_tokens"] == 10_000_000
+
+
+def test_validation_does_not_modify_the_input():
+    raw = minimal()
+    before = copy.deepcopy(raw)
+    validate_config(raw, SCHEMA)
+    assert raw == before
+
+
+def test_random_init_gets_its_defaults_and_a_name_that_is_not_a_published_model():
+    raw = minimal()
+    raw["esm"] = {"random_init": {"layers": 6, "embed_dim": 320}}
+    config = validate_config(raw, SCHEMA)
+    assert config["esm"]["random_init"] == {"layers": 6, "embed_dim": 320, "heads": 4, "seed": 0}
+    assert model_name(config["esm"]) == "random-t6-d320-s0"
+    assert model_num_layers(config["esm"]) == 6
+
+
+def test_wrong_type_names_the_key():
+    raw = minimal()
+    raw["sequences"] = {"sample_size": "many"}
+    check_error(raw, "sequences.sample_size", "not of type 'integer'")
+
+
+@pytest.mark.parametrize("size", [0, -5])
+def test_sample_size_must_be_positive(size):
+    raw = minimal()
+    raw["sequences"] = {"sample_size": size}
+    check_error(raw, "sequences.sample_size")
+
+
+def test_unknown_key_is_an_error_naming_it():
+    raw = minimal()
+    raw["sae"]["trainig"] = {"lr": 1e-3}
+    check_error(raw, "config key sae", "'trainig'")
+    raw = minimal()
+    raw["activatons"] = {}
+    check_error(raw, "'activatons'")
+
+
+def test_k_larger_than_width_names_the_sweep():
+    raw = minimal()
+    raw["sae"]["sweeps"].append({"layers": [2], "ks": [128], "widths": [64]})
+    check_error(raw, "sae.sweeps[1]", "k=128", "width=64")
+
+
+def test_layer_deeper_than_the_model():
+    raw = minimal()
+    raw["esm"] = {"model": "esm2_t6_8M_UR50D"}
+    raw["sae"]["sweeps"] = [{"layers": [3, 7], "ks": [8], "widths": [64]}]
+    check_error(raw, "sae.sweeps[0].layers", "layer 7", "esm2_t6_8M_UR50D", "6 layers")
+    raw["sae"]["sweeps"] = [{"layers": [6], "ks": [8], "widths": [64]}]
+    validate_config(raw, SCHEMA)  # the last layer is allowed
+
+
+def test_layer_depth_checked_against_random_init_too():
+    raw = minimal()
+    raw["esm"] = {"random_init": {"layers": 2, "embed_dim": 32}}
+    check_error(raw, "layer 4", "2 layers")
+
+
+def test_bad_checksum_format_names_the_source():
+    raw = minimal()
+    raw["sources"]["uniref50"]["md5"] = "not-a-sum"
+    check_error(raw, "sources.uniref50.md5")
+
+
+def test_missing_required_source():
+    raw = minimal()
+    del raw["sources"]["swissprot"]
+    check_error(raw, "'swissprot' is a required property")
+
+
+def test_every_problem_is_reported_at_once():
+    raw = minimal()
+    raw["sequences"] = {"sample_size": 0, "seed": "x"}
+    message = check_error(raw, "sequences.sample_size", "sequences.seed")
+    assert message.count("config key") == 2
+
+
+def test_sweeps_expand_to_a_set_each_sae_once():
+    sweeps = [
+        {"layers": [4, 8], "ks": [64], "widths": [4096]},
+        {"layers": [8], "ks": [16, 64], "widths": [4096]},
+        {"layers": [8, 8], "ks": [64], "widths": [4096, 4096]},
+    ]
+    specs = expand_sweeps(sweeps)
+    assert specs == [SaeSpec(4, 64, 4096), SaeSpec(8, 16, 4096), SaeSpec(8, 64, 4096)]
+    assert specs[0].name == "k64-w4096"
+
+
+def test_paper_config_grid():
+    config = load_config(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    specs = expand_sweeps(config["sae"]["sweeps"])
+    # 8 layers + 5 ks + 5 widths, minus the (24, 64, 4096) and (24, 64, 8192) repeats
+    assert len(specs) == 8 + 5 + 5 - 2
+    assert extraction_layers(config) == [4, 8, 12, 16, 20, 24, 28, 32]
+    files = downloads(config)
+    assert files["esm2_t33_650M_UR50D.pt"]["url"].endswith("/models/esm2_t33_650M_UR50D.pt")
+    assert "esm2_t33_650M_UR50D-contact-regression.pt" in files
+    assert files["thermostability"]["md5"] == "0f8b1e848568f7566713d53594c0ca90"
+
+
+def test_demo_config_is_valid_and_uses_random_weights():
+    config = load_config(ROOT / "config/demo.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    assert model_name(config["esm"]).startswith("random-")
+    assert not any(name.endswith(".pt") for name in downloads(config))
+
+
+def test_checkpoint_path_model_is_named_by_its_stem(tmp_path):
+    raw = minimal()
+    raw["esm"] = {"model": "models/esm2_t2_tiny.pt"}
+    raw["sae"]["sweeps"] = [{"layers": [2], "ks": [8], "widths": [64]}]
+    config = validate_config(raw, SCHEMA)
+    assert model_name(config["esm"]) == "esm2_t2_tiny"
+    assert model_num_layers(config["esm"]) == 2
+    assert not any(name.endswith(".pt") for name in downloads(config))
+
+
+def test_load_config_error_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    raw = minimal()
+    raw["sequences"] = {"sample_size": 0}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(path, ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def test_pretrained_layers_accept_integer_keys():
+    raw = minimal()
+    raw["sae"]["pretrained"] = {24: "sae.safetensors", 12: {"path": "b.safetensors", "k": 32}}
+    config = validate_config(raw, SCHEMA)
+    assert set(config["sae"]["pretrained"]) == {"24", "12"}
+    raw["sae"]["pretrained"] = {"x": "sae.safetensors"}
+    check_error(raw, "sae.pretrained", "'x'")

@@ -1,0 +1,88 @@
+"""The DAG the Snakefile builds from a config: what runs, and what stops a run before it starts."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import ROOT, run_snakemake
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    except StopIteration:
+        return counts
+    for line in lines[start + 3 :]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match[1] != "total":
+            counts[match[1]] = int(match[2])
+    return counts
+
+
+def test_demo_dag_has_every_stage_once_per_sae(demo_config):
+    config = demo_config()
+    proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
+    counts = job_counts(proc.stdout)
+    # demo sweeps: (2,8,256), (4,8,256), (2,4,256) -> 3 SAEs on layers 2 and 4, 2 shards each
+    assert counts["train_sae"] == 3
+    assert counts["evaluate_sae"] == 3
+    assert counts["extract_activations"] == 4
+    assert counts["latent_stats"] == 3
+    assert counts["latent_classes"] == 3
+    assert counts["latent_summary"] == 3
+    assert counts["sample_uniref50"] == 1
+    assert counts["cluster_swissprot"] == 1
+    assert counts["download"] == 3
+    assert counts["esm_random_init"] == 1
+    assert counts["sae_metrics_table"] == 1
+
+
+def test_a_sweep_listed_twice_trains_once(demo_config):
+    sweeps = [
+        {"layers": [2], "ks": [8], "widths": [256]},
+        {"layers": [2, 2], "ks": [8], "widths": [256]},
+    ]
+    config = demo_config(**{"sae.sweeps": sweeps})
+    proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
+    assert job_counts(proc.stdout)["train_sae"] == 1
+
+
+def test_bad_config_stops_before_any_job_naming_the_key(demo_config, tmp_path):
+    config = demo_config(**{"sae.sweeps": [{"layers": [2], "ks": [512], "widths": [256]}]})
+    proc = run_snakemake("--configfile", str(config), "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "sae.sweeps[0]" in proc.stderr + proc.stdout
+    assert "k=512" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+    config = demo_config(**{"sae.sweeps": [{"layers": [9], "ks": [8], "widths": [256]}]})
+    proc = run_snakemake("--configfile", str(config), "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "layer 9 is deeper than the model" in proc.stderr + proc.stdout
+
+    config = demo_config(**{"sequences.sample_size": 0})
+    proc = run_snakemake("--configfile", str(config), "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "sequences.sample_size" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_gpu_rules_request_a_gpu_and_no_job_gets_a_config_section(demo_config):
+    config = demo_config()
+    proc = run_snakemake(
+        "-n", "--configfile", str(config), "--cores", "1", "--forceall", "--printshellcmds"
+    )
+    assert proc.returncode == 0
+    rules = (ROOT / "workflow/rules").glob("*.smk")
+    text = "\n".join(path.read_text() for path in rules)
+    for rule in ("extract_activations", "train_sae", "evaluate_sae", "latent_stats"):
+        body = text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
+        assert "gpu=1" in body, rule
+    # params name single values: config["section"]["key"], never a bare section
+    for match in re.finditer(r"^\s+\w+=config(\[[^\]]+\])+,?$", text, flags=re.M):
+        assert match.group(0).count("[") >= 2, match.group(0)

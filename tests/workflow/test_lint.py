@@ -1,0 +1,34 @@
+"""The project's own checks: ruff, snakefmt and snakemake --lint are clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT, run_snakemake
+
+BIN = Path(sys.executable).parent
+
+
+def test_ruff_is_clean():
+    proc = subprocess.run(
+        [str(BIN / "ruff"), "check", "src", "tests", "workflow", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakefmt_is_clean():
+    proc = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakemake_lint_is_clean():
+    proc = run_snakemake("--lint", "--configfile", "config/demo.yaml", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Lints for" not in output, output

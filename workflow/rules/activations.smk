@@ -1,0 +1,33 @@
+# ESM-2 residue activations of one layer, in deterministic shards of the UniRef50 sample.
+
+
+rule extract_activations:
+    input:
+        model=esm_files,
+        sample=res("sequences", "uniref50_sample.parquet"),
+    output:
+        res("activations", "{model}", "L{layer}", "shard-{shard}.parquet"),
+    params:
+        checkpoint=esm_checkpoint(),
+        model_name=MODEL,
+        layer=wildcard_int("layer"),
+        shard=wildcard_int("shard"),
+        n_shards=config["activations"]["shards"],
+        holdout_fraction=config["activations"]["holdout_fraction"],
+        max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
+        tokens_per_sequence=config["activations"]["tokens_per_sequence"],
+        dtype=config["activations"]["dtype"],
+        seed=config["activations"]["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=720,
+    log:
+        res("logs", "activations", "{model}", "L{layer}", "shard-{shard}.log"),
+    benchmark:
+        res("benchmarks", "activations", "{model}", "L{layer}", "shard-{shard}.tsv")
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/extract_activations.py"

@@ -1,0 +1,181 @@
+# Config validation, the SAE grid, wildcard constraints and input functions:
+# the one place to read how the pipeline's files connect.
+
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from protsae.plan import (
+    ConfigError,
+    SaeSpec,
+    downloads,
+    expand_sweeps,
+    extraction_layers,
+    is_checkpoint_path,
+    load_schema,
+    model_name,
+    pretrained_specs,
+    validate_config,
+)
+
+
+try:
+    _validated = validate_config(
+        config, load_schema(workflow.source_path("../schemas/config.schema.yaml"))
+    )
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
+
+RESULTS = config["results"]
+DOWNLOADS_DIR = "resources/downloads"
+MODEL = model_name(config["esm"])
+DOWNLOADS = downloads(config)
+SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
+SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
+
+
+def _safetensors_width(path):
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as handle:
+        for name in ("w_dec", "W_dec"):
+            if name in handle.keys():
+                return handle.get_slice(name).get_shape()[0]
+    raise WorkflowError(f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file")
+
+
+PRETRAINED = pretrained_specs(config, _safetensors_width)
+_clash = sorted(set(PRETRAINED) & set(SWEEP_SAES))
+if _clash:
+    raise WorkflowError(
+        "invalid config: config key sae.pretrained: "
+        + ", ".join(f"layer {s.layer} k{s.k}-w{s.width}" for s in _clash)
+        + " also trained by sae.sweeps; drop one of them"
+    )
+SAES = sorted(set(SWEEP_SAES) | set(PRETRAINED))
+
+
+def _alternatives(values):
+    """A regex matching exactly the given strings (or nothing when there are none)."""
+    return "|".join(re.escape(str(v)) for v in values) or "(?!)"
+
+
+wildcard_constraints:
+    model=re.escape(MODEL),
+    layer=r"\d+",
+    k=r"\d+",
+    width=r"\d+",
+    shard=r"\d+",
+    latent=r"\d+",
+
+
+def res(*parts):
+    """A path under the results folder."""
+    return str(Path(RESULTS, *parts))
+
+
+def sae_dir(spec):
+    return res("sae", MODEL, f"L{spec.layer}", spec.name)
+
+
+def latents_dir(spec):
+    return res("latents", MODEL, f"L{spec.layer}", spec.name)
+
+
+# ---- ESM-2 model -----------------------------------------------------------------
+
+
+def esm_checkpoint():
+    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init)."""
+    esm = config["esm"]
+    if esm["random_init"] or not is_checkpoint_path(esm["model"]):
+        return f"{DOWNLOADS_DIR}/{MODEL}.pt"
+    return esm["model"]
+
+
+def esm_files(wildcards=None):
+    """The checkpoint plus, for fair-esm downloads, its contact-regression file."""
+    files = [esm_checkpoint()]
+    regression = f"{MODEL}-contact-regression.pt"
+    if regression in DOWNLOADS:
+        files.append(f"{DOWNLOADS_DIR}/{regression}")
+    return files
+
+
+# ---- downloads -------------------------------------------------------------------
+
+
+def download_field(field):
+    def get(wildcards):
+        return DOWNLOADS[wildcards.file][field]
+
+    get.__name__ = f"download_{field}"
+    return get
+
+
+# ---- wildcards as typed params -----------------------------------------------------
+
+
+def wildcard_int(name):
+    """A params function turning a digit wildcard into an int."""
+
+    def get(wildcards):
+        return int(wildcards[name])
+
+    get.__name__ = f"wildcard_{name}"
+    return get
+
+
+# ---- activations and SAEs ----------------------------------------------------------
+
+
+def layer_shards(wildcards):
+    return expand(
+        res("activations", MODEL, f"L{wildcards.layer}", "shard-{shard}.parquet"),
+        shard=SHARDS,
+    )
+
+
+def sae_spec(wildcards):
+    return SaeSpec(int(wildcards.layer), int(wildcards.k), int(wildcards.width))
+
+
+def pretrained_weights(wildcards):
+    return PRETRAINED[sae_spec(wildcards)]
+
+
+def pretrained_k(wildcards):
+    return sae_spec(wildcards).k
+
+
+# ---- aggregates and final targets ----------------------------------------------------
+
+
+def all_sae_evals(wildcards=None):
+    return [f"{sae_dir(spec)}/eval.json" for spec in SAES]
+
+
+def all_latent_summaries(wildcards=None):
+    return [f"{latents_dir(spec)}/summary.json" for spec in SAES]
+
+
+def get_final_targets():
+    targets = [
+        res("sequences", "uniref50_sample.parquet"),
+        res("sequences", "swissprot.parquet"),
+        res("sequences", "swissprot_clusters.parquet"),
+    ]
+    for spec in SAES:
+        targets += [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/eval.json"]
+        if spec in SWEEP_SAES:
+            targets.append(f"{sae_dir(spec)}/train_log.parquet")
+        targets += [
+            f"{latents_dir(spec)}/{name}"
+            for name in ("classes.parquet", "families.parquet", "summary.json")
+        ]
+    if SAES:
+        targets += [res("tables", "sae_metrics.csv"), res("tables", "latent_summary.csv")]
+    return targets

@@ -1,0 +1,68 @@
+# Training sequences (UniRef50 sample) and the evaluation set (clustered Swiss-Prot).
+
+
+rule sample_uniref50:
+    input:
+        fasta=f"{DOWNLOADS_DIR}/uniref50",
+    output:
+        res("sequences", "uniref50_sample.parquet"),
+    params:
+        sample_size=config["sequences"]["sample_size"],
+        max_length=config["sequences"]["max_length"],
+        seed=config["sequences"]["seed"],
+    log:
+        res("logs", "sequences", "sample_uniref50.log"),
+    benchmark:
+        res("benchmarks", "sequences", "sample_uniref50.tsv")
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/sample_uniref50.py"
+
+
+rule parse_swissprot:
+    input:
+        dat=f"{DOWNLOADS_DIR}/swissprot",
+        entries=f"{DOWNLOADS_DIR}/interpro_entries",
+    output:
+        res("sequences", "swissprot.parquet"),
+    log:
+        res("logs", "sequences", "parse_swissprot.log"),
+    benchmark:
+        res("benchmarks", "sequences", "parse_swissprot.tsv")
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/parse_swissprot.py"
+
+
+rule cluster_swissprot:
+    input:
+        swissprot=res("sequences", "swissprot.parquet"),
+    output:
+        res("sequences", "swissprot_clusters.parquet"),
+    params:
+        min_seq_id=config["clustering"]["min_seq_id"],
+        coverage=config["clustering"]["coverage"],
+        sensitivity=config["clustering"]["sensitivity"],
+        max_length=config["clustering"]["max_length"],
+        test_fraction=config["clustering"]["test_fraction"],
+        seed=config["clustering"]["seed"],
+    threads: 8
+    log:
+        res("logs", "sequences", "cluster_swissprot.log"),
+    benchmark:
+        res("benchmarks", "sequences", "cluster_swissprot.tsv")
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../../envs/mmseqs2.yaml"
+    script:
+        "../scripts/cluster_swissprot.py"
