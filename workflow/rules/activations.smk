@@ -7,6 +7,17 @@ rule extract_activations:
         sample=res("sequences", "uniref50_sample.parquet"),
     output:
         res("activations", "{model}", "L{layer}", "shard-{shard}.parquet"),
+    log:
+        res("logs", "activations", "{model}", "L{layer}", "shard-{shard}.log"),
+    benchmark:
+        res("benchmarks", "activations", "{model}", "L{layer}", "shard-{shard}.tsv")
+    conda:
+        "../../envs/protsae.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=720,
     params:
         checkpoint=esm_checkpoint(),
         model_name=MODEL,
@@ -18,16 +29,5 @@ rule extract_activations:
         tokens_per_sequence=config["activations"]["tokens_per_sequence"],
         dtype=config["activations"]["dtype"],
         seed=config["activations"]["seed"],
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=720,
-    log:
-        res("logs", "activations", "{model}", "L{layer}", "shard-{shard}.log"),
-    benchmark:
-        res("benchmarks", "activations", "{model}", "L{layer}", "shard-{shard}.tsv")
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/extract_activations.py"

@@ -19,7 +19,6 @@ from protsae.plan import (
     validate_config,
 )
 
-
 try:
     _validated = validate_config(
         config, load_schema(workflow.source_path("../schemas/config.schema.yaml"))
@@ -44,7 +43,9 @@ def _safetensors_width(path):
         for name in ("w_dec", "W_dec"):
             if name in handle.keys():
                 return handle.get_slice(name).get_shape()[0]
-    raise WorkflowError(f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file")
+    raise WorkflowError(
+        f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file"
+    )
 
 
 PRETRAINED = pretrained_specs(config, _safetensors_width)
@@ -75,6 +76,15 @@ wildcard_constraints:
 def res(*parts):
     """A path under the results folder."""
     return str(Path(RESULTS, *parts))
+
+
+# Wildcard path patterns of the per-SAE folders.
+SAE_DIR = res("sae", "{model}", "L{layer}", "k{k}-w{width}")
+LATENTS_DIR = res("latents", "{model}", "L{layer}", "k{k}-w{width}")
+SAE_LOGS = res("logs", "sae", "{model}", "L{layer}", "k{k}-w{width}")
+LATENT_LOGS = res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}")
+SAE_BENCH = res("benchmarks", "sae", "{model}", "L{layer}", "k{k}-w{width}")
+LATENT_BENCH = res("benchmarks", "latents", "{model}", "L{layer}", "k{k}-w{width}")
 
 
 def sae_dir(spec):
@@ -177,5 +187,8 @@ def get_final_targets():
             for name in ("classes.parquet", "families.parquet", "summary.json")
         ]
     if SAES:
-        targets += [res("tables", "sae_metrics.csv"), res("tables", "latent_summary.csv")]
+        targets += [
+            res("tables", "sae_metrics.csv"),
+            res("tables", "latent_summary.csv"),
+        ]
     return targets

@@ -13,14 +13,14 @@ wildcard_constraints:
 rule download:
     output:
         protected(f"{DOWNLOADS_DIR}/{{file}}"),
-    params:
-        url=download_field("url"),
-        md5=download_field("md5"),
-        sha256=download_field("sha256"),
     log:
         "logs/download/{file}.log",
     conda:
         "../../envs/protsae.yaml"
+    params:
+        url=download_field("url"),
+        md5=download_field("md5"),
+        sha256=download_field("sha256"),
     script:
         "../scripts/download.py"
 
@@ -29,18 +29,22 @@ rule esm_random_init:
     output:
         model=f"{DOWNLOADS_DIR}/random-t{{layers}}-d{{embed_dim}}-s{{seed}}.pt",
         regression=f"{DOWNLOADS_DIR}/random-t{{layers}}-d{{embed_dim}}-s{{seed}}-contact-regression.pt",
+    log:
+        "logs/esm_random_init/random-t{layers}-d{embed_dim}-s{seed}.log",
     wildcard_constraints:
         layers=r"\d+",
         embed_dim=r"\d+",
         seed=r"\d+",
+    conda:
+        "../../envs/protsae.yaml"
     params:
         layers=wildcard_int("layers"),
         embed_dim=wildcard_int("embed_dim"),
-        heads=config["esm"]["random_init"]["heads"] if config["esm"]["random_init"] else 0,
+        heads=(
+            config["esm"]["random_init"]["heads"]
+            if config["esm"]["random_init"]
+            else 0
+        ),
         seed=wildcard_int("seed"),
-    log:
-        "logs/esm_random_init/random-t{layers}-d{embed_dim}-s{seed}.log",
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/random_init_esm.py"

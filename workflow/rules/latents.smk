@@ -4,45 +4,45 @@
 
 rule latent_stats:
     input:
-        sae=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
-        sae_json=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.json"),
+        sae=f"{SAE_DIR}/sae.safetensors",
+        sae_json=f"{SAE_DIR}/sae.json",
         model=esm_files,
         swissprot=res("sequences", "swissprot.parquet"),
         clusters=res("sequences", "swissprot_clusters.parquet"),
     output:
-        seq_stats=res("latents", "{model}", "L{layer}", "k{k}-w{width}", "seq_stats.parquet"),
-        top_examples=res(
-            "latents", "{model}", "L{layer}", "k{k}-w{width}", "top_examples.parquet"
-        ),
-    params:
-        checkpoint=esm_checkpoint(),
-        layer=wildcard_int("layer"),
-        top_examples=config["latents"]["top_examples"],
-        max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
+        seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
+        top_examples=f"{LATENTS_DIR}/top_examples.parquet",
+    log:
+        f"{LATENT_LOGS}/stats.log",
+    benchmark:
+        f"{LATENT_BENCH}/stats.tsv"
+    conda:
+        "../../envs/protsae.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=480,
-    log:
-        res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}", "stats.log"),
-    benchmark:
-        res("benchmarks", "latents", "{model}", "L{layer}", "k{k}-w{width}", "stats.tsv")
-    conda:
-        "../../envs/protsae.yaml"
+    params:
+        checkpoint=esm_checkpoint(),
+        layer=wildcard_int("layer"),
+        top_examples=config["latents"]["top_examples"],
+        max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
     script:
         "../scripts/latent_stats.py"
 
 
 rule latent_classes:
     input:
-        seq_stats=res("latents", "{model}", "L{layer}", "k{k}-w{width}", "seq_stats.parquet"),
-        top_examples=res(
-            "latents", "{model}", "L{layer}", "k{k}-w{width}", "top_examples.parquet"
-        ),
-        sae=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
+        seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
+        top_examples=f"{LATENTS_DIR}/top_examples.parquet",
+        sae=f"{SAE_DIR}/sae.safetensors",
     output:
-        res("latents", "{model}", "L{layer}", "k{k}-w{width}", "classes.parquet"),
+        f"{LATENTS_DIR}/classes.parquet",
+    log:
+        f"{LATENT_LOGS}/classes.log",
+    conda:
+        "../../envs/protsae.yaml"
     params:
         min_sequences=config["latents"]["min_sequences"],
         periodic_fraction=config["latents"]["periodic_fraction"],
@@ -50,40 +50,36 @@ rule latent_classes:
         periodic_max_region=config["latents"]["periodic_max_region"],
         motif_bounds=config["latents"]["motif_bounds"],
         whole_coverage=config["latents"]["whole_coverage"],
-    log:
-        res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}", "classes.log"),
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/latent_classes.py"
 
 
 checkpoint latent_families:
     input:
-        seq_stats=res("latents", "{model}", "L{layer}", "k{k}-w{width}", "seq_stats.parquet"),
+        seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
         swissprot=res("sequences", "swissprot.parquet"),
-        sae=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
+        sae=f"{SAE_DIR}/sae.safetensors",
     output:
-        res("latents", "{model}", "L{layer}", "k{k}-w{width}", "families.parquet"),
+        f"{LATENTS_DIR}/families.parquet",
+    log:
+        f"{LATENT_LOGS}/families.log",
+    conda:
+        "../../envs/protsae.yaml"
     params:
         thresholds=config["families"]["thresholds"],
         f1_threshold=config["families"]["f1_threshold"],
-    log:
-        res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}", "families.log"),
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/latent_families.py"
 
 
 rule latent_summary:
     input:
-        classes=res("latents", "{model}", "L{layer}", "k{k}-w{width}", "classes.parquet"),
-        families=res("latents", "{model}", "L{layer}", "k{k}-w{width}", "families.parquet"),
+        classes=f"{LATENTS_DIR}/classes.parquet",
+        families=f"{LATENTS_DIR}/families.parquet",
     output:
-        res("latents", "{model}", "L{layer}", "k{k}-w{width}", "summary.json"),
+        f"{LATENTS_DIR}/summary.json",
     log:
-        res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}", "summary.log"),
+        f"{LATENT_LOGS}/summary.log",
     conda:
         "../../envs/protsae.yaml"
     script:

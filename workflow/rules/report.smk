@@ -18,7 +18,9 @@ rule latent_summary_table:
     input:
         all_latent_summaries,
     output:
-        report(res("tables", "latent_summary.csv"), caption="../report/latent_summary.rst"),
+        report(
+            res("tables", "latent_summary.csv"), caption="../report/latent_summary.rst"
+        ),
     log:
         res("logs", "tables", "latent_summary.log"),
     conda:

@@ -8,9 +8,20 @@ rule train_sae:
     input:
         shards=layer_shards,
     output:
-        safetensors=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
-        json=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.json"),
-        log_table=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "train_log.parquet"),
+        safetensors=f"{SAE_DIR}/sae.safetensors",
+        json=f"{SAE_DIR}/sae.json",
+        log_table=f"{SAE_DIR}/train_log.parquet",
+    log:
+        f"{SAE_LOGS}/train.log",
+    benchmark:
+        f"{SAE_BENCH}/train.tsv"
+    conda:
+        "../../envs/protsae.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=1440,
     params:
         model_name=MODEL,
         layer=wildcard_int("layer"),
@@ -24,18 +35,7 @@ rule train_sae:
         shuffle_buffer_tokens=config["sae"]["training"]["shuffle_buffer_tokens"],
         checkpoint_every=config["sae"]["training"]["checkpoint_every"],
         seed=config["sae"]["training"]["seed"],
-        checkpoint_dir=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "checkpoint"),
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=1440,
-    log:
-        res("logs", "sae", "{model}", "L{layer}", "k{k}-w{width}", "train.log"),
-    benchmark:
-        res("benchmarks", "sae", "{model}", "L{layer}", "k{k}-w{width}", "train.tsv")
-    conda:
-        "../../envs/protsae.yaml"
+        checkpoint_dir=f"{SAE_DIR}/checkpoint",
     script:
         "../scripts/train_sae.py"
 
@@ -44,48 +44,48 @@ rule import_sae:
     input:
         weights=pretrained_weights,
     output:
-        safetensors=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
-        json=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.json"),
+        safetensors=f"{SAE_DIR}/sae.safetensors",
+        json=f"{SAE_DIR}/sae.json",
+    log:
+        f"{SAE_LOGS}/import.log",
     wildcard_constraints:
         layer=_alternatives(sorted({s.layer for s in PRETRAINED})),
         k=_alternatives(sorted({s.k for s in PRETRAINED})),
         width=_alternatives(sorted({s.width for s in PRETRAINED})),
+    conda:
+        "../../envs/protsae.yaml"
     params:
         model_name=MODEL,
         layer=wildcard_int("layer"),
         k=pretrained_k,
-    log:
-        res("logs", "sae", "{model}", "L{layer}", "k{k}-w{width}", "import.log"),
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/import_sae.py"
 
 
 rule evaluate_sae:
     input:
-        safetensors=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.safetensors"),
-        json=res("sae", "{model}", "L{layer}", "k{k}-w{width}", "sae.json"),
+        safetensors=f"{SAE_DIR}/sae.safetensors",
+        json=f"{SAE_DIR}/sae.json",
         model=esm_files,
         sample=res("sequences", "uniref50_sample.parquet"),
     output:
-        res("sae", "{model}", "L{layer}", "k{k}-w{width}", "eval.json"),
+        f"{SAE_DIR}/eval.json",
+    log:
+        f"{SAE_LOGS}/eval.log",
+    benchmark:
+        f"{SAE_BENCH}/eval.tsv"
+    conda:
+        "../../envs/protsae.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=120,
     params:
         checkpoint=esm_checkpoint(),
         layer=wildcard_int("layer"),
         holdout_fraction=config["activations"]["holdout_fraction"],
         max_sequences=config["sae"]["eval"]["max_sequences"],
         max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=120,
-    log:
-        res("logs", "sae", "{model}", "L{layer}", "k{k}-w{width}", "eval.log"),
-    benchmark:
-        res("benchmarks", "sae", "{model}", "L{layer}", "k{k}-w{width}", "eval.tsv")
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/evaluate_sae.py"

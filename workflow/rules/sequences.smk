@@ -6,19 +6,19 @@ rule sample_uniref50:
         fasta=f"{DOWNLOADS_DIR}/uniref50",
     output:
         res("sequences", "uniref50_sample.parquet"),
-    params:
-        sample_size=config["sequences"]["sample_size"],
-        max_length=config["sequences"]["max_length"],
-        seed=config["sequences"]["seed"],
     log:
         res("logs", "sequences", "sample_uniref50.log"),
     benchmark:
         res("benchmarks", "sequences", "sample_uniref50.tsv")
+    conda:
+        "../../envs/protsae.yaml"
     resources:
         mem_mb=4000,
         runtime=240,
-    conda:
-        "../../envs/protsae.yaml"
+    params:
+        sample_size=config["sequences"]["sample_size"],
+        max_length=config["sequences"]["max_length"],
+        seed=config["sequences"]["seed"],
     script:
         "../scripts/sample_uniref50.py"
 
@@ -33,11 +33,11 @@ rule parse_swissprot:
         res("logs", "sequences", "parse_swissprot.log"),
     benchmark:
         res("benchmarks", "sequences", "parse_swissprot.tsv")
+    conda:
+        "../../envs/protsae.yaml"
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/protsae.yaml"
     script:
         "../scripts/parse_swissprot.py"
 
@@ -47,6 +47,16 @@ rule cluster_swissprot:
         swissprot=res("sequences", "swissprot.parquet"),
     output:
         res("sequences", "swissprot_clusters.parquet"),
+    log:
+        res("logs", "sequences", "cluster_swissprot.log"),
+    benchmark:
+        res("benchmarks", "sequences", "cluster_swissprot.tsv")
+    conda:
+        "../../envs/mmseqs2.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=240,
     params:
         min_seq_id=config["clustering"]["min_seq_id"],
         coverage=config["clustering"]["coverage"],
@@ -54,15 +64,5 @@ rule cluster_swissprot:
         max_length=config["clustering"]["max_length"],
         test_fraction=config["clustering"]["test_fraction"],
         seed=config["clustering"]["seed"],
-    threads: 8
-    log:
-        res("logs", "sequences", "cluster_swissprot.log"),
-    benchmark:
-        res("benchmarks", "sequences", "cluster_swissprot.tsv")
-    resources:
-        mem_mb=16000,
-        runtime=240,
-    conda:
-        "../../envs/mmseqs2.yaml"
     script:
         "../scripts/cluster_swissprot.py"
