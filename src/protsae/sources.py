@@ -1,0 +1,398 @@
+"""Downloads that survive flaky networks: retries, HTTP resume, checksums, atomic rename.
+
+A download first lands in ``<dest>.part`` beside its destination and is renamed onto
+``dest`` only after it is complete and its checksums match, so a file under the final
+name is always whole. The partial file is kept between attempts (and between runs)
+so HTTP downloads resume with a ``Range`` request instead of starting over; a small
+``<dest>.part.json`` beside it remembers which URL (and which ETag / Last-Modified
+version) the bytes came from, so a partial file is never continued from another
+source or another version of the file.
+
+FTP goes through ``urllib`` and restarts from zero on every attempt (urllib has no
+``REST`` support); ``file://`` URLs and plain paths are copied. Networking uses only
+the standard library.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ftplib
+import hashlib
+import http.client
+import json
+import logging
+import os
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from protsae.progress import Progress, get_logger
+
+FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
+CHUNK_BYTES = 1 << 20
+MAX_DELAY_S = 300.0
+USER_AGENT = "protsae-download/0.1 (python urllib)"
+RETRY_STATUSES = frozenset({408, 429})
+
+
+class DownloadError(RuntimeError):
+    """A download failed for good (bad URL, HTTP 4xx, retries exhausted)."""
+
+
+class ChecksumError(DownloadError):
+    """The downloaded bytes do not have the expected md5/sha256."""
+
+
+class _Transient(Exception):
+    """An attempt failed in a way another attempt may fix (connection, timeout, 5xx, truncation)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def fairesm_urls(model_name: str) -> tuple[str, str]:
+    """fair-esm's own URLs for a model's weights and its contact-regression head."""
+    return (
+        f"{FAIRESM_BASE}/models/{model_name}.pt",
+        f"{FAIRESM_BASE}/regression/{model_name}-contact-regression.pt",
+    )
+
+
+def partial_path(dest: str | os.PathLike[str]) -> Path:
+    """Where the bytes of ``dest`` accumulate until the download is complete and verified."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike[str],
+    md5: str | None = None,
+    sha256: str | None = None,
+    retries: int = 5,
+    timeout: float = 60,
+    backoff: float = 1.0,
+    logger: logging.Logger | None = None,
+) -> Path:
+    """Download ``url`` (http(s)://, ftp://, file:// or a local path) to ``dest``.
+
+    Makes up to ``retries + 1`` attempts, waiting ``backoff * 2**(attempt - 1)`` seconds
+    (at most 5 minutes, or the server's ``Retry-After``) before each retry. Retried:
+    connection errors, timeouts, truncated bodies, HTTP 5xx, 408 and 429. Other 4xx
+    responses fail at once. On success the file is renamed onto ``dest`` and its path
+    returned; ``dest`` never holds partial or unverified bytes.
+    """
+    dest = Path(dest)
+    logger = logger or get_logger()
+    md5 = md5.strip().lower() if md5 else None
+    sha256 = sha256.strip().lower() if sha256 else None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = partial_path(dest)
+    sidecar = part.with_name(part.name + ".json")
+
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    logger.info("fetching %s -> %s", url, dest)
+    start = time.perf_counter()
+    if scheme in ("http", "https"):
+        _discard_foreign_partial(part, sidecar, url, logger)
+        attempt = _HttpAttempt(url, part, sidecar, timeout, logger)
+    elif scheme == "ftp":
+        attempt = _FtpAttempt(url, part, timeout, logger)
+    elif scheme == "file" or scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
+        attempt = None
+    else:
+        raise DownloadError(
+            f"{url}: unsupported URL scheme {scheme!r} (use http(s)://, ftp://, file:// or a path)"
+        )
+
+    try:
+        if attempt is None:
+            _copy_local(url, part, logger)
+        else:
+            _with_retries(attempt, url, retries, backoff, logger)
+        _verify(part, url, md5, sha256)
+    except (DownloadError, OSError):
+        # Permanent failure (4xx, bad checksum, missing local file): these bytes are useless.
+        part.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        raise
+    except _RetriesExhausted as exc:
+        raise DownloadError(
+            f"{url}: failed after {retries + 1} attempts; last error: {exc}. "
+            f"{_size(part):,} bytes kept in {part} to resume from on the next run."
+        ) from None
+
+    os.replace(part, dest)
+    sidecar.unlink(missing_ok=True)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    size = dest.stat().st_size
+    logger.info(
+        "fetched %s: %s bytes in %.1f s (%.2f MB/s)%s",
+        dest,
+        f"{size:,}",
+        elapsed,
+        size / 1e6 / elapsed,
+        "".join(f", {name} ok" for name, value in (("md5", md5), ("sha256", sha256)) if value),
+    )
+    return dest
+
+
+class _RetriesExhausted(Exception):
+    pass
+
+
+def _with_retries(
+    attempt: _HttpAttempt | _FtpAttempt,
+    url: str,
+    retries: int,
+    backoff: float,
+    logger: logging.Logger,
+) -> None:
+    last: _Transient | None = None
+    for number in range(retries + 1):
+        if last is not None:
+            delay = min(backoff * 2 ** (number - 1), MAX_DELAY_S)
+            if last.retry_after is not None:
+                delay = max(delay, min(last.retry_after, MAX_DELAY_S))
+            logger.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1f s",
+                url,
+                number,
+                retries + 1,
+                last,
+                delay,
+            )
+            time.sleep(delay)
+        try:
+            attempt()
+            return
+        except _Transient as exc:
+            last = exc
+    raise _RetriesExhausted(str(last))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _discard_foreign_partial(part: Path, sidecar: Path, url: str, logger: logging.Logger) -> None:
+    """Drop a partial file left by a download of some other URL (or of unknown origin)."""
+    if not part.exists():
+        sidecar.unlink(missing_ok=True)
+        return
+    try:
+        origin = json.loads(sidecar.read_text()).get("url")
+    except (OSError, ValueError):
+        origin = None
+    if origin != url:
+        logger.info("discarding %s: it was not downloaded from %s", part, url)
+        part.unlink()
+        sidecar.unlink(missing_ok=True)
+
+
+def _retry_after(headers: http.client.HTTPMessage | None) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of a ``Content-Range: bytes a-b/n`` (or ``bytes */n``) header."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    spec, _, total = value[6:].partition("/")
+    first = int(spec.split("-")[0]) if spec[:1].isdigit() else None
+    return first, int(total) if total.strip().isdigit() else None
+
+
+class _HttpAttempt:
+    """One GET of the remaining bytes, appending to the partial file."""
+
+    def __init__(
+        self, url: str, part: Path, sidecar: Path, timeout: float, logger: logging.Logger
+    ) -> None:
+        self.url = url
+        self.part = part
+        self.sidecar = sidecar
+        self.timeout = timeout
+        self.logger = logger
+
+    def _validator(self) -> str | None:
+        try:
+            return json.loads(self.sidecar.read_text()).get("validator")
+        except (OSError, ValueError):
+            return None
+
+    def __call__(self) -> None:
+        offset = _size(self.part)
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            validator = self._validator()
+            if validator:
+                # If the file changed on the server, it sends all of it (200) instead of a stale tail.
+                headers["If-Range"] = validator
+        request = urllib.request.Request(self.url, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                self._refused(exc, offset)
+            return
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+
+        with response:
+            status = response.status
+            if status == 206:
+                first, total = _content_range(response.headers.get("Content-Range"))
+                if first != offset:
+                    self.part.unlink(missing_ok=True)
+                    raise _Transient(f"asked for bytes from {offset}, server sent from {first}")
+                mode = "ab"
+                self.logger.info("resuming %s at byte %s", self.url, f"{offset:,}")
+            elif status == 200:
+                if offset:
+                    self.logger.info(
+                        "%s: server sent the whole file instead of a range; starting over",
+                        self.url,
+                    )
+                offset, mode = 0, "wb"
+                validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+                self.sidecar.write_text(json.dumps({"url": self.url, "validator": validator}))
+            else:
+                raise DownloadError(f"{self.url}: unexpected HTTP status {status}")
+            self._receive(response, mode, offset)
+
+    def _refused(self, exc: urllib.error.HTTPError, offset: int) -> None:
+        if exc.code == 416 and offset:
+            _, total = _content_range(exc.headers.get("Content-Range"))
+            if total == offset:
+                return  # the partial file already holds every byte
+            self.part.unlink(missing_ok=True)
+            raise _Transient(f"HTTP 416 for a range from byte {offset}; starting over")
+        if exc.code >= 500 or exc.code in RETRY_STATUSES:
+            raise _Transient(f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers))
+        raise DownloadError(f"{self.url}: HTTP {exc.code} {exc.reason} (not retried)")
+
+    def _receive(self, response: http.client.HTTPResponse, mode: str, offset: int) -> None:
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length and length.isdigit() else None
+        progress = Progress(
+            f"download {self.part.name[: -len('.part')]}",
+            expected / 1e6 if expected else None,
+            "MB",
+            self.logger,
+            interval=10.0,
+        )
+        received = 0
+        with open(self.part, mode) as out:
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    received += len(chunk)
+                    progress.update(len(chunk) / 1e6)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Transient(
+                    f"connection lost after byte {offset + received:,} "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+        progress.finish()
+        if expected is not None and received != expected:
+            raise _Transient(
+                f"truncated body: received {received:,} of {expected:,} bytes "
+                f"(file now holds {offset + received:,})"
+            )
+
+
+class _FtpAttempt:
+    """One FTP transfer of the whole file (urllib cannot resume FTP)."""
+
+    def __init__(self, url: str, part: Path, timeout: float, logger: logging.Logger) -> None:
+        self.url = url
+        self.part = part
+        self.timeout = timeout
+        self.logger = logger
+
+    def __call__(self) -> None:
+        try:
+            response = urllib.request.urlopen(self.url, timeout=self.timeout)
+        except urllib.error.URLError as exc:
+            if isinstance(exc.__cause__, ftplib.error_perm):
+                raise DownloadError(f"{self.url}: {exc.reason} (not retried)") from exc
+            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+        except (OSError, ftplib.Error) as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+        with response:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            progress = Progress(
+                f"download {self.part.name}",
+                expected / 1e6 if expected else None,
+                "MB",
+                self.logger,
+            )
+            received = 0
+            with open(self.part, "wb") as out:
+                try:
+                    while chunk := response.read(CHUNK_BYTES):
+                        out.write(chunk)
+                        received += len(chunk)
+                        progress.update(len(chunk) / 1e6)
+                except (OSError, ftplib.Error) as exc:
+                    raise _Transient(f"connection lost after byte {received:,}: {exc}") from exc
+            progress.finish()
+        if expected is not None and received != expected:
+            raise _Transient(f"truncated transfer: received {received:,} of {expected:,} bytes")
+
+
+def _copy_local(url: str, part: Path, logger: logging.Logger) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise DownloadError(
+                f"{url}: file:// URLs must name a local file (host {parsed.netloc!r})"
+            )
+        source = Path(urllib.request.url2pathname(parsed.path))
+    else:
+        source = Path(url)
+    if not source.is_file():
+        raise DownloadError(f"{url}: no such file ({source})")
+    with open(source, "rb") as src, open(part, "wb") as out:
+        shutil.copyfileobj(src, out, CHUNK_BYTES)
+    logger.info("copied %s (%s bytes)", source, f"{_size(part):,}")
+
+
+def _verify(path: Path, url: str, md5: str | None, sha256: str | None) -> None:
+    """Check the finished bytes against the expected sums; name both sums on a mismatch."""
+    if not md5 and not sha256:
+        return
+    digests = {
+        name: hashlib.new(name) for name, expected in (("md5", md5), ("sha256", sha256)) if expected
+    }
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK_BYTES):
+            for digest in digests.values():
+                digest.update(block)
+    expected_sums = {"md5": md5, "sha256": sha256}
+    wrong = [
+        f"{name} expected {expected_sums[name]}, got {digest.hexdigest()}"
+        for name, digest in digests.items()
+        if digest.hexdigest() != expected_sums[name]
+    ]
+    if wrong:
+        raise ChecksumError(f"{url}: checksum mismatch ({'; '.join(wrong)}); download removed")

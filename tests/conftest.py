@@ -1,0 +1,44 @@
+"""Fixtures shared by the unit tests: where the repository and its demo data are, FASTA writing."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The bundled demo inputs (resources/demo)."""
+    return REPO_ROOT / "resources" / "demo"
+
+
+WriteFasta = Callable[..., Path]
+
+
+@pytest.fixture
+def write_fasta(tmp_path: Path) -> WriteFasta:
+    """Write ``(header, sequence)`` records to ``tmp_path/name``; gzip it when ``gz`` is true."""
+
+    def write(
+        name: str, records: Iterable[tuple[str, str]], gz: bool = False, width: int = 60
+    ) -> Path:
+        lines = []
+        for header, sequence in records:
+            lines.append(f">{header}\n")
+            lines.extend(f"{sequence[i : i + width]}\n" for i in range(0, len(sequence), width))
+        data = "".join(lines).encode()
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
+        return path
+
+    return write

@@ -1,0 +1,266 @@
+"""Downloads against a programmable HTTP server on 127.0.0.1: retries, resume, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from protsae.sources import (
+    ChecksumError,
+    DownloadError,
+    fairesm_urls,
+    fetch,
+    partial_path,
+)
+
+BODY = random.Random(0).randbytes(300_000)
+ETAG = '"v1"'
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.body = BODY
+        self.etag = ETAG
+        self.plan: list[str] = []  # behaviour of the next requests; "ok" once it runs out
+        self.requests: list[dict[str, object]] = []
+        self.watch: Path | None = None  # a destination that must not exist while downloading
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/file.bin"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        with srv.lock:
+            behaviour = srv.plan.pop(0) if srv.plan else "ok"
+            srv.requests.append(
+                {
+                    "range": self.headers.get("Range"),
+                    "if_range": self.headers.get("If-Range"),
+                    "dest_exists": srv.watch is not None and srv.watch.exists(),
+                }
+            )
+        if behaviour.isdigit():
+            self.send_response(int(behaviour))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if behaviour == "stall":
+            time.sleep(1.0)
+        body, start = srv.body, 0
+        wanted = self.headers.get("Range")
+        honour = behaviour != "ignore_range" and self.headers.get("If-Range") in (None, srv.etag)
+        if wanted and honour:
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("ETag", srv.etag)
+        self.end_headers()
+        if behaviour == "cut":  # promise everything, send a third, hang up
+            payload = payload[: len(payload) // 3]
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _fetch(server: _Server, dest: Path, **kwargs: object) -> Path:
+    server.watch = dest
+    kwargs.setdefault("backoff", 0.0)
+    kwargs.setdefault("timeout", 5.0)
+    return fetch(server.url, dest, **kwargs)
+
+
+def _leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.parent.iterdir())
+
+
+def test_plain_download_with_both_checksums(server: _Server, tmp_path: Path) -> None:
+    dest = tmp_path / "out" / "file.bin"
+    result = _fetch(
+        server,
+        dest,
+        md5=hashlib.md5(BODY).hexdigest(),
+        sha256=hashlib.sha256(BODY).hexdigest().upper(),
+    )
+    assert result == dest
+    assert dest.read_bytes() == BODY
+    assert _leftovers(dest) == ["file.bin"]
+    assert len(server.requests) == 1 and server.requests[0]["range"] is None
+
+
+@pytest.mark.parametrize("status", ["500", "503", "429", "408"])
+def test_transient_status_is_retried(server: _Server, tmp_path: Path, status: str) -> None:
+    server.plan = [status]
+    dest = tmp_path / "file.bin"
+    _fetch(server, dest)
+    assert dest.read_bytes() == BODY
+    assert len(server.requests) == 2
+
+
+def test_cut_connection_resumes_with_range(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["cut"]
+    dest = tmp_path / "file.bin"
+    _fetch(server, dest, sha256=hashlib.sha256(BODY).hexdigest())
+    assert dest.read_bytes() == BODY
+    first, second = server.requests
+    assert first["range"] is None
+    assert second["range"] == f"bytes={len(BODY) // 3}-"
+    assert second["if_range"] == ETAG
+    assert not any(r["dest_exists"] for r in server.requests), "partial bytes under final name"
+    assert _leftovers(dest) == ["file.bin"]
+
+
+def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["cut", "ignore_range"]
+    dest = tmp_path / "file.bin"
+    _fetch(server, dest)
+    assert server.requests[1]["range"] is not None
+    assert dest.read_bytes() == BODY  # not the first third followed by the whole file
+
+
+def test_changed_file_on_server_is_fetched_whole(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["cut"]
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError, match="kept"):
+        _fetch(server, dest, retries=0)
+    assert partial_path(dest).stat().st_size == len(BODY) // 3
+    server.body, server.etag = BODY[::-1], '"v2"'  # a new release replaces the file
+    _fetch(server, dest)
+    assert server.requests[1]["if_range"] == ETAG
+    assert dest.read_bytes() == BODY[::-1]
+
+
+def test_complete_partial_gets_416_and_is_kept(server: _Server, tmp_path: Path) -> None:
+    dest = tmp_path / "file.bin"
+    partial_path(dest).write_bytes(BODY)
+    Path(str(partial_path(dest)) + ".json").write_text(json.dumps({"url": server.url}))
+    _fetch(server, dest, md5=hashlib.md5(BODY).hexdigest())
+    assert server.requests[0]["range"] == f"bytes={len(BODY)}-"
+    assert dest.read_bytes() == BODY
+
+
+def test_partial_from_another_url_is_discarded(server: _Server, tmp_path: Path) -> None:
+    dest = tmp_path / "file.bin"
+    partial_path(dest).write_bytes(b"bytes of some other file")
+    Path(str(partial_path(dest)) + ".json").write_text(json.dumps({"url": "http://elsewhere/x"}))
+    _fetch(server, dest)
+    assert server.requests[0]["range"] is None
+    assert dest.read_bytes() == BODY
+
+
+@pytest.mark.parametrize("status", ["404", "403", "410"])
+def test_client_error_fails_at_once_and_leaves_nothing(
+    server: _Server, tmp_path: Path, status: str
+) -> None:
+    server.plan = [status]
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError, match=f"HTTP {status}") as info:
+        _fetch(server, dest)
+    assert server.url in str(info.value)
+    assert len(server.requests) == 1
+    assert _leftovers(dest) == []
+
+
+def test_retries_exhausted_keeps_partial_for_next_run(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["cut", "500", "500"]
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError, match="after 3 attempts"):
+        _fetch(server, dest, retries=2)
+    assert not dest.exists()
+    assert partial_path(dest).stat().st_size == len(BODY) // 3
+    _fetch(server, dest)  # the next run picks up where the last one stopped
+    assert server.requests[-1]["range"] == f"bytes={len(BODY) // 3}-"
+    assert dest.read_bytes() == BODY
+
+
+def test_timeout_is_retried(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["stall"]
+    dest = tmp_path / "file.bin"
+    _fetch(server, dest, timeout=0.3)
+    assert dest.read_bytes() == BODY
+    assert len(server.requests) == 2
+
+
+def test_checksum_mismatch_removes_file_and_names_both_sums(
+    server: _Server, tmp_path: Path
+) -> None:
+    dest = tmp_path / "file.bin"
+    wrong = "0" * 32
+    with pytest.raises(ChecksumError) as info:
+        _fetch(server, dest, md5=wrong)
+    message = str(info.value)
+    assert server.url in message
+    assert wrong in message and hashlib.md5(BODY).hexdigest() in message
+    assert _leftovers(dest) == []
+
+
+def test_local_path_and_file_url(tmp_path: Path) -> None:
+    source = tmp_path / "source.dat"
+    source.write_bytes(BODY)
+    by_path = fetch(str(source), tmp_path / "a" / "copy1", sha256=hashlib.sha256(BODY).hexdigest())
+    by_url = fetch(source.as_uri(), tmp_path / "b" / "copy2", md5=hashlib.md5(BODY).hexdigest())
+    assert by_path.read_bytes() == BODY and by_url.read_bytes() == BODY
+    assert _leftovers(by_path) == ["copy1"] and _leftovers(by_url) == ["copy2"]
+
+
+def test_local_checksum_mismatch_and_missing_file(tmp_path: Path) -> None:
+    source = tmp_path / "source.dat"
+    source.write_bytes(BODY)
+    dest = tmp_path / "out" / "copy"
+    with pytest.raises(ChecksumError, match=hashlib.sha256(BODY).hexdigest()):
+        fetch(str(source), dest, sha256="f" * 64)
+    with pytest.raises(DownloadError, match="no such file"):
+        fetch(str(tmp_path / "missing.dat"), dest)
+    assert _leftovers(dest) == []
+
+
+def test_unsupported_scheme(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="unsupported URL scheme 'gopher'"):
+        fetch("gopher://example.org/x", tmp_path / "x")
+
+
+def test_fairesm_urls() -> None:
+    model, regression = fairesm_urls("esm2_t33_650M_UR50D")
+    assert model == "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t33_650M_UR50D.pt"
+    assert regression == (
+        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
+        "esm2_t33_650M_UR50D-contact-regression.pt"
+    )
