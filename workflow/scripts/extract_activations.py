@@ -1,0 +1,36 @@
+"""One activation shard: layer-L ESM-2 vectors of the training sequences that hash to this shard."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from protsae.esm import extract_shard, select_shard_records  # noqa: E402
+from protsae.progress import get_logger  # noqa: E402
+
+params = snakemake.params
+logger = get_logger()
+torch.set_num_threads(max(1, int(snakemake.threads)))
+
+sample = pq.read_table(snakemake.input.sample, columns=["id", "sequence"])
+records = select_shard_records(
+    sample, int(params.shard), int(params.n_shards), float(params.holdout_fraction)
+)
+logger.info(
+    "shard %s of %s: %d of %d sequences", params.shard, params.n_shards, len(records), len(sample)
+)
+tokens_per_sequence = params.tokens_per_sequence
+extract_shard(
+    snakemake.input.model,
+    records,
+    snakemake.output[0],
+    layer=int(params.layer),
+    model_name=str(params.model_name),
+    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    dtype=str(params.dtype),
+    tokens_per_sequence=None if tokens_per_sequence is None else int(tokens_per_sequence),
+    seed=int(params.seed),
+    logger=logger,
+)

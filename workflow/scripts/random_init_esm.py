@@ -1,0 +1,25 @@
+"""Save a seeded random-init ESM-2 in fair-esm's checkpoint format (offline demo and tests)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from protsae.esm import save_random_init  # noqa: E402
+from protsae.progress import get_logger  # noqa: E402
+
+params = snakemake.params
+save_random_init(
+    snakemake.output[0],
+    num_layers=int(params.layers),
+    embed_dim=int(params.embed_dim),
+    attention_heads=int(params.heads),
+    seed=int(params.seed),
+)
+get_logger().info(
+    "random ESM-2 (%s layers, %s dims, %s heads, seed %s) saved to %s",
+    params.layers,
+    params.embed_dim,
+    params.heads,
+    params.seed,
+    snakemake.output[0],
+)
