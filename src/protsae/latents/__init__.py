@@ -1,0 +1,76 @@
+"""Latent analysis: per-(latent, sequence) statistics, pattern classes, family specificity.
+
+Stages (each a module, each usable alone):
+- :mod:`~protsae.latents.stats` / :mod:`~protsae.latents.evaluation`: one streaming pass of
+  the Swiss-Prot evaluation set through ESM-2 and the SAE -> ``seq_stats``, ``top_examples``.
+- :mod:`~protsae.latents.classes`: activation-pattern classes -> ``classes``.
+- :mod:`~protsae.latents.families`: InterPro family specificity -> ``families``.
+- :mod:`~protsae.latents.summary`: per-SAE ``summary.json``.
+"""
+
+from protsae.latents.classes import (
+    PATTERN_CLASSES,
+    PatternRules,
+    PatternStats,
+    classes_from_files,
+    classes_table,
+    classify,
+    pattern_stats,
+)
+from protsae.latents.evaluation import (
+    esm_sae_encoder,
+    iter_evaluation_set,
+    latent_stats_from_files,
+    representatives,
+)
+from protsae.latents.families import (
+    DEFAULT_THRESHOLDS,
+    EvaluationFamilies,
+    f1_sweep,
+    families_from_files,
+    family_specific_latents,
+    family_specificity,
+)
+from protsae.latents.stats import (
+    SEQ_STATS_SCHEMA,
+    SPLITS,
+    TOP_EXAMPLES_SCHEMA,
+    EvalRecord,
+    LatentStatsCollector,
+    SparseStats,
+    TopExamples,
+    sparse_stats,
+    stream_latent_stats,
+)
+from protsae.latents.summary import summarize, summary_from_files
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "PATTERN_CLASSES",
+    "SEQ_STATS_SCHEMA",
+    "SPLITS",
+    "TOP_EXAMPLES_SCHEMA",
+    "EvalRecord",
+    "EvaluationFamilies",
+    "LatentStatsCollector",
+    "PatternRules",
+    "PatternStats",
+    "SparseStats",
+    "TopExamples",
+    "classes_from_files",
+    "classes_table",
+    "classify",
+    "esm_sae_encoder",
+    "f1_sweep",
+    "families_from_files",
+    "family_specific_latents",
+    "family_specificity",
+    "iter_evaluation_set",
+    "latent_stats_from_files",
+    "pattern_stats",
+    "representatives",
+    "sparse_stats",
+    "stream_latent_stats",
+    "summarize",
+    "summary_from_files",
+]

@@ -1,0 +1,231 @@
+"""Family specificity of latents (method.md, "Family specificity").
+
+Per latent:
+- Score of a sequence = its max activation / the latent's max activation over the whole
+  evaluation set (both splits); sequences that never activate the latent score 0, so
+  they are predicted negative at every threshold (all thresholds are > 0).
+- Family to test: an InterPro family of the test sequence with the highest max
+  activation (ties: smallest id). When that sequence is in several families, each is
+  evaluated on the train split and the one with the best train F1 is tested (ties:
+  smallest accession).
+- Threshold: the one with the best train F1 (ties: the smallest threshold).
+- Test split: F1, precision and recall at that threshold; F1 / precision / recall with a
+  zero denominator are 0. family_specific = test F1 > f1_threshold.
+- Labels are over the whole evaluation set: a sequence is positive when the family is
+  among its ``swissprot.families``; ``n_train_positive`` / ``n_test_positive`` count those
+  members per split.
+
+Every latent gets one row. A latent with no test activation (dead by the pattern rules,
+even if train sequences activate it), or whose top test sequence has no InterPro family,
+gets ``family`` null, null metrics and ``family_specific`` False.
+
+Memory: the (latent, sequence, max_act) triple of every ``seq_stats`` row is held as
+12 bytes, so e.g. 50M rows need ~600 MB.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from protsae.latents.evaluation import _require_columns, representatives
+from protsae.latents.stats import SPLITS
+
+DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+FAMILIES_SCHEMA = pa.schema(
+    [
+        pa.field("latent", pa.int32()),
+        pa.field("family", pa.string()),
+        pa.field("f1", pa.float64()),
+        pa.field("precision", pa.float64()),
+        pa.field("recall", pa.float64()),
+        pa.field("threshold", pa.float64()),
+        pa.field("family_specific", pa.bool_()),
+        pa.field("train_f1", pa.float64()),
+        pa.field("n_train_positive", pa.int32()),
+        pa.field("n_test_positive", pa.int32()),
+        pa.field("top_sequence", pa.string()),
+    ]
+)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+
+
+def f1_sweep(
+    score: np.ndarray, member: np.ndarray, n_members: int, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """F1, precision, recall at each threshold.
+
+    ``score``/``member`` cover the sequences with a nonzero score; ``n_members`` counts all
+    family members in the split, scored or not.
+    """
+    predicted = score[:, None] >= thresholds[None, :]
+    tp = (predicted & member[:, None]).sum(0)
+    n_predicted = predicted.sum(0)
+    precision = _ratio(tp, n_predicted)
+    recall = _ratio(tp, np.full_like(tp, n_members))
+    f1 = _ratio(2 * tp, n_predicted + n_members)
+    return f1, precision, recall
+
+
+class EvaluationFamilies:
+    """The evaluation set's sequences (coded 0..n-1 in id order), splits and family memberships."""
+
+    def __init__(self, ids: Sequence[str], splits: Sequence[str], families: Sequence[list[str]]):
+        order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+        self.ids = pa.array([ids[i] for i in order], pa.string())
+        self.split = np.asarray([SPLITS.index(splits[i]) for i in order], np.int8)
+        self.families = [sorted(set(families[i] or [])) for i in order]
+        members: dict[str, list[int]] = {}
+        for code, fams in enumerate(self.families):
+            for fam in fams:
+                members.setdefault(fam, []).append(code)
+        self.members = {f: np.asarray(c, np.int64) for f, c in members.items()}
+        self.n_members = {
+            f: np.bincount(self.split[c], minlength=len(SPLITS)) for f, c in self.members.items()
+        }
+
+    @classmethod
+    def from_files(
+        cls, swissprot_path: str | os.PathLike[str], clusters_path: str | os.PathLike[str]
+    ) -> EvaluationFamilies:
+        rep_split = representatives(clusters_path)
+        _require_columns(swissprot_path, ["accession", "families"])
+        table = pq.read_table(swissprot_path, columns=["accession", "families"])
+        table = table.filter(pc.is_in(table["accession"], pa.array(list(rep_split), pa.string())))
+        ids = table["accession"].to_pylist()
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{swissprot_path}: an accession occurs more than once")
+        if len(ids) != len(rep_split):
+            missing = next(a for a in rep_split if a not in set(ids))
+            raise ValueError(
+                f"{swissprot_path}: cluster representative {missing} from {clusters_path} "
+                "has no entry"
+            )
+        return cls(ids, [rep_split[a] for a in ids], table["families"].to_pylist())
+
+    def codes(self, ids: pa.Array, where: str) -> np.ndarray:
+        """Codes of ``ids``; raises naming the first id outside the evaluation set."""
+        code = pc.index_in(ids, value_set=self.ids)
+        if code.null_count:
+            bad = ids.filter(pc.is_null(code))[0].as_py()
+            raise ValueError(f"{where}: sequence {bad} is not in the evaluation set")
+        return code.to_numpy().astype(np.int64)
+
+
+def read_max_activations(
+    seq_stats_path: str | os.PathLike[str], evaluation: EvaluationFamilies
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(latent, sequence code, max_act) of every seq_stats row, streamed by row group."""
+    pf = pq.ParquetFile(seq_stats_path)
+    latents, codes, maxes = [], [], []
+    for i in range(pf.num_row_groups):
+        rg = pf.read_row_group(i, columns=["latent", "id", "max_act"])
+        latents.append(rg["latent"].to_numpy().astype(np.int32))
+        codes.append(evaluation.codes(rg["id"].combine_chunks(), f"{seq_stats_path} row group {i}"))
+        maxes.append(rg["max_act"].to_numpy().astype(np.float32))
+    if not latents:
+        return np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.float32)
+    return np.concatenate(latents), np.concatenate(codes), np.concatenate(maxes)
+
+
+def family_specificity(
+    width: int,
+    evaluation: EvaluationFamilies,
+    latent: np.ndarray,
+    code: np.ndarray,
+    max_act: np.ndarray,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    f1_threshold: float = 0.7,
+) -> pa.Table:
+    """One row per latent ``0..width-1`` (see the module docstring for every rule)."""
+    thr = np.asarray(sorted(thresholds), np.float64)
+    if len(thr) == 0 or thr[0] <= 0:
+        raise ValueError(f"thresholds must be non-empty and > 0, got {list(thresholds)}")
+    if len(latent) and (latent.min() < 0 or latent.max() >= width):
+        raise ValueError(f"seq_stats latent out of range [0, {width})")
+    order = np.lexsort((code, latent))  # within a latent, ascending code = ascending id
+    latent, code, max_act = latent[order], code[order], max_act[order]
+    bounds = np.searchsorted(latent, np.arange(width + 1))
+    rows: dict[str, list] = {name: [] for name in FAMILIES_SCHEMA.names}
+    train, test = SPLITS.index("train"), SPLITS.index("test")
+    for lat in range(width):
+        c = code[bounds[lat] : bounds[lat + 1]]
+        m = max_act[bounds[lat] : bounds[lat + 1]]
+        split = evaluation.split[c]
+        is_test = split == test
+        result = None
+        top_id = None
+        if is_test.any():
+            test_max = m[is_test]
+            top = c[is_test][int(np.argmax(test_max))]  # first max: smallest code/id
+            top_id = evaluation.ids[int(top)].as_py()
+            score = m.astype(np.float64) / float(m.max())
+            best = None
+            for fam in evaluation.families[top]:
+                member = np.isin(c, evaluation.members[fam])
+                n_members = evaluation.n_members[fam]
+                sel = split == train
+                f1_train, _, _ = f1_sweep(score[sel], member[sel], int(n_members[train]), thr)
+                i = int(np.argmax(f1_train))  # first max: smallest threshold
+                if best is None or f1_train[i] > best[1]:
+                    best = (fam, float(f1_train[i]), i, member, n_members)
+            if best is not None:
+                fam, train_f1, i, member, n_members = best
+                f1, precision, recall = f1_sweep(
+                    score[is_test], member[is_test], int(n_members[test]), thr[i : i + 1]
+                )
+                result = (fam, f1[0], precision[0], recall[0], thr[i], train_f1, n_members)
+        rows["latent"].append(lat)
+        rows["top_sequence"].append(top_id)
+        if result is None:
+            for name in ("family", "f1", "precision", "recall", "threshold", "train_f1"):
+                rows[name].append(None)
+            rows["family_specific"].append(False)
+            rows["n_train_positive"].append(None)
+            rows["n_test_positive"].append(None)
+            continue
+        fam, f1, precision, recall, threshold, train_f1, n_members = result
+        rows["family"].append(fam)
+        rows["f1"].append(float(f1))
+        rows["precision"].append(float(precision))
+        rows["recall"].append(float(recall))
+        rows["threshold"].append(float(threshold))
+        rows["train_f1"].append(train_f1)
+        rows["family_specific"].append(bool(f1 > f1_threshold))
+        rows["n_train_positive"].append(int(n_members[train]))
+        rows["n_test_positive"].append(int(n_members[test]))
+    return pa.table(rows, schema=FAMILIES_SCHEMA)
+
+
+def families_from_files(
+    seq_stats_path: str | os.PathLike[str],
+    swissprot_path: str | os.PathLike[str],
+    clusters_path: str | os.PathLike[str],
+    width: int,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    f1_threshold: float = 0.7,
+) -> pa.Table:
+    """The families table of one SAE from the stats stage's ``seq_stats``."""
+    evaluation = EvaluationFamilies.from_files(swissprot_path, clusters_path)
+    latent, code, max_act = read_max_activations(seq_stats_path, evaluation)
+    return family_specificity(width, evaluation, latent, code, max_act, thresholds, f1_threshold)
+
+
+def family_specific_latents(
+    families_path: str | os.PathLike[str], max_latents: int | None = None
+) -> list[int]:
+    """Family-specific latents, by test F1 descending then latent id ascending; at most ``max_latents``."""
+    table = pq.read_table(families_path, columns=["latent", "f1", "family_specific"])
+    table = table.filter(pc.equal(table["family_specific"], True))
+    table = table.sort_by([("f1", "descending"), ("latent", "ascending")])
+    latents = [int(x) for x in table["latent"].to_pylist()]
+    return latents if max_latents is None else latents[:max_latents]

@@ -1,0 +1,46 @@
+"""Per-SAE summary of the latent analysis: class counts and family-specific latents."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from protsae.latents.classes import PATTERN_CLASSES
+from protsae.latents.families import family_specific_latents
+
+
+def summarize(classes: pa.Table, families_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``summary.json`` content: every class key (0 when empty), latent count, family-specific latents.
+
+    ``family_specific_latents`` is ordered like :func:`family_specific_latents` (test F1
+    descending, then latent id).
+    """
+    counts = dict.fromkeys(PATTERN_CLASSES, 0)
+    for name in classes["pattern_class"].to_pylist():
+        if name not in counts:
+            raise ValueError(f"classes table: unknown pattern class {name!r}")
+        counts[name] += 1
+    specific = family_specific_latents(families_path)
+    return {
+        "n_latents": len(classes),
+        "pattern_classes": counts,
+        "n_family_specific": len(specific),
+        "family_specific_latents": specific,
+    }
+
+
+def summary_from_files(
+    classes_path: str | os.PathLike[str], families_path: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Summarize one SAE from its ``classes.parquet`` and ``families.parquet``."""
+    summary = summarize(pq.read_table(classes_path, columns=["pattern_class"]), families_path)
+    n_families = pq.read_metadata(families_path).num_rows
+    if n_families != summary["n_latents"]:
+        raise ValueError(
+            f"{classes_path} has {summary['n_latents']} latents but {families_path} has "
+            f"{n_families} rows"
+        )
+    return summary

@@ -1,0 +1,226 @@
+"""Family specificity with planted latents; the family-specific list; the per-SAE summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from protsae.latents import (
+    PATTERN_CLASSES,
+    EvalRecord,
+    f1_sweep,
+    families_from_files,
+    family_specific_latents,
+    stream_latent_stats,
+    summarize,
+    summary_from_files,
+)
+
+N = 300
+FAM_A, FAM_B = "IPR000100", "IPR000200"
+OTHER = [f"IPR0009{i:02d}" for i in range(10)]
+WIDTH = 7
+LATENT = {
+    "family_a": 0,
+    "random": 1,
+    "second_family": 2,
+    "train_only": 3,
+    "dead": 4,
+    "no_family": 5,
+    "family_a_weak": 6,
+}
+
+
+def planted_set(seed: int = 0):
+    """Sequences, splits, families and each (latent, sequence) max activation."""
+    rng = np.random.default_rng(seed)
+    ids = [f"Q{i:04d}" for i in range(N)]
+    split = ["test" if i % 2 else "train" for i in range(N)]
+    families = [[str(rng.choice(OTHER))] if rng.random() < 0.8 else [] for _ in range(N)]
+    in_a = [i % 5 == 0 or i % 5 == 1 for i in range(N)]  # 120 members, half in each split
+    in_b = [i % 7 == 3 for i in range(N)]
+    for i in range(N):
+        families[i] = sorted(families[i] + [FAM_A] * in_a[i] + [FAM_B] * in_b[i])
+    no_family = next(i for i in range(N) if split[i] == "test" and not families[i])
+    both = next(i for i in range(N) if split[i] == "test" and in_a[i] and in_b[i])
+    acts = np.zeros((WIDTH, N), np.float32)
+    for i in range(N):
+        if in_a[i]:
+            acts[0, i] = rng.uniform(0.5, 1.0)
+        elif rng.random() < 0.2:
+            acts[0, i] = rng.uniform(0.0, 0.05)  # weak off-family firing: below every threshold
+        if rng.random() < 0.3:
+            acts[1, i] = rng.uniform(0.01, 1.0)
+        if in_b[i]:
+            acts[2, i] = rng.uniform(0.6, 0.9)
+        if split[i] == "train" and rng.random() < 0.5:
+            acts[3, i] = rng.uniform(0.1, 1.0)
+        if rng.random() < 0.3:
+            acts[5, i] = rng.uniform(0.01, 0.5)
+    acts[0, [i for i in range(N) if in_a[i] and split[i] == "test"][:2]] = 0  # 2 missed members
+    acts[2, both] = 1.0  # top test sequence of latent 2 is in families A and B
+    acts[5, no_family] = 1.0
+    # Latent 6: family A high, many others low: the best threshold is neither end of the sweep.
+    off = rng.random(N) < 0.5
+    acts[6] = np.where(in_a, rng.uniform(0.3, 1.0, N), off * rng.uniform(0.05, 0.35, N))
+    return ids, split, families, acts
+
+
+def write_inputs(tmp_path, seed: int = 0):
+    ids, split, families, acts = planted_set(seed)
+    pq.write_table(
+        pa.table(
+            {
+                "accession": ids,
+                "sequence": ["MKV"] * N,
+                "families": pa.array(families, pa.list_(pa.string())),
+            }
+        ),
+        tmp_path / "swissprot.parquet",
+    )
+    pq.write_table(
+        pa.table({"accession": ids, "cluster": ids, "split": split}), tmp_path / "clusters.parquet"
+    )
+    # One residue carries each latent's planted max; the others stay below it.
+    index = {seq_id: i for i, seq_id in enumerate(ids)}
+
+    def encode(records):
+        for seq_id, seq in records:
+            values = np.zeros((len(seq), WIDTH), np.float32)
+            values[0] = acts[:, index[seq_id]]
+            values[1] = values[0] / 2
+            yield seq_id, values, np.tile(np.arange(WIDTH, dtype=np.int32), (len(seq), 1))
+
+    records = [EvalRecord(i, "MKV", s) for i, s in zip(ids, split, strict=True)]
+    stream_latent_stats(
+        [records[:100], records[100:]],
+        encode,
+        WIDTH,
+        10,
+        tmp_path / "seq_stats.parquet",
+        tmp_path / "top_examples.parquet",
+    )
+    return families, split, acts
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("families")
+    write_inputs(tmp)
+    table = families_from_files(
+        tmp / "seq_stats.parquet", tmp / "swissprot.parquet", tmp / "clusters.parquet", WIDTH
+    )
+    pq.write_table(table, tmp / "families.parquet")
+    return {row["latent"]: row for row in table.to_pylist()}, tmp
+
+
+def test_latent_planted_on_one_family_is_family_specific(families):
+    rows, _ = families
+    row = rows[LATENT["family_a"]]
+    assert row["family"] == FAM_A
+    assert row["f1"] > 0.9 and row["family_specific"]
+    assert row["threshold"] == 0.1
+    assert row["precision"] == 1.0
+    assert row["recall"] == pytest.approx(58 / 60)  # two test members never fire
+    assert (row["n_train_positive"], row["n_test_positive"]) == (60, 60)
+
+
+def test_random_latent_is_not_family_specific(families):
+    rows, _ = families
+    row = rows[LATENT["random"]]
+    assert row["family"] is not None
+    assert row["f1"] < 0.5 and not row["family_specific"]
+
+
+def test_threshold_is_chosen_on_train_and_reported_on_test(families):
+    rows, tmp = families
+    _, split, fams, acts = planted_set()
+    row = rows[LATENT["family_a_weak"]]
+    score = acts[6] / acts[6].max()
+    member = np.array([FAM_A in f for f in fams])
+    train = np.array([s == "train" for s in split])
+    thresholds = np.round(np.arange(1, 10) * 0.1, 1)
+    f1_train = [
+        2 * (member & train & (score >= t)).sum() / ((train & (score >= t)).sum() + 60)
+        for t in thresholds
+    ]
+    assert row["threshold"] == thresholds[int(np.argmax(f1_train))]
+    assert 0.1 < row["threshold"] < 0.9
+    t = row["threshold"]
+    tp = (member & ~train & (score >= t)).sum()
+    assert row["recall"] == pytest.approx(tp / 60)
+    assert row["f1"] == pytest.approx(2 * tp / ((~train & (score >= t)).sum() + 60))
+
+
+def test_several_families_choose_best_on_train(families):
+    rows, _ = families
+    row = rows[LATENT["second_family"]]
+    assert row["family"] == FAM_B
+    assert row["family_specific"]
+
+
+@pytest.mark.parametrize("name", ["train_only", "dead", "no_family"])
+def test_untestable_latents_have_null_family(families, name):
+    rows, _ = families
+    row = rows[LATENT[name]]
+    assert row["family"] is None and row["f1"] is None and row["family_specific"] is False
+
+
+def test_one_row_per_latent(families):
+    rows, _ = families
+    assert sorted(rows) == list(range(WIDTH))
+
+
+def test_family_specific_latents_order_and_cap(tmp_path):
+    table = pa.table(
+        {
+            "latent": pa.array([5, 2, 9, 1, 7], pa.int32()),
+            "f1": [0.8, 0.95, 0.8, 0.99, 0.5],
+            "family_specific": [True, True, True, False, False],
+        }
+    )
+    pq.write_table(table, tmp_path / "families.parquet")
+    assert family_specific_latents(tmp_path / "families.parquet", None) == [2, 5, 9]
+    assert family_specific_latents(tmp_path / "families.parquet", 2) == [2, 5]
+
+
+def test_f1_sweep_counts_unscored_members():
+    score = np.array([1.0, 0.5, 0.15])
+    member = np.array([True, False, True])
+    f1, precision, recall = f1_sweep(score, member, 4, np.array([0.1, 0.2, 0.9, 1.1]))
+    assert recall.tolist() == [0.5, 0.25, 0.25, 0.0]
+    assert precision.tolist() == [2 / 3, 0.5, 1.0, 0.0]
+    assert f1.tolist() == pytest.approx([4 / 7, 1 / 3, 0.4, 0.0])
+
+
+def test_summary_counts_every_class(families):
+    _, tmp = families
+    classes = pa.table(
+        {"latent": list(range(WIDTH)), "pattern_class": ["point"] * 5 + ["dead"] * 2}
+    )
+    pq.write_table(classes, tmp / "classes.parquet")
+    summary = summary_from_files(tmp / "classes.parquet", tmp / "families.parquet")
+    assert list(summary["pattern_classes"]) == list(PATTERN_CLASSES)
+    assert summary["pattern_classes"]["point"] == 5 and summary["pattern_classes"]["dead"] == 2
+    assert summary["pattern_classes"]["whole"] == 0
+    assert summary["n_latents"] == WIDTH
+    specific = family_specific_latents(tmp / "families.parquet")
+    assert summary["family_specific_latents"] == specific
+    assert summary["n_family_specific"] == len(specific) >= 2
+    with pytest.raises(ValueError, match="unknown pattern class 'blob'"):
+        summarize(pa.table({"pattern_class": ["blob"]}), tmp / "families.parquet")
+
+
+def test_unknown_sequence_in_seq_stats_is_reported(tmp_path):
+    write_inputs(tmp_path)
+    clusters = pq.read_table(tmp_path / "clusters.parquet")
+    pq.write_table(clusters.slice(1), tmp_path / "clusters.parquet")  # drop Q0000
+    with pytest.raises(ValueError, match="seq_stats.parquet row group 0: sequence Q0000"):
+        families_from_files(
+            tmp_path / "seq_stats.parquet",
+            tmp_path / "swissprot.parquet",
+            tmp_path / "clusters.parquet",
+            WIDTH,
+        )
