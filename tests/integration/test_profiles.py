@@ -1,0 +1,87 @@
+"""The profiles resolve the way profiles/README.md says, and give each rule the resources
+the cluster needs; checked on Snakemake's own dry runs of the demo (no SLURM needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_runs import REPO, copy_workflow, snakemake
+
+pytestmark = pytest.mark.workflow
+
+GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats")
+BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", re.MULTILINE)
+
+
+def planned_resources(dry_run_log: str) -> dict[str, list[dict[str, str]]]:
+    """{rule: [resources of each planned job]} parsed from a dry run's job blocks."""
+    jobs: dict[str, list[dict[str, str]]] = {}
+    for rule, body in BLOCK.findall(dry_run_log):
+        fields = dict(line.strip().split(": ", 1) for line in body.splitlines() if ": " in line)
+        resources = dict(
+            item.split("=", 1) for item in fields.get("resources", "").split(", ") if "=" in item
+        )
+        resources["threads"] = fields.get("threads", "1")
+        jobs.setdefault(rule, []).append(resources)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("profiles"))
+
+
+def test_profile_slurm_resolves_at_the_repository_root(workspace: Path):
+    done = snakemake(workspace, "--profile", "slurm", "--cores", "all", "--dry-run")
+    log = done.stdout + done.stderr
+    assert "Using profiles slurm and workflow specific profile profiles/default" in log
+    jobs = planned_resources(log)
+    assert set(GPU_RULES) <= set(jobs), f"GPU rules missing from the demo DAG: {sorted(jobs)}"
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    for rule in GPU_RULES:
+        wanted = profile["set-resources"][rule]
+        for resources in jobs[rule]:
+            assert resources.get("gpu") == "1", (rule, resources)
+            assert resources.get("cpus_per_gpu") == str(wanted["cpus_per_gpu"]), (rule, resources)
+            # 0 lifts the default cpus_per_task so that sbatch gets --cpus-per-gpu
+            assert resources.get("cpus_per_task") == "0", (rule, resources)
+            assert resources.get("mem_mb") == str(wanted["mem_mb"]), (rule, resources)
+            assert resources.get("runtime") == str(wanted["runtime"]), (rule, resources)
+    for rule, planned in jobs.items():
+        if rule in GPU_RULES or rule == "all":
+            continue
+        for resources in planned:
+            # default-resources `cpus_per_task: threads` follows each rule's threads
+            assert resources.get("cpus_per_task") == resources["threads"], (rule, resources)
+            assert "gpu" not in resources, (rule, resources)
+
+
+def test_profile_name_needs_the_root_symlink(workspace: Path, tmp_path: Path):
+    """Without `slurm -> profiles/slurm`, `--profile slurm` is not found in profiles/."""
+    bare = copy_workflow(tmp_path / "bare")
+    os.unlink(bare / "slurm")
+    done = snakemake(bare, "--profile", "slurm", "--dry-run", check=False)
+    assert done.returncode != 0
+    assert "profile directory given (slurm)" in done.stderr
+    assert os.readlink(workspace / "slurm") == "profiles/slurm"
+
+
+def test_set_resources_name_existing_rules(workspace: Path):
+    """A renamed GPU rule would silently lose its GPU on the cluster."""
+    rules = set(snakemake(workspace, "--list-rules").stdout.split())
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert set(profile["set-resources"]) <= rules
+    assert set(profile["set-resources"]) == set(GPU_RULES)
+
+
+def test_workflow_profile_sets_nothing_that_would_override_the_cluster_profile():
+    """profiles/default is read on every run and wins per key over --profile slurm."""
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    cluster_keys = {"executor", "jobs", "default-resources", "set-resources", "resources"}
+    assert not cluster_keys & set(default)
+    assert default["rerun-incomplete"] is True
+    assert default["keep-going"] is False
