@@ -108,3 +108,96 @@ def write_config(workdir: Path, name: str, edit) -> Path:
     path = workdir / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(edited if edited is not None else config, sort_keys=False))
     return path
+
+
+# ---- comparing two runs' results ------------------------------------------------------
+
+DATA_SUFFIXES = (".parquet", ".json", ".csv", ".safetensors")
+RUN_SPECIFIC = ("logs", "benchmarks")  # timings and paths differ between any two runs
+
+
+def data_files(results: Path) -> set[str]:
+    """Relative paths of the data outputs under `results` (tables, JSON, CSV, weights)."""
+    return {
+        str(p.relative_to(results))
+        for p in results.rglob("*")
+        if p.is_file()
+        and p.suffix in DATA_SUFFIXES
+        and not set(p.relative_to(results).parts) & set(RUN_SPECIFIC)
+    }
+
+
+def _close(a, b, rtol: float, atol: float, where: str, out: list[str]) -> None:
+    """Append to `out` every place where a and b differ beyond the float tolerance."""
+    import math
+
+    import numpy as np
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            out.append(f"{where}: keys {sorted(set(a) ^ set(b))} differ")
+        for key in set(a) & set(b):
+            _close(a[key], b[key], rtol, atol, f"{where}.{key}", out)
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            out.append(f"{where}: lengths {len(a)} != {len(b)}")
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            _close(x, y, rtol, atol, f"{where}[{i}]", out)
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            out.append(f"{where}: arrays differ (shapes {a.shape} {b.shape})")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        if not (math.isclose(a, b, rel_tol=rtol, abs_tol=atol) or (a != a and b != b)):
+            out.append(f"{where}: {a!r} != {b!r}")
+    elif a != b:
+        out.append(f"{where}: {a!r} != {b!r}")
+
+
+def _parquet_rows(path: Path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_fixed_size_binary(column.type) and b"protsae.dtype" in meta:
+            # activation vectors: compare as numbers, not bytes
+            dtype = np.dtype(meta[b"protsae.dtype"].decode()).newbyteorder("<")
+            columns[name] = np.frombuffer(b"".join(column.to_pylist()), dtype=dtype)
+        else:
+            columns[name] = column.to_pylist()
+    return {"schema": str(table.schema.remove_metadata()), "columns": columns}
+
+
+def load_data(path: Path):
+    """A comparable Python view of one data output."""
+    if path.suffix == ".parquet":
+        return _parquet_rows(path)
+    if path.suffix == ".json":
+        import json
+
+        return json.loads(path.read_text())
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        return {"columns": list(frame.columns), "rows": frame.to_dict("records")}
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    raise ValueError(f"{path}: not a data output")
+
+
+def compare_results(a: Path, b: Path, rtol: float = 1e-5, atol: float = 1e-6) -> list[str]:
+    """Differences between two runs' data outputs: missing files, then values."""
+    files_a, files_b = data_files(a), data_files(b)
+    problems = [f"only in {a}: {f}" for f in sorted(files_a - files_b)]
+    problems += [f"only in {b}: {f}" for f in sorted(files_b - files_a)]
+    for name in sorted(files_a & files_b):
+        _close(load_data(a / name), load_data(b / name), rtol, atol, name, problems)
+    return problems

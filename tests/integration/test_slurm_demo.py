@@ -1,0 +1,170 @@
+"""The demo, run with `snakemake --profile slurm` on a real single-node SLURM cluster.
+
+Every job that is not a localrule must go through sbatch, the GPU rules must ask SLURM for
+a GPU (the node has one placeholder GPU), and the results must equal a local run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_cluster import SlurmCluster
+from workflow_runs import SLURM_SUBMIT, compare_results, copy_workflow, job_headers, snakemake
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "latent_stats"}
+THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
+
+
+def site_profile(committed: dict, cluster: SlurmCluster) -> dict:
+    """The committed profile with the edits a site makes, sized to fit the test node."""
+    profile = json.loads(json.dumps(committed))  # deep copy
+    budget_mb = cluster.memory_mb // 4
+    defaults = profile["default-resources"]
+    defaults["slurm_partition"] = cluster.partition
+    defaults["mem_mb"] = min(defaults["mem_mb"], budget_mb)
+    for resources in profile["set-resources"].values():
+        resources["mem_mb"] = min(resources["mem_mb"], budget_mb)
+        resources["cpus_per_gpu"] = min(resources["cpus_per_gpu"], THREADS)
+    profile.update(
+        {
+            "slurm-no-account": True,  # no accounting daemon, so no accounts
+            "slurm-status-command": "squeue",  # sacct needs accounting
+            "slurm-init-seconds-before-status-checks": 1,
+            "seconds-between-status-checks": 1,
+            "max-threads": THREADS,
+            "slurm-keep-successful-logs": True,
+        }
+    )
+    return profile
+
+
+def client_wrappers(bin_dir: Path, cluster: SlurmCluster) -> None:
+    """`sbatch` that records its arguments, `srun` that finds the private slurm.conf.
+
+    The plugin's in-job step drops every SLURM_* variable before calling srun, SLURM_CONF
+    included, so srun would look for /etc/slurm/slurm.conf instead of this cluster's.
+    """
+    bin_dir.mkdir(parents=True)
+    real_sbatch, real_srun = shutil.which("sbatch"), shutil.which("srun")
+    (bin_dir / "sbatch").write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "with open(os.environ['SBATCH_RECORD'], 'a') as fh:\n"
+        "    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({real_sbatch!r}, ['sbatch', *sys.argv[1:]])\n"
+    )
+    (bin_dir / "srun").write_text(
+        f'#!/bin/sh\nSLURM_CONF="{cluster.conf}" exec "{real_srun}" "$@"\n'
+    )
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755 | stat.S_IXUSR)
+
+
+def slurm_logs(workdir: Path) -> str:
+    logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    return "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
+
+
+def rule_of(call: list[str]) -> str:
+    """The rule an sbatch call runs, from the plugin's `--comment rule_<name>[_wildcards_...]`."""
+    comment = option(call, "--comment") or ""
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def option(args: list[str], name: str) -> str | None:
+    """The value of `--name=value` or `--name value` in an sbatch argument list."""
+    for i, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def run_through_slurm(workdir: Path, cluster: SlurmCluster, scratch: Path) -> tuple[str, list]:
+    """`snakemake --profile slurm --cores all` in `workdir`, with the site's profile edits;
+    returns Snakemake's log and the argument list of every sbatch call."""
+    profile_file = workdir / "profiles" / "slurm" / "config.yaml"
+    committed = yaml.safe_load(profile_file.read_text())
+    profile_file.write_text(yaml.safe_dump(site_profile(committed, cluster)))
+    client_wrappers(scratch / "bin", cluster)
+    record = scratch / "sbatch.jsonl"
+    env = {
+        **cluster.env,
+        "PATH": os.pathsep.join([str(scratch / "bin"), os.environ.get("PATH", "")]),
+        "SBATCH_RECORD": str(record),
+    }
+    # The README's literal command, in the copy (its `slurm` symlink resolves the profile).
+    try:
+        done = snakemake(workdir, "--profile", "slurm", "--cores", "all", env=env, timeout=900)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{slurm_logs(workdir)}\n{cluster.logs()}") from None
+    calls = (
+        [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    )
+    return done.stdout + done.stderr, calls
+
+
+def assert_jobs_went_through_sbatch(log: str, calls: list, cluster: SlurmCluster) -> None:
+    """Every non-local job was submitted once with sbatch; GPU rules asked for a GPU."""
+    assert "Trying to restart job" not in log, "a job failed once and was retried"
+    headers = job_headers(log)
+    remote = Counter(rule for kind, rule in headers if not kind.startswith("local"))
+    local = Counter(rule for kind, rule in headers if kind.startswith("local"))
+    assert remote, f"no job was sent to SLURM:\n{log[-3000:]}"
+    assert set(remote) >= GPU_RULES, f"GPU rules not run on SLURM: {GPU_RULES - set(remote)}"
+    assert not set(local) & set(remote)
+    # Every non-local job got a SLURM job id, and sbatch saw exactly those jobs.
+    assert len(SLURM_SUBMIT.findall(log)) == sum(remote.values())
+    submitted = Counter(rule_of(call) for call in calls)
+    assert submitted == remote
+    for call in calls:
+        rule = rule_of(call)
+        assert option(call, "-p") == cluster.partition
+        if rule in GPU_RULES:
+            assert option(call, "--gpus") == "1", call
+            assert option(call, "--cpus-per-gpu") == str(THREADS), call
+            assert option(call, "--cpus-per-task") is None, call
+        else:
+            assert option(call, "--gpus") is None, call
+            assert option(call, "--cpus-per-task") == str(THREADS), call
+
+
+def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_path: Path):
+    # The local run for comparison goes alongside: the SLURM run mostly waits on status checks.
+    local_run = copy_workflow(tmp_path / "local-run")
+    local_log = tmp_path / "local-run.log"
+    with open(local_log, "w") as out:
+        local = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--cores", "1", "--max-threads", str(THREADS)],
+            cwd=local_run,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so a kill takes its jobs too
+        )
+    try:
+        on_slurm = copy_workflow(tmp_path / "slurm-run")
+        log, calls = run_through_slurm(on_slurm, slurm_cluster, tmp_path)
+        assert_jobs_went_through_sbatch(log, calls, slurm_cluster)
+        assert local.wait(timeout=900) == 0, local_log.read_text()[-4000:]
+    finally:
+        if local.poll() is None:
+            os.killpg(local.pid, signal.SIGKILL)
+            local.wait(timeout=30)
+
+    results = yaml.safe_load((local_run / "config" / "demo.yaml").read_text())["results"]
+    differences = compare_results(on_slurm / results, local_run / results)
+    assert not differences, "\n".join(differences[:40])

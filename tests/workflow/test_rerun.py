@@ -1,0 +1,255 @@
+"""Rerun semantics of the demo, asserted on Snakemake's own plan for a finished run.
+
+The plan comes from `snakemake --summary` (one row per output file of the DAG with its rule
+and whether an update is pending): the machine-readable form of a dry run. Config changes
+go through a config file that extends config/demo.yaml, as a user would make them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from workflow_runs import copy_workflow, pending_files, snakemake, write_config  # noqa: E402
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+DEMO = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "demo.yaml").read_text())
+RESULTS = DEMO["results"]
+TABLES = {"sae_metrics_table", "latent_summary_table"}
+SAE_SUBTREE = {
+    "train_sae",
+    "evaluate_sae",
+    "latent_stats",
+    "latent_classes",
+    "latent_families",
+    "latent_summary",
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A private copy of the workflow with the demo run to completion."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
+    snakemake(workdir, "--cores", "2", timeout=900)
+    return workdir
+
+
+def test_finished_run_has_nothing_to_do(finished: Path):
+    assert pending_files(finished) == {}
+    done = snakemake(finished, "--dry-run")
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
+    layers = DEMO["sae"]["sweeps"][0]["layers"]
+    new = next(n for n in range(1, DEMO["esm"]["random_init"]["layers"] + 1) if n not in layers)
+
+    def add_layer(config):
+        config["sae"]["sweeps"][0]["layers"] = [*layers, new]
+
+    config = write_config(finished, "add_layer", add_layer)
+    pending = pending_files(finished, "--configfile", str(config))
+    assert pending, "adding a layer scheduled nothing"
+    for path, rule in pending.items():
+        assert f"/L{new}/" in path or rule in TABLES, f"{path} ({rule}) should not rerun"
+    rules = set(pending.values())
+    assert rules == SAE_SUBTREE | TABLES | {"extract_activations"}
+    shards = [p for p, r in pending.items() if r == "extract_activations"]
+    assert len(shards) == DEMO["activations"]["shards"]
+
+
+def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
+    sweep = DEMO["sae"]["sweeps"][1]
+    layer, width, old_k = sweep["layers"][0], sweep["widths"][0], sweep["ks"][0]
+    taken = {k for s in DEMO["sae"]["sweeps"] for k in s["ks"]}
+    new_k = next(k for k in range(old_k + 1, 10 * old_k) if k not in taken)
+
+    def change_k(config):
+        config["sae"]["sweeps"][1]["ks"] = [new_k, *sweep["ks"][1:]]
+
+    config = write_config(finished, "change_k", change_k)
+    pending = pending_files(finished, "--configfile", str(config))
+    subtree = f"/L{layer}/k{new_k}-w{width}/"
+    for path, rule in pending.items():
+        assert subtree in path or rule in TABLES, f"{path} ({rule}) should not rerun"
+    assert set(pending.values()) == SAE_SUBTREE | TABLES
+
+
+def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
+    source = finished / DEMO["sources"]["swissprot"]["url"]
+    entries = source.read_text().split("//\n")
+    replacement = finished / "resources" / "swissprot_v2.dat"
+    replacement.write_text("//\n".join(entries[:-2] + entries[-1:]))  # one entry fewer
+
+    def replace_source(config):
+        config["sources"]["swissprot"]["url"] = str(replacement.relative_to(finished))
+
+    config = write_config(finished, "new_swissprot", replace_source)
+    rules = set(pending_files(finished, "--configfile", str(config)).values())
+    required = {"download", "parse_swissprot", "cluster_swissprot", "latent_stats"}
+    required |= {"latent_classes", "latent_families", "latent_summary", "latent_summary_table"}
+    assert required <= rules, f"not rerun: {required - rules}"
+    forbidden = {"extract_activations", "train_sae", "evaluate_sae", "sample_uniref50"}
+    forbidden |= {"esm_random_init", "sae_metrics_table"}
+    assert not forbidden & rules, f"rerun without cause: {forbidden & rules}"
+
+
+def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: Path):
+    """A training job killed mid-run (as a node failure would) resumes on rerun."""
+    workdir = tmp_path / "repo"
+    shutil.copytree(finished, workdir, symlinks=True)
+    layer, width = DEMO["sae"]["sweeps"][0]["layers"][0], DEMO["sae"]["sweeps"][0]["widths"][0]
+    taken = {k for s in DEMO["sae"]["sweeps"] for k in s["ks"]}
+    k = next(k for k in (16, 12, 20, 24) if k not in taken)
+    training = DEMO["sae"]["training"]
+
+    def long_training(config):
+        config["sae"]["sweeps"].append({"layers": [layer], "ks": [k], "widths": [width]})
+        config["sae"]["training"]["total_tokens"] = training["batch_tokens"] * 4000
+        config["sae"]["training"]["checkpoint_every"] = 100
+
+    config = str(write_config(workdir, "long_training", long_training))
+    sae_dir = workdir / RESULTS / "sae"
+    target = next(sae_dir.glob(f"*/L{layer}")) / f"k{k}-w{width}" / "sae.safetensors"
+    checkpoints = target.parent / "checkpoint"
+    args = ["--configfile", config, "--cores", "1", str(target.relative_to(workdir))]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes the script too
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+            assert run.poll() is None, f"training ended ({run.returncode}) before a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.2)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    assert not target.exists()
+
+    snakemake(workdir, "--unlock", *args)
+    done = snakemake(workdir, "--rerun-incomplete", *args, timeout=600)
+    assert target.exists(), done.stderr[-2000:]
+    logs = list((workdir / RESULTS / "logs" / "sae").glob(f"*/L{layer}/k{k}-w{width}/train.log"))
+    assert len(logs) == 1, logs
+    log = logs[0].read_text()
+    resumed = [line for line in log.splitlines() if "resuming from" in line]
+    assert resumed, f"the rerun did not resume:\n{log[-2000:]}"
+    tokens_done = int(resumed[0].split("(")[-1].split()[0].replace(",", ""))
+    assert tokens_done > 0
+
+
+SECTION_CHECK = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (
+    ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings,
+)
+
+def sections(node, path):
+    # every non-empty mapping, and every list of mappings, in the validated config
+    if isinstance(node, dict):
+        if node:
+            yield path, node
+        for key, value in node.items():
+            yield from sections(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
+        yield path, node
+
+def offenders(name, params, found):
+    for key, value in params.items():
+        for path, section in found:
+            if value == section:
+                yield f"rule {name}: params.{key} holds the config section {path or '<all>'}"
+
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow_api = api.workflow(
+        resource_settings=ResourceSettings(cores=1),
+        config_settings=ConfigSettings(),
+        storage_settings=StorageSettings(),
+        snakefile=Path("Snakefile"),
+        workdir=Path("."),
+    )
+    dag_api = workflow_api.dag(DAGSettings())
+    dag_api.execute_workflow(executor="dryrun")
+    workflow = workflow_api._workflow
+    found = list(sections(dict(workflow.config), ""))
+    problems = set()
+    for rule in workflow.rules:  # literal params, also of rules the demo does not run
+        literal = {k: v for k, v in rule.params.items() if not callable(v)}
+        problems.update(offenders(rule.name, literal, found))
+    for job in workflow.dag.jobs:  # params as jobs see them, functions evaluated
+        problems.update(offenders(job.rule.name, dict(job.params.items()), found))
+    print(json.dumps({"rules": len(workflow.rules), "jobs": len(workflow.dag.jobs),
+                      "problems": sorted(problems)}))
+"""
+
+
+def section_report(workdir: Path) -> dict:
+    """Run SECTION_CHECK on the workflow in `workdir`; {rules, jobs, problems}."""
+    done = subprocess.run(
+        [sys.executable, "-c", SECTION_CHECK],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_no_rule_params_hold_a_whole_config_section(tmp_path: Path):
+    """Params hold values, never a section: a section in params reruns every job holding it
+    when any key in it changes (docs/design.md, rerun rule)."""
+    report = section_report(copy_workflow(tmp_path / "repo"))
+    assert report["rules"] > 5 and report["jobs"] > 5, report
+    assert report["problems"] == [], "\n".join(report["problems"])
+
+
+PLANTED = """
+config.setdefault("sae", {"training": {"lr": 1, "k": 2}, "sweeps": [{"layers": [1]}]})
+config.setdefault("pretrained", {})
+rule all:
+    input: "a.txt", "b.txt"
+rule a:
+    output: "a.txt"
+    params: training=config["sae"]["training"], lr=config["sae"]["training"]["lr"], none={}
+    shell: "touch {output}"
+rule b:
+    output: "b.txt"
+    params: sweeps=lambda wildcards: config["sae"]["sweeps"]
+    shell: "touch {output}"
+rule not_in_dag:
+    output: "c.txt"
+    params: everything=config
+    shell: "touch {output}"
+"""
+
+
+def test_section_check_finds_planted_sections(tmp_path: Path):
+    """The check above catches a literal section, a function returning one, and the whole
+    config in a rule outside the DAG, and leaves single values and empty mappings alone."""
+    (tmp_path / "Snakefile").write_text(PLANTED)
+    report = section_report(tmp_path)
+    assert report["problems"] == [
+        "rule a: params.training holds the config section sae.training",
+        "rule b: params.sweeps holds the config section sae.sweeps",
+        "rule not_in_dag: params.everything holds the config section <all>",
+    ]
