@@ -10,9 +10,11 @@ import pytest
 from protsae.latents import (
     PATTERN_CLASSES,
     EvalRecord,
+    EvaluationFamilies,
     f1_sweep,
     families_from_files,
     family_specific_latents,
+    family_specificity,
     stream_latent_stats,
     summarize,
     summary_from_files,
@@ -202,9 +204,9 @@ def test_summary_counts_every_class(families):
     )
     pq.write_table(classes, tmp / "classes.parquet")
     summary = summary_from_files(tmp / "classes.parquet", tmp / "families.parquet")
-    assert list(summary["pattern_classes"]) == list(PATTERN_CLASSES)
-    assert summary["pattern_classes"]["point"] == 5 and summary["pattern_classes"]["dead"] == 2
-    assert summary["pattern_classes"]["whole"] == 0
+    assert list(summary["class_counts"]) == list(PATTERN_CLASSES)
+    assert summary["class_counts"]["point"] == 5 and summary["class_counts"]["dead"] == 2
+    assert summary["class_counts"]["whole"] == 0
     assert summary["n_latents"] == WIDTH
     specific = family_specific_latents(tmp / "families.parquet")
     assert summary["family_specific_latents"] == specific
@@ -224,3 +226,30 @@ def test_unknown_sequence_in_seq_stats_is_reported(tmp_path):
             tmp_path / "clusters.parquet",
             WIDTH,
         )
+
+
+def test_scores_are_normalized_by_the_max_over_both_splits():
+    # Train holds the latent's maximum (10); test scores are 0.5 / 0.25 / 0.15 of it.
+    evaluation = EvaluationFamilies(
+        ["t0", "t1", "t2", "s0", "s1", "s2"],
+        ["train"] * 3 + ["test"] * 3,
+        [[FAM_A], [FAM_A], [FAM_B], [FAM_A], [FAM_A], [FAM_B]],
+    )
+    codes = evaluation.codes(pa.array(["t0", "t1", "t2", "s0", "s1", "s2"]), "test")
+    acts = np.array([10, 5, 1.5, 5, 2.5, 1.5], np.float32)
+    row = family_specificity(1, evaluation, np.zeros(6, np.int32), codes, acts).to_pylist()[0]
+    assert row["family"] == FAM_A and row["top_sequence"] == "s0"
+    assert row["threshold"] == 0.2  # train F1: 0.8 at 0.1, 1.0 at 0.2 (first best)
+    assert (row["f1"], row["precision"], row["recall"]) == (1.0, 1.0, 1.0)
+
+
+def test_family_tie_on_train_goes_to_smallest_accession():
+    ids = ["t0", "t1", "s0", "s1"]
+    evaluation = EvaluationFamilies(
+        ids, ["train", "train", "test", "test"], [[FAM_B, FAM_A], [], [FAM_B, FAM_A], []]
+    )
+    codes = evaluation.codes(pa.array(ids), "test")
+    acts = np.array([1.0, 0.5, 1.0, 0.5], np.float32)
+    row = family_specificity(1, evaluation, np.zeros(4, np.int32), codes, acts).to_pylist()[0]
+    assert row["family"] == FAM_A  # A and B have the same members, so the same train F1
+    assert row["threshold"] == 0.6 and row["f1"] == 1.0

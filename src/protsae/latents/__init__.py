@@ -1,8 +1,10 @@
 """Latent analysis: per-(latent, sequence) statistics, pattern classes, family specificity.
 
 Stages (each a module, each usable alone):
-- :mod:`~protsae.latents.stats` / :mod:`~protsae.latents.evaluation`: one streaming pass of
-  the Swiss-Prot evaluation set through ESM-2 and the SAE -> ``seq_stats``, ``top_examples``.
+- :mod:`~protsae.latents.stats`, :mod:`~protsae.latents.evaluation`,
+  :mod:`~protsae.latents.encode`: one streaming pass of the Swiss-Prot evaluation set
+  through ESM-2 and the SAE -> ``seq_stats``, ``top_examples``. Only ``encode`` imports
+  torch; import it explicitly (``from protsae.latents.encode import ...``).
 - :mod:`~protsae.latents.classes`: activation-pattern classes -> ``classes``.
 - :mod:`~protsae.latents.families`: InterPro family specificity -> ``families``.
 - :mod:`~protsae.latents.summary`: per-SAE ``summary.json``.
@@ -17,12 +19,7 @@ from protsae.latents.classes import (
     classify,
     pattern_stats,
 )
-from protsae.latents.evaluation import (
-    esm_sae_encoder,
-    iter_evaluation_set,
-    latent_stats_from_files,
-    representatives,
-)
+from protsae.latents.evaluation import iter_evaluation_set, representatives, sae_width
 from protsae.latents.families import (
     DEFAULT_THRESHOLDS,
     EvaluationFamilies,
@@ -60,15 +57,14 @@ __all__ = [
     "classes_from_files",
     "classes_table",
     "classify",
-    "esm_sae_encoder",
     "f1_sweep",
     "families_from_files",
     "family_specific_latents",
     "family_specificity",
     "iter_evaluation_set",
-    "latent_stats_from_files",
     "pattern_stats",
     "representatives",
+    "sae_width",
     "sparse_stats",
     "stream_latent_stats",
     "summarize",

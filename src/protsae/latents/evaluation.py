@@ -1,4 +1,4 @@
-"""The Swiss-Prot evaluation set, and encoding it through ESM-2 and an SAE.
+"""The Swiss-Prot evaluation set: cluster representatives of both splits.
 
 Evaluation sequences are the cluster representatives of ``swissprot_clusters.parquet``
 (rows with ``accession == cluster``), both splits, with sequences from
@@ -8,17 +8,16 @@ sequences is held at a time.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from protsae.latents.stats import SPLITS, Encoder, EvalRecord, stream_latent_stats
-from protsae.progress import get_logger
+from protsae.latents.stats import SPLITS, EvalRecord
 
 
 def _require_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> None:
@@ -57,12 +56,15 @@ def iter_evaluation_set(
     swissprot_path: str | os.PathLike[str],
     clusters_path: str | os.PathLike[str],
     chunk_size: int = 4096,
+    rep_split: dict[str, str] | None = None,
 ) -> Iterator[list[EvalRecord]]:
     """Yield the evaluation set in chunks of ``chunk_size`` records, in Swiss-Prot file order.
 
+    ``rep_split``: :func:`representatives` of ``clusters_path`` when the caller has it already.
     Raises if a representative has no Swiss-Prot entry or an accession occurs twice.
     """
-    rep_split = representatives(clusters_path)
+    if rep_split is None:
+        rep_split = representatives(clusters_path)
     _require_columns(swissprot_path, ["accession", "sequence"])
     wanted = pa.array(list(rep_split), pa.string())
     seen: set[str] = set()
@@ -93,79 +95,13 @@ def iter_evaluation_set(
         )
 
 
-def esm_sae_encoder(
-    model: object,
-    alphabet: object,
-    sae: object,
-    layer: int,
-    max_tokens_per_batch: int,
-    device: str,
-) -> Encoder:
-    """An :data:`Encoder` that runs ESM-2 up to ``layer`` and the SAE's top-k encoder."""
-    import torch
-
-    from protsae.esm import layer_representations
-
-    def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        reps = layer_representations(model, alphabet, records, layer, max_tokens_per_batch, device)
-        for seq_id, x in reps:
-            with torch.no_grad():
-                top = sae.encode(x.to(device))
-            yield (
-                seq_id,
-                top.values.float().cpu().numpy(),
-                top.indices.to(torch.int32).cpu().numpy(),
-            )
-
-    return encode
-
-
-def latent_stats_from_files(
-    sae_path: str | os.PathLike[str],
-    model_path: str | os.PathLike[str],
-    swissprot_path: str | os.PathLike[str],
-    clusters_path: str | os.PathLike[str],
-    layer: int,
-    top_examples: int,
-    max_tokens_per_batch: int,
-    seq_stats_path: str | os.PathLike[str],
-    top_examples_path: str | os.PathLike[str],
-    device: str | None = None,
-    chunk_size: int = 4096,
-) -> tuple[int, int]:
-    """The whole stats stage: load ESM-2 and the SAE, stream the evaluation set, write both tables."""
-    import torch
-
-    from protsae.esm import load_model
-    from protsae.sae import load_sae
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    logger = get_logger()
-    sae = load_sae(sae_path)
-    sae_layer = getattr(sae.cfg, "layer", layer)
-    if sae_layer is not None and int(sae_layer) != int(layer):
-        raise ValueError(f"{sae_path}: SAE was trained on layer {sae_layer}, asked for {layer}")
-    if hasattr(sae, "to"):
-        sae = sae.to(device)
-    if hasattr(sae, "eval"):
-        sae.eval()
-    model, alphabet = load_model(model_path, device)
-    n_eval = len(representatives(clusters_path))
-    logger.info(
-        "latent stats: %d evaluation sequences, SAE %s (width %d, k %d), layer %d, device %s",
-        n_eval,
-        Path(sae_path),
-        sae.cfg.width,
-        sae.cfg.k,
-        layer,
-        device,
-    )
-    return stream_latent_stats(
-        iter_evaluation_set(swissprot_path, clusters_path, chunk_size),
-        esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device),
-        width=sae.cfg.width,
-        top_examples=top_examples,
-        seq_stats_path=seq_stats_path,
-        top_examples_path=top_examples_path,
-        total_sequences=n_eval,
-    )
+def sae_width(safetensors_path: str | os.PathLike[str]) -> int:
+    """The width from an SAE's sibling ``sae.json``, without loading torch or the weights."""
+    json_path = Path(safetensors_path).with_suffix(".json")
+    try:
+        width = json.loads(json_path.read_text())["width"]
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"{json_path}: cannot read the SAE width ({err!r})") from err
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"{json_path}: width must be a positive integer, got {width!r}")
+    return width

@@ -26,7 +26,7 @@ def summarize(classes: pa.Table, families_path: str | os.PathLike[str]) -> dict[
     specific = family_specific_latents(families_path)
     return {
         "n_latents": len(classes),
-        "pattern_classes": counts,
+        "class_counts": counts,
         "n_family_specific": len(specific),
         "family_specific_latents": specific,
     }

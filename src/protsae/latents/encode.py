@@ -1,0 +1,111 @@
+"""Encoding the evaluation set through ESM-2 and an SAE: the whole latent-stats stage.
+
+Kept apart from the rest of :mod:`protsae.latents` so that the classes, families and
+summary steps never import torch or fair-esm.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from protsae.esm import layer_representations, load_model, resolve_device
+from protsae.latents.evaluation import iter_evaluation_set, representatives
+from protsae.latents.stats import Encoder, stream_latent_stats
+from protsae.progress import get_logger
+from protsae.sae import TopKSAE, load_sae
+
+
+def esm_sae_encoder(
+    model: torch.nn.Module,
+    alphabet: object,
+    sae: TopKSAE,
+    layer: int,
+    max_tokens_per_batch: int,
+    device: str | torch.device,
+) -> Encoder:
+    """An :data:`Encoder`: ESM-2 up to ``layer`` (early exit), then the SAE's top-k encoder.
+
+    Residues of consecutive sequences are concatenated up to ``max_tokens_per_batch`` rows
+    per SAE call, so the SAE runs on batches, not on one sequence at a time.
+    """
+
+    def encode_rows(
+        pending: list[tuple[str, torch.Tensor]],
+    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        x = torch.cat([rep for _, rep in pending]).to(device, non_blocking=True)
+        with torch.inference_mode():
+            top = sae.encode(x)
+        values = top.values.float().cpu().numpy()
+        indices = top.indices.to(torch.int32).cpu().numpy()
+        start = 0
+        for seq_id, rep in pending:
+            end = start + len(rep)
+            yield seq_id, values[start:end], indices[start:end]
+            start = end
+
+    def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        pending: list[tuple[str, torch.Tensor]] = []
+        n_rows = 0
+        for seq_id, rep in layer_representations(
+            model, alphabet, records, layer, max_tokens_per_batch, device
+        ):
+            pending.append((seq_id, rep))
+            n_rows += len(rep)
+            if n_rows >= max_tokens_per_batch:
+                yield from encode_rows(pending)
+                pending, n_rows = [], 0
+        if pending:
+            yield from encode_rows(pending)
+
+    return encode
+
+
+def latent_stats_from_files(
+    sae_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    swissprot_path: str | os.PathLike[str],
+    clusters_path: str | os.PathLike[str],
+    layer: int,
+    top_examples: int,
+    max_tokens_per_batch: int,
+    seq_stats_path: str | os.PathLike[str],
+    top_examples_path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    chunk_size: int = 4096,
+) -> tuple[int, int]:
+    """The whole stats stage: load ESM-2 and the SAE, stream the evaluation set, write both tables.
+
+    ``device`` "auto" takes CUDA when there is one. Returns (sequences, seq_stats rows).
+    """
+    device = resolve_device(device)
+    sae = load_sae(sae_path, device=device)
+    if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
+        raise ValueError(f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}")
+    model, alphabet = load_model(model_path, device)
+    if sae.cfg.d_model != model.embed_dim:
+        raise ValueError(
+            f"{sae_path}: SAE d_model {sae.cfg.d_model} != {model_path} embed_dim {model.embed_dim}"
+        )
+    rep_split = representatives(clusters_path)
+    get_logger().info(
+        "latent stats: %d evaluation sequences, SAE %s (width %d, k %d), layer %d, device %s",
+        len(rep_split),
+        sae_path,
+        sae.cfg.width,
+        sae.cfg.k,
+        layer,
+        device,
+    )
+    return stream_latent_stats(
+        iter_evaluation_set(swissprot_path, clusters_path, chunk_size, rep_split),
+        esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device),
+        width=sae.cfg.width,
+        top_examples=top_examples,
+        seq_stats_path=seq_stats_path,
+        top_examples_path=top_examples_path,
+        total_sequences=len(rep_split),
+    )

@@ -1,0 +1,151 @@
+"""The latent stages end to end through the real protsae.esm and protsae.sae on tiny random models.
+
+The reference runs fair-esm's own forward (``model(tokens, repr_layers=[L])``) one sequence
+at a time and a dense ``[length, width]`` SAE activation, so the streaming, batched path is
+checked against an independent computation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from protsae.latents import (
+    PATTERN_CLASSES,
+    classes_from_files,
+    families_from_files,
+    summarize,
+)
+
+esm_mod = pytest.importorskip("protsae.esm", reason="protsae.esm not available")
+sae_mod = pytest.importorskip("protsae.sae", reason="protsae.sae not available")
+encode_mod = pytest.importorskip("protsae.latents.encode")
+
+LAYER, WIDTH, K = 2, 128, 8
+LETTERS = "ACDEFGHIKLMNPQRSTVWY"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: more threads only contend
+    tmp = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(0)
+    n = 30
+    ids = [f"P{i:05d}" for i in range(n)]
+    seqs = ["".join(rng.choice(list(LETTERS), int(rng.integers(20, 120)))) for _ in range(n)]
+    fams = [[f"IPR00000{i % 3}"] if i % 4 else [] for i in range(n)]
+    # Pairs of sequences share a cluster; only the representative (first) is evaluated.
+    clusters = [ids[i - i % 2] for i in range(n)]
+    split = ["test" if (i // 2) % 3 else "train" for i in range(n)]
+    pq.write_table(
+        pa.table({"accession": ids, "sequence": seqs, "families": fams}), tmp / "swissprot.parquet"
+    )
+    pq.write_table(
+        pa.table({"accession": ids, "cluster": clusters, "split": split}),
+        tmp / "clusters.parquet",
+    )
+    esm_mod.save_random_init(tmp / "esm2_tiny.pt", 4, 64, 4, seed=0)
+    cfg = sae_mod.SAEConfig(d_model=64, width=WIDTH, k=K, layer=LAYER)
+    sae = sae_mod.TopKSAE(cfg, seed=0)
+    with torch.no_grad():
+        sae.b_enc.fill_(0.05)  # a few latents fire on long runs
+    sae_mod.save_sae(sae, tmp / "sae.safetensors", tmp / "sae.json")
+    n_seq, n_rows = encode_mod.latent_stats_from_files(
+        tmp / "sae.safetensors",
+        tmp / "esm2_tiny.pt",
+        tmp / "swissprot.parquet",
+        tmp / "clusters.parquet",
+        layer=LAYER,
+        top_examples=3,
+        max_tokens_per_batch=300,
+        seq_stats_path=tmp / "seq_stats.parquet",
+        top_examples_path=tmp / "top_examples.parquet",
+        device="cpu",
+        chunk_size=7,
+    )
+    reps = {i: s for i, (a, c, s) in enumerate(zip(ids, clusters, split, strict=True)) if a == c}
+    yield tmp, n_seq, n_rows, reps, ids, seqs
+    torch.set_num_threads(threads)
+
+
+def reference_dense(tmp, ids, seqs, reps):
+    model, alphabet = esm_mod.load_model(tmp / "esm2_tiny.pt", "cpu")
+    sae = sae_mod.load_sae(tmp / "sae.safetensors")
+    convert = alphabet.get_batch_converter()
+    dense = {}
+    for i in reps:
+        _, _, tokens = convert([(ids[i], seqs[i])])
+        with torch.no_grad():
+            x = model(tokens, repr_layers=[LAYER])["representations"][LAYER][0, 1:-1]
+            dense[ids[i]] = sae.dense_latents(x).numpy()
+    return dense
+
+
+def test_stats_match_fair_esm_reference(pipeline):
+    tmp, n_seq, n_rows, reps, ids, seqs = pipeline
+    assert n_seq == len(reps) == 15
+    dense = reference_dense(tmp, ids, seqs, reps)
+    rows = pq.read_table(tmp / "seq_stats.parquet").to_pylist()
+    assert len(rows) == n_rows
+    assert {r["id"] for r in rows} == set(dense)
+    got = {(r["latent"], r["id"]): r for r in rows}
+    want = {(lat, sid) for sid, a in dense.items() for lat in np.flatnonzero(a.max(0) > 0)}
+    # Batching changes float rounding (~1e-6), which may flip a top-k choice on a near tie.
+    assert len(set(got) ^ want) <= 0.01 * len(want)
+    close = 0
+    for key in set(got) & want:
+        lat, sid = key
+        col = dense[sid][:, lat]
+        row = got[key]
+        assert row["length"] == len(col)
+        assert row["max_act"] == pytest.approx(col.max(), rel=1e-3, abs=1e-4)
+        close += row["n_active"] == int((col > 0).sum()) and row["argmax"] == int(col.argmax())
+    assert close >= 0.99 * len(set(got) & want)
+    assert max(r["n_active"] for r in rows) > 5  # regions, distances were exercised
+
+
+def test_top_examples_rank_by_max_activation(pipeline):
+    tmp, _, _, reps, _, _ = pipeline
+    top = pq.read_table(tmp / "top_examples.parquet").to_pandas()
+    assert set(top["split"]) == {"train", "test"}
+    assert (top.groupby(["latent", "split"]).size() <= 3).all()
+    for _, group in top.groupby(["latent", "split"]):
+        assert group.sort_values("rank")["max_act"].is_monotonic_decreasing
+        for _, ex in group.iterrows():
+            assert max(ex["values"]) == ex["max_act"]
+            assert len(ex["positions"]) == len(ex["values"])
+
+
+def test_classes_families_summary_on_real_outputs(pipeline):
+    tmp, *_ = pipeline
+    classes = classes_from_files(tmp / "seq_stats.parquet", tmp / "top_examples.parquet", WIDTH)
+    assert len(classes) == WIDTH
+    assert set(classes["pattern_class"].to_pylist()) <= set(PATTERN_CLASSES)
+    families = families_from_files(
+        tmp / "seq_stats.parquet", tmp / "swissprot.parquet", tmp / "clusters.parquet", WIDTH
+    )
+    pq.write_table(families, tmp / "families.parquet")
+    assert families["latent"].to_pylist() == list(range(WIDTH))
+    summary = summarize(classes, tmp / "families.parquet")
+    assert sum(summary["class_counts"].values()) == WIDTH
+
+
+def test_layer_mismatch_is_reported(pipeline, tmp_path):
+    tmp, *_ = pipeline
+    with pytest.raises(ValueError, match="trained on layer 2, not 3"):
+        encode_mod.latent_stats_from_files(
+            tmp / "sae.safetensors",
+            tmp / "esm2_tiny.pt",
+            tmp / "swissprot.parquet",
+            tmp / "clusters.parquet",
+            layer=3,
+            top_examples=3,
+            max_tokens_per_batch=300,
+            seq_stats_path=tmp_path / "s.parquet",
+            top_examples_path=tmp_path / "t.parquet",
+            device="cpu",
+        )

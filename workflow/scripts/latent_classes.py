@@ -1,0 +1,24 @@
+"""Activation-pattern class of every latent of one SAE (method.md's rules, first match wins)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from protsae.io import write_parquet  # noqa: E402
+from protsae.latents import PatternRules, classes_from_files, sae_width  # noqa: E402
+from protsae.progress import get_logger  # noqa: E402
+
+params = snakemake.params
+rules = PatternRules(
+    min_sequences=int(params.min_sequences),
+    periodic_fraction=float(params.periodic_fraction),
+    periodic_min_activations=float(params.periodic_min_activations),
+    periodic_max_region=float(params.periodic_max_region),
+    motif_bounds=tuple(float(b) for b in params.motif_bounds),
+    whole_coverage=float(params.whole_coverage),
+)
+table = classes_from_files(
+    snakemake.input.seq_stats, snakemake.input.top_examples, sae_width(snakemake.input.sae), rules
+)
+write_parquet(table, snakemake.output[0])
+get_logger().info("%d latents classified: %s", len(table), rules)

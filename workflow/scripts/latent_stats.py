@@ -1,0 +1,28 @@
+"""Latent statistics of one SAE on the Swiss-Prot evaluation set: seq_stats and top_examples."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+import torch  # noqa: E402
+
+from protsae.latents.encode import latent_stats_from_files  # noqa: E402
+
+torch.set_num_threads(max(1, int(snakemake.threads)))
+params = snakemake.params
+# The checkpoint file itself; the model input may also list its contact-regression file.
+checkpoint = params.get("checkpoint") or snakemake.input.model
+if not isinstance(checkpoint, str):
+    checkpoint = checkpoint[0]
+
+latent_stats_from_files(
+    sae_path=snakemake.input.sae,
+    model_path=checkpoint,
+    swissprot_path=snakemake.input.swissprot,
+    clusters_path=snakemake.input.clusters,
+    layer=int(params.layer),
+    top_examples=int(params.top_examples),
+    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    seq_stats_path=snakemake.output.seq_stats,
+    top_examples_path=snakemake.output.top_examples,
+)
