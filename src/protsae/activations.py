@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -208,15 +208,18 @@ class ActivationBatch:
 
 
 def iter_shard(
-    path: str | os.PathLike[str], columns: tuple[str, ...] = ("id", "pos", "x")
+    path: str | os.PathLike[str],
+    columns: tuple[str, ...] = ("id", "pos", "x"),
+    row_groups: Iterable[int] | None = None,
 ) -> Iterator[ActivationBatch]:
     """Stream a shard row group by row group; memory is bounded by one row group.
 
-    This is the one reader of activation shards in the project.
+    This is the one reader of activation shards in the project. ``row_groups`` reads only
+    those row groups, in that order (random access for a shuffling, resumable reader).
     """
     info = shard_info(path)
     pf = pq.ParquetFile(path)
-    for i in range(pf.num_row_groups):
+    for i in range(pf.num_row_groups) if row_groups is None else row_groups:
         table = pf.read_row_group(i, columns=list(columns))
         x = decode_x(table.column("x"), info.d_model, info.dtype) if "x" in columns else None
         ids = table.column("id").combine_chunks() if "id" in columns else None
