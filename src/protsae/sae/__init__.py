@@ -1,0 +1,28 @@
+"""TopK sparse autoencoders: model, resumable training on activation shards, evaluation, file formats."""
+
+from protsae.sae.data import ActivationStream
+from protsae.sae.formats import (
+    export_saelens,
+    import_interprot,
+    load_sae,
+    load_saelens,
+    save_sae,
+)
+from protsae.sae.model import SAEConfig, SAEOutput, TopK, TopKSAE
+from protsae.sae.train import TrainOutputs, TrainResult, train_sae
+
+__all__ = [
+    "ActivationStream",
+    "SAEConfig",
+    "SAEOutput",
+    "TopK",
+    "TopKSAE",
+    "TrainOutputs",
+    "TrainResult",
+    "export_saelens",
+    "import_interprot",
+    "load_sae",
+    "load_saelens",
+    "save_sae",
+    "train_sae",
+]

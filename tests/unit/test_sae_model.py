@@ -1,0 +1,173 @@
+"""TopKSAE: the sparse encoder/decoder paths equal a plain dense implementation, values and
+gradients; the decoder invariants hold; the config round-trips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from protsae.sae.model import SAEConfig, TopKSAE, sparse_decode
+
+torch.set_num_threads(1)
+
+
+def _random_sae(normalize: str = "none", width: int = 96, d: int = 24, k: int = 6) -> TopKSAE:
+    sae = TopKSAE(SAEConfig(d_model=d, width=width, k=k, normalize=normalize, auxk=10), seed=3)
+    with torch.no_grad():
+        sae.b_enc.normal_(0, 0.5)
+        sae.b_dec.normal_(0, 0.5)
+    return sae
+
+
+def _dense_reference(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor | None):
+    """A straightforward dense TopK SAE with plain autograd, the same math written out."""
+    if sae.cfg.normalize == "token_standardize":
+        mu = x.mean(dim=-1, keepdim=True)
+        std = (x - mu).std(dim=-1, keepdim=True)
+        x_n = (x - mu) / (std + 1e-5)
+    else:
+        x_n = x
+    pre = (x_n - sae.b_dec) @ sae.W_enc + sae.b_enc
+    top = pre.topk(sae.cfg.k, dim=1)
+    z = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
+    x_hat = z @ sae.W_dec + sae.b_dec
+    if sae.cfg.normalize == "token_standardize":
+        x_hat = x_hat * std + mu
+    sse = (x_hat - x).pow(2).sum()
+    fvu = sse / (x - x.mean(0)).pow(2).sum()
+    aux = torch.zeros(())
+    if dead is not None:
+        k_aux = min(sae.cfg.k_aux, int(dead.sum()))
+        aux_top = pre.masked_fill(~dead, -torch.inf).topk(k_aux, dim=1)
+        z_aux = torch.zeros_like(pre).scatter(1, aux_top.indices, aux_top.values.relu())
+        residual = (x - x_hat).detach()
+        residual_hat = z_aux @ sae.W_dec
+        if sae.cfg.normalize == "token_standardize":
+            residual_hat = residual_hat * std
+        aux = (residual_hat - residual).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum()
+    return x_hat, z, fvu, aux
+
+
+@pytest.mark.parametrize("normalize", ["none", "token_standardize"])
+@pytest.mark.parametrize("with_dead", [False, True])
+def test_sparse_paths_match_dense_values_and_gradients(normalize: str, with_dead: bool) -> None:
+    torch.manual_seed(0)
+    sae = _random_sae(normalize)
+    x = torch.randn(200, sae.cfg.d_model) * 2 + 0.5
+    dead = None
+    if with_dead:
+        dead = torch.zeros(sae.cfg.width, dtype=torch.bool)
+        dead[::4] = True
+
+    out = sae(x, dead_mask=dead)
+    loss = out.fvu + out.auxk_loss / 32 + 0.01 * out.values.sum()
+    loss.backward()
+    sparse_grads = {name: p.grad.clone() for name, p in sae.named_parameters()}
+    sae.zero_grad()
+
+    x_hat, z, fvu, aux = _dense_reference(sae, x, dead)
+    (fvu + aux / 32 + 0.01 * z.sum()).backward()
+
+    torch.testing.assert_close(out.x_hat, x_hat, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.fvu, fvu)
+    torch.testing.assert_close(out.auxk_loss, aux)
+    if with_dead:
+        assert out.auxk_loss > 0
+    dense_from_sparse = torch.zeros_like(z).scatter(1, out.indices, out.values)
+    torch.testing.assert_close(dense_from_sparse, z.detach())
+    for name, param in sae.named_parameters():
+        assert param.grad.abs().max() > 0, name
+        torch.testing.assert_close(sparse_grads[name], param.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_encoder_gradient_touches_only_selected_latents() -> None:
+    sae = _random_sae()
+    x = torch.randn(3, sae.cfg.d_model)
+    out = sae(x)
+    out.mse.backward()
+    selected = torch.zeros(sae.cfg.width, dtype=torch.bool)
+    selected[out.indices[out.values > 0]] = True
+    touched = sae.W_enc.grad.abs().sum(dim=0) > 0
+    assert touched.any()
+    assert not (touched & ~selected).any()
+    assert not (sae.W_dec.grad.abs().sum(dim=1)[~selected] > 0).any()
+
+
+def test_encode_keeps_k_nonnegative_values_and_zero_when_nothing_is_positive() -> None:
+    sae = _random_sae()
+    with torch.no_grad():
+        sae.b_enc.fill_(-100.0)  # every pre-activation negative
+    top = sae.encode(torch.randn(5, sae.cfg.d_model))
+    assert top.values.shape == (5, sae.cfg.k) and top.indices.shape == (5, sae.cfg.k)
+    assert (top.values == 0).all()
+    with torch.no_grad():
+        sae.b_enc.fill_(0.0)
+    top = sae.encode(torch.randn(50, sae.cfg.d_model))
+    assert (top.values >= 0).all() and (top.values > 0).any()
+    assert all(len(set(row.tolist())) == sae.cfg.k for row in top.indices)
+
+
+def test_decode_of_encode_equals_forward_reconstruction() -> None:
+    for normalize in ("none", "token_standardize"):
+        sae = _random_sae(normalize)
+        x = torch.randn(40, sae.cfg.d_model) * 3
+        top = sae.encode(x)
+        torch.testing.assert_close(sae.decode(top.values, top.indices, x), sae(x).x_hat)
+    with pytest.raises(ValueError, match="needs the encoded inputs"):
+        sae.decode(top.values, top.indices)
+
+
+def test_sparse_decode_equals_dense_product() -> None:
+    torch.manual_seed(1)
+    W = torch.randn(50, 7)
+    values = torch.rand(9, 4)
+    indices = torch.randint(0, 50, (9, 4))
+    dense = torch.zeros(9, 50).index_put_(
+        (torch.arange(9).repeat_interleave(4), indices.reshape(-1)),
+        values.reshape(-1),
+        accumulate=True,
+    )
+    torch.testing.assert_close(sparse_decode(values, indices, W), dense @ W)
+
+
+def test_decoder_rows_unit_norm_and_gradient_projection() -> None:
+    sae = _random_sae()
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.cfg.width), atol=1e-6)
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(sae.cfg.width, 1) * 3 + 0.1)
+    sae.set_decoder_norm_to_unit()
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.cfg.width), atol=1e-6)
+
+    out = sae(torch.randn(64, sae.cfg.d_model))
+    out.mse.backward()
+    before = sae.W_dec.grad.clone()
+    sae.remove_gradient_parallel_to_decoder()
+    parallel = (sae.W_dec.grad * sae.W_dec).sum(dim=1)
+    assert parallel.abs().max() < 1e-7
+    # Only the parallel component went: what is left is the orthogonal part of the original.
+    removed = before - sae.W_dec.grad
+    assert torch.allclose(removed, (before * sae.W_dec).sum(1, keepdim=True) * sae.W_dec, atol=1e-7)
+    assert sae.W_dec.grad.abs().max() > 0
+
+
+def test_config_round_trip_and_validation() -> None:
+    cfg = SAEConfig(
+        d_model=8,
+        width=32,
+        k=4,
+        normalize="token_standardize",
+        auxk=3,
+        model="esm2_t6",
+        layer=4,
+        training={"lr": 1e-3, "shards": ["a.parquet"]},
+    )
+    data = cfg.to_dict()
+    assert SAEConfig.from_dict(data) == cfg
+    assert SAEConfig.from_dict({**data, "future_key": 1}) == cfg
+    assert SAEConfig(d_model=320, width=64, k=4).k_aux == 160
+    with pytest.raises(ValueError, match="normalize"):
+        SAEConfig(d_model=8, width=32, k=4, normalize="layernorm")
+    with pytest.raises(ValueError, match="k must be"):
+        SAEConfig(d_model=8, width=32, k=33)
+    with pytest.raises(ValueError, match="required keys"):
+        SAEConfig.from_dict({"d_model": 8, "k": 4})

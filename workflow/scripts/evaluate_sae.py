@@ -1,0 +1,30 @@
+"""Evaluate one SAE on held-out sequences: FVE, MSE, L0, dead fraction, masked-LM loss recovered."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from protsae.esm import holdout_records  # noqa: E402
+from protsae.io import write_json  # noqa: E402
+from protsae.sae.evaluate import evaluate_sae  # noqa: E402
+from protsae.sae.formats import load_sae  # noqa: E402
+
+params = snakemake.params
+torch.set_num_threads(snakemake.threads)
+sae = load_sae(snakemake.input.safetensors, snakemake.input.json)
+records = holdout_records(
+    pq.read_table(snakemake.input.sample, columns=["id", "sequence"]),
+    float(params.holdout_fraction),
+    None if params.max_sequences is None else int(params.max_sequences),
+)
+metrics = evaluate_sae(
+    sae,
+    params.checkpoint,  # the ESM-2 .pt among input.model (which may also list its regression file)
+    records,
+    layer=int(params.layer),
+    max_tokens_per_batch=int(params.max_tokens_per_batch),
+)
+write_json(metrics, snakemake.output[0])

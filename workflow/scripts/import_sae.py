@@ -1,0 +1,22 @@
+"""Turn a published InterProt SAE (safetensors) into protsae's sae.safetensors + sae.json."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from protsae.progress import get_logger  # noqa: E402
+from protsae.sae.formats import import_interprot, save_sae  # noqa: E402
+
+params = snakemake.params
+sae = import_interprot(
+    snakemake.input.weights, k=int(params.k), model=str(params.model_name), layer=int(params.layer)
+)
+save_sae(sae, snakemake.output.safetensors, snakemake.output.json)
+get_logger().info(
+    "imported %s: d_model %d, width %d, k %d, decoder rows unit-norm: %s",
+    snakemake.input.weights,
+    sae.cfg.d_model,
+    sae.cfg.width,
+    sae.cfg.k,
+    sae.cfg.decoder_unit_norm,
+)
