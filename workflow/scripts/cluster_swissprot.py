@@ -1,0 +1,27 @@
+"""MMseqs2 clusters of the Swiss-Prot entries and their train/test split -> parquet."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from pathlib import Path  # noqa: E402
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from protsae.io import write_parquet  # noqa: E402
+from protsae.sequences import cluster_sequences  # noqa: E402
+
+params = snakemake.params
+output = Path(snakemake.output[0])
+table = cluster_sequences(
+    pq.read_table(snakemake.input.swissprot, columns=["accession", "sequence"]),
+    min_seq_id=float(params.min_seq_id),
+    coverage=float(params.coverage),
+    sensitivity=float(params.sensitivity),
+    max_length=int(params.max_length),
+    threads=snakemake.threads,
+    test_fraction=float(params.test_fraction),
+    seed=int(params.seed),
+    workdir=output.parent,  # MMseqs2's temporary files beside the output, not in a small /tmp
+)
+write_parquet(table, output)

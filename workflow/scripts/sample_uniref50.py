@@ -1,0 +1,17 @@
+"""Seeded reservoir sample of UniRef50 (one streaming pass) -> uniref50_sample.parquet."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from protsae.io import write_parquet  # noqa: E402
+from protsae.sequences import sample_uniref50  # noqa: E402
+
+params = snakemake.params
+table = sample_uniref50(
+    snakemake.input.fasta,
+    sample_size=int(params.sample_size),
+    max_length=int(params.max_length),
+    seed=int(params.seed),
+)
+write_parquet(table, snakemake.output[0])
