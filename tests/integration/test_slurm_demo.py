@@ -19,12 +19,30 @@ from pathlib import Path
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster
-from workflow_runs import SLURM_SUBMIT, compare_results, copy_workflow, job_headers, snakemake
+from workflow_runs import (
+    SLURM_SUBMIT,
+    compare_results,
+    copy_workflow,
+    job_headers,
+    shrink_demo,
+    snakemake,
+    write_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "latent_stats"}
 THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
+CONFIG = ("--configfile", "config/integration.yaml")
+
+
+def one_sae_demo(config: dict) -> dict:
+    """The demo's every rule with one SAE: the node has one GPU, so GPU jobs run one by one."""
+    first = config["sae"]["sweeps"][0]
+    config["sae"]["sweeps"] = [
+        {"layers": first["layers"][:1], "ks": first["ks"][:1], "widths": first["widths"][:1]}
+    ]
+    return shrink_demo(config)
 
 
 def site_profile(committed: dict, cluster: SlurmCluster) -> dict:
@@ -93,7 +111,9 @@ def option(args: list[str], name: str) -> str | None:
     return None
 
 
-def run_through_slurm(workdir: Path, cluster: SlurmCluster, scratch: Path) -> tuple[str, list]:
+def run_through_slurm(
+    workdir: Path, cluster: SlurmCluster, scratch: Path, *args: str
+) -> tuple[str, list]:
     """`snakemake --profile slurm --cores all` in `workdir`, with the site's profile edits;
     returns Snakemake's log and the argument list of every sbatch call."""
     profile_file = workdir / "profiles" / "slurm" / "config.yaml"
@@ -108,7 +128,9 @@ def run_through_slurm(workdir: Path, cluster: SlurmCluster, scratch: Path) -> tu
     }
     # The README's literal command, in the copy (its `slurm` symlink resolves the profile).
     try:
-        done = snakemake(workdir, "--profile", "slurm", "--cores", "all", env=env, timeout=900)
+        done = snakemake(
+            workdir, "--profile", "slurm", "--cores", "all", *args, env=env, timeout=900
+        )
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{slurm_logs(workdir)}\n{cluster.logs()}") from None
     calls = (
@@ -145,10 +167,11 @@ def assert_jobs_went_through_sbatch(log: str, calls: list, cluster: SlurmCluster
 def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_path: Path):
     # The local run for comparison goes alongside: the SLURM run mostly waits on status checks.
     local_run = copy_workflow(tmp_path / "local-run")
+    write_config(local_run, "integration", one_sae_demo)
     local_log = tmp_path / "local-run.log"
     with open(local_log, "w") as out:
         local = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "--cores", "1", "--max-threads", str(THREADS)],
+            [sys.executable, "-m", "snakemake", *CONFIG, "--cores", "1", "--max-threads", "1"],
             cwd=local_run,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -157,7 +180,8 @@ def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_p
         )
     try:
         on_slurm = copy_workflow(tmp_path / "slurm-run")
-        log, calls = run_through_slurm(on_slurm, slurm_cluster, tmp_path)
+        write_config(on_slurm, "integration", one_sae_demo)
+        log, calls = run_through_slurm(on_slurm, slurm_cluster, tmp_path, *CONFIG)
         assert_jobs_went_through_sbatch(log, calls, slurm_cluster)
         assert local.wait(timeout=900) == 0, local_log.read_text()[-4000:]
     finally:
@@ -165,6 +189,6 @@ def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_p
             os.killpg(local.pid, signal.SIGKILL)
             local.wait(timeout=30)
 
-    results = yaml.safe_load((local_run / "config" / "demo.yaml").read_text())["results"]
+    results = yaml.safe_load((local_run / "config" / "integration.yaml").read_text())["results"]
     differences = compare_results(on_slurm / results, local_run / results)
     assert not differences, "\n".join(differences[:40])

@@ -101,13 +101,23 @@ def job_headers(log: str) -> list[tuple[str, str]]:
     return JOB_HEADER.findall(log)
 
 
-def write_config(workdir: Path, name: str, edit) -> Path:
-    """Write config/<name>.yaml: config/demo.yaml as `edit(dict)` changed it."""
-    config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+def write_config(workdir: Path, name: str, edit, base: str = "demo") -> Path:
+    """Write config/<name>.yaml: config/<base>.yaml as `edit(dict)` changed it."""
+    config = yaml.safe_load((workdir / "config" / f"{base}.yaml").read_text())
     edited = edit(config)
     path = workdir / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(edited if edited is not None else config, sort_keys=False))
     return path
+
+
+def shrink_demo(config: dict) -> dict:
+    """The demo's DAG (same sources, layers, SAEs, shards) on less data and shorter training,
+    so tests that run it whole stay within their time budget on 2 CPUs."""
+    config["sequences"]["sample_size"] = min(config["sequences"]["sample_size"], 150)
+    training = config["sae"]["training"]
+    training["total_tokens"] = min(training["total_tokens"], 50 * training["batch_tokens"])
+    config["sae"].setdefault("eval", {})["max_sequences"] = 10
+    return config
 
 
 # ---- comparing two runs' results ------------------------------------------------------

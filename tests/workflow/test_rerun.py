@@ -20,11 +20,20 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from workflow_runs import copy_workflow, pending_files, snakemake, write_config  # noqa: E402
+from workflow_runs import (  # noqa: E402
+    copy_workflow,
+    pending_files,
+    shrink_demo,
+    snakemake,
+    write_config,
+)
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-DEMO = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "demo.yaml").read_text())
+DEMO = shrink_demo(
+    yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "demo.yaml").read_text())
+)
+SMALL = ("--configfile", "config/small.yaml")  # the finished run's config
 RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
 SAE_SUBTREE = {
@@ -39,15 +48,17 @@ SAE_SUBTREE = {
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    """A private copy of the workflow with the demo run to completion."""
+    """A private copy of the workflow with the demo (on less data, see shrink_demo) run to
+    completion."""
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
-    snakemake(workdir, "--cores", "2", timeout=900)
+    write_config(workdir, "small", shrink_demo)
+    snakemake(workdir, *SMALL, "--cores", "2", timeout=900)
     return workdir
 
 
 def test_finished_run_has_nothing_to_do(finished: Path):
-    assert pending_files(finished) == {}
-    done = snakemake(finished, "--dry-run")
+    assert pending_files(finished, *SMALL) == {}
+    done = snakemake(finished, *SMALL, "--dry-run")
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
@@ -58,7 +69,7 @@ def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
     def add_layer(config):
         config["sae"]["sweeps"][0]["layers"] = [*layers, new]
 
-    config = write_config(finished, "add_layer", add_layer)
+    config = write_config(finished, "add_layer", add_layer, base="small")
     pending = pending_files(finished, "--configfile", str(config))
     assert pending, "adding a layer scheduled nothing"
     for path, rule in pending.items():
@@ -78,7 +89,7 @@ def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
     def change_k(config):
         config["sae"]["sweeps"][1]["ks"] = [new_k, *sweep["ks"][1:]]
 
-    config = write_config(finished, "change_k", change_k)
+    config = write_config(finished, "change_k", change_k, base="small")
     pending = pending_files(finished, "--configfile", str(config))
     subtree = f"/L{layer}/k{new_k}-w{width}/"
     for path, rule in pending.items():
@@ -95,7 +106,7 @@ def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
     def replace_source(config):
         config["sources"]["swissprot"]["url"] = str(replacement.relative_to(finished))
 
-    config = write_config(finished, "new_swissprot", replace_source)
+    config = write_config(finished, "new_swissprot", replace_source, base="small")
     rules = set(pending_files(finished, "--configfile", str(config)).values())
     required = {"download", "parse_swissprot", "cluster_swissprot", "latent_stats"}
     required |= {"latent_classes", "latent_families", "latent_summary", "latent_summary_table"}
@@ -116,10 +127,10 @@ def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: P
 
     def long_training(config):
         config["sae"]["sweeps"].append({"layers": [layer], "ks": [k], "widths": [width]})
-        config["sae"]["training"]["total_tokens"] = training["batch_tokens"] * 4000
-        config["sae"]["training"]["checkpoint_every"] = 100
+        config["sae"]["training"]["total_tokens"] = training["batch_tokens"] * 600
+        config["sae"]["training"]["checkpoint_every"] = 20
 
-    config = str(write_config(workdir, "long_training", long_training))
+    config = str(write_config(workdir, "long_training", long_training, base="small"))
     sae_dir = workdir / RESULTS / "sae"
     target = next(sae_dir.glob(f"*/L{layer}")) / f"k{k}-w{width}" / "sae.safetensors"
     checkpoints = target.parent / "checkpoint"
