@@ -253,3 +253,25 @@ def test_family_tie_on_train_goes_to_smallest_accession():
     row = family_specificity(1, evaluation, np.zeros(4, np.int32), codes, acts).to_pylist()[0]
     assert row["family"] == FAM_A  # A and B have the same members, so the same train F1
     assert row["threshold"] == 0.6 and row["f1"] == 1.0
+
+
+def test_family_without_train_members_is_not_testable():
+    ids = ["t0", "t1", "s0", "s1", "s2"]
+    fam_c = "IPR000300"  # only in test, so no threshold can be chosen on train
+    evaluation = EvaluationFamilies(
+        ids, ["train", "train", "test", "test", "test"], [[FAM_A], [], [fam_c], [], [FAM_A]]
+    )
+    codes = evaluation.codes(pa.array(ids), "test")
+    only_c = family_specificity(
+        1, evaluation, np.zeros(2, np.int32), codes[[1, 2]], np.array([0.5, 1.0], np.float32)
+    ).to_pylist()[0]
+    assert only_c["family"] == fam_c and only_c["top_sequence"] == "s0"
+    assert (only_c["n_train_positive"], only_c["n_test_positive"]) == (0, 1)
+    assert only_c["f1"] is None and only_c["threshold"] is None
+    assert only_c["family_specific"] is False
+    # The same latent is tested when one train member is enough, or when it exists.
+    relaxed = family_specificity(
+        1, evaluation, np.zeros(2, np.int32), codes[[1, 2]], np.array([0.5, 1.0], np.float32),
+        min_train_members=0,
+    ).to_pylist()[0]  # fmt: skip
+    assert relaxed["f1"] == 1.0 and relaxed["family_specific"] is True

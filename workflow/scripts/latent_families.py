@@ -20,6 +20,7 @@ table = families_from_files(
     sae_width(snakemake.input.sae),
     thresholds=[float(t) for t in snakemake.params.thresholds],
     f1_threshold=float(snakemake.params.f1_threshold),
+    min_train_members=int(snakemake.params.get("min_train_members", 1)),
 )
 write_parquet(table, snakemake.output[0])
 n_specific = sum(table["family_specific"].to_pylist())

@@ -8,14 +8,21 @@ Per latent:
   activation (ties: smallest id). When that sequence is in several families, each is
   evaluated on the train split and the one with the best train F1 is tested (ties:
   smallest accession).
-- Threshold: the one with the best train F1 (ties: the smallest threshold).
+- Threshold: the one with the best train F1 (ties: the smallest threshold). A family
+  with fewer than ``min_train_members`` (default 1) train members cannot have a
+  threshold chosen on train, so it is not a candidate; when no family of the top
+  sequence is a candidate the row keeps the family (the smallest accession) and its
+  member counts, with null metrics and ``family_specific`` False. **decision**: without
+  it, a family with one test member and none in train scores test F1 = 1 at the
+  default threshold (seen on the demo data: every "family-specific" latent was such).
 - Test split: F1, precision and recall at that threshold; F1 / precision / recall with a
   zero denominator are 0. family_specific = test F1 > f1_threshold.
 - Labels are over the whole evaluation set: a sequence is positive when the family is
   among its ``swissprot.families``; ``n_train_positive`` / ``n_test_positive`` count those
   members per split.
 
-Every latent gets one row. A latent with no test activation (dead by the pattern rules,
+Every latent gets one row. ``top_sequence`` is the test sequence with the highest
+activation. A latent with no test activation (dead by the pattern rules,
 even if train sequences activate it), or whose top test sequence has no InterPro family,
 gets ``family`` null, null metrics and ``family_specific`` False.
 
@@ -137,6 +144,11 @@ def read_max_activations(
     return np.concatenate(latents), np.concatenate(codes), np.concatenate(maxes)
 
 
+def _null_row(latent: int, top_id: str | None) -> dict:
+    row = dict.fromkeys(FAMILIES_SCHEMA.names)
+    return {**row, "latent": latent, "top_sequence": top_id, "family_specific": False}
+
+
 def family_specificity(
     width: int,
     evaluation: EvaluationFamilies,
@@ -145,8 +157,12 @@ def family_specificity(
     max_act: np.ndarray,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     f1_threshold: float = 0.7,
+    min_train_members: int = 1,
 ) -> pa.Table:
-    """One row per latent ``0..width-1`` (see the module docstring for every rule)."""
+    """One row per latent ``0..width-1`` (see the module docstring for every rule).
+
+    ``(latent, code, max_act)``: one entry per (latent, sequence) with any activation.
+    """
     thr = np.asarray(sorted(thresholds), np.float64)
     if len(thr) == 0 or thr[0] <= 0:
         raise ValueError(f"thresholds must be non-empty and > 0, got {list(thresholds)}")
@@ -155,55 +171,53 @@ def family_specificity(
     order = np.lexsort((code, latent))  # within a latent, ascending code = ascending id
     latent, code, max_act = latent[order], code[order], max_act[order]
     bounds = np.searchsorted(latent, np.arange(width + 1))
-    rows: dict[str, list] = {name: [] for name in FAMILIES_SCHEMA.names}
     train, test = SPLITS.index("train"), SPLITS.index("test")
+    rows = []
     for lat in range(width):
         c = code[bounds[lat] : bounds[lat + 1]]
         m = max_act[bounds[lat] : bounds[lat + 1]]
         split = evaluation.split[c]
-        is_test = split == test
-        result = None
-        top_id = None
-        if is_test.any():
-            test_max = m[is_test]
-            top = c[is_test][int(np.argmax(test_max))]  # first max: smallest code/id
-            top_id = evaluation.ids[int(top)].as_py()
-            score = m.astype(np.float64) / float(m.max())
-            best = None
-            for fam in evaluation.families[top]:
-                member = np.isin(c, evaluation.members[fam])
-                n_members = evaluation.n_members[fam]
-                sel = split == train
-                f1_train, _, _ = f1_sweep(score[sel], member[sel], int(n_members[train]), thr)
-                i = int(np.argmax(f1_train))  # first max: smallest threshold
-                if best is None or f1_train[i] > best[1]:
-                    best = (fam, float(f1_train[i]), i, member, n_members)
-            if best is not None:
-                fam, train_f1, i, member, n_members = best
-                f1, precision, recall = f1_sweep(
-                    score[is_test], member[is_test], int(n_members[test]), thr[i : i + 1]
-                )
-                result = (fam, f1[0], precision[0], recall[0], thr[i], train_f1, n_members)
-        rows["latent"].append(lat)
-        rows["top_sequence"].append(top_id)
-        if result is None:
-            for name in ("family", "f1", "precision", "recall", "threshold", "train_f1"):
-                rows[name].append(None)
-            rows["family_specific"].append(False)
-            rows["n_train_positive"].append(None)
-            rows["n_test_positive"].append(None)
+        is_test, is_train = split == test, split == train
+        if not is_test.any():
+            rows.append(_null_row(lat, None))
             continue
-        fam, f1, precision, recall, threshold, train_f1, n_members = result
-        rows["family"].append(fam)
-        rows["f1"].append(float(f1))
-        rows["precision"].append(float(precision))
-        rows["recall"].append(float(recall))
-        rows["threshold"].append(float(threshold))
-        rows["train_f1"].append(train_f1)
-        rows["family_specific"].append(bool(f1 > f1_threshold))
-        rows["n_train_positive"].append(int(n_members[train]))
-        rows["n_test_positive"].append(int(n_members[test]))
-    return pa.table(rows, schema=FAMILIES_SCHEMA)
+        top = int(c[is_test][int(np.argmax(m[is_test]))])  # first max: smallest code = id
+        row = _null_row(lat, evaluation.ids[top].as_py())
+        fams = evaluation.families[top]
+        if not fams:
+            rows.append(row)
+            continue
+        score = m.astype(np.float64) / float(m.max())
+        best = None  # (train F1, threshold index, family, membership of the scored rows)
+        for fam in fams:  # sorted: on equal train F1 the first (smallest accession) stays
+            if evaluation.n_members[fam][train] < min_train_members:
+                continue  # no threshold can be chosen on train for this family
+            member = np.isin(c, evaluation.members[fam])
+            n_train = int(evaluation.n_members[fam][train])
+            f1_train, _, _ = f1_sweep(score[is_train], member[is_train], n_train, thr)
+            i = int(np.argmax(f1_train))  # first max: smallest threshold
+            if best is None or f1_train[i] > best[0]:
+                best = (float(f1_train[i]), i, fam, member)
+        fam = fams[0] if best is None else best[2]
+        n_members = evaluation.n_members[fam]
+        row.update(
+            family=fam, n_train_positive=int(n_members[train]), n_test_positive=int(n_members[test])
+        )
+        if best is not None:
+            train_f1, i, _, member = best
+            f1, precision, recall = f1_sweep(
+                score[is_test], member[is_test], int(n_members[test]), thr[i : i + 1]
+            )
+            row.update(
+                f1=float(f1[0]),
+                precision=float(precision[0]),
+                recall=float(recall[0]),
+                threshold=float(thr[i]),
+                train_f1=train_f1,
+                family_specific=bool(f1[0] > f1_threshold),
+            )
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=FAMILIES_SCHEMA)
 
 
 def families_from_files(
@@ -213,11 +227,14 @@ def families_from_files(
     width: int,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     f1_threshold: float = 0.7,
+    min_train_members: int = 1,
 ) -> pa.Table:
     """The families table of one SAE from the stats stage's ``seq_stats``."""
     evaluation = EvaluationFamilies.from_files(swissprot_path, clusters_path)
     latent, code, max_act = read_max_activations(seq_stats_path, evaluation)
-    return family_specificity(width, evaluation, latent, code, max_act, thresholds, f1_threshold)
+    return family_specificity(
+        width, evaluation, latent, code, max_act, thresholds, f1_threshold, min_train_members
+    )
 
 
 def family_specific_latents(
