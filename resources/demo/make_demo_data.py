@@ -111,15 +111,19 @@ def synthetic_records(rng: random.Random) -> list[tuple[str, str]]:
 
 def build_uniref50(source: Path, out: Path) -> None:
     rng = random.Random(SEED)
-    text = [fasta_text(h, s, width=None) for h, s in read_fasta(source / "uniref50/some_proteins_part1.fasta")]
+    text = [
+        fasta_text(h, s, width=None)
+        for h, s in read_fasta(source / "uniref50/some_proteins_part1.fasta")
+    ]
     for header, sequence in read_fasta(source / "deeploc/deeploc_test_sample.fasta"):
         accession = header.split()[0]
         made_up = f"UniRef50_{accession} DeepLoc protein {accession} (synthetic header) n=1 Tax=unknown RepID={accession}"
         text.append(fasta_text(made_up, sequence))
     text += [fasta_text(h, s) for h, s in synthetic_records(rng)]
-    with open(out / "uniref50.fasta.gz", "wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
-    ) as gz:
+    with (
+        open(out / "uniref50.fasta.gz", "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write("".join(text).encode("ascii"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -209,6 +210,18 @@ def test_retries_exhausted_keeps_partial_for_next_run(server: _Server, tmp_path:
     _fetch(server, dest)  # the next run picks up where the last one stopped
     assert server.requests[-1]["range"] == f"bytes={len(BODY) // 3}-"
     assert dest.read_bytes() == BODY
+
+
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+def test_refused_connection_is_retried_then_reported(tmp_path: Path, scheme: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError, match="failed after 3 attempts") as info:
+        fetch(f"{scheme}://127.0.0.1:{port}/file.bin", dest, retries=2, backoff=0, timeout=2)
+    assert "refused" in str(info.value).lower()
+    assert not dest.exists()
 
 
 def test_timeout_is_retried(server: _Server, tmp_path: Path) -> None:
