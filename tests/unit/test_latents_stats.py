@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from protsae.latents import (
+    SPLITS,
     EvalRecord,
+    TopExamples,
     iter_evaluation_set,
     representatives,
     sparse_stats,
@@ -324,3 +326,35 @@ def test_streaming_memory_is_bounded(tmp_path):
     assert large < all_activations / 5
     rows = pq.read_metadata(tmp_path / "s1500.parquet").num_rows
     assert rows == 1500 * 64  # every sequence activates every latent: nothing was lost
+
+
+def test_top_examples_table_in_latent_chunks_is_the_same_table():
+    records = make_records(40, seed=5)
+    seq, pos, lat, val = [], [], [], []
+    for i, r in enumerate(records):
+        values, indices = fake_track(r.id, len(r.sequence))
+        active = values > 0
+        seq.append(np.full(active.sum(), i))
+        pos.append(np.nonzero(active)[0])
+        lat.append(indices[active])
+        val.append(values[active])
+    stats = sparse_stats(*(np.concatenate(x) for x in (seq, pos, lat, val)))
+    top = TopExamples(WIDTH, 3)
+    splits = np.array([SPLITS.index(r.split) for r in records])
+    top.add(stats, [r.id for r in records], np.array([len(r.sequence) for r in records]), splits)
+    whole = top.table()
+    assert len(whole) > 60  # most of the 2 x 24 heaps hold examples
+    assert top.table(latents_per_chunk=5).equals(whole)
+
+
+def test_failure_while_flushing_leaves_no_output(tmp_path, monkeypatch):
+    import protsae.latents.stats as stats_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    # The one batch is reduced only when the block exits (batch_activations is large).
+    monkeypatch.setattr(stats_module, "seq_stats_table", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_stats(tmp_path, make_records(5), 2)
+    assert list(tmp_path.iterdir()) == []

@@ -183,7 +183,12 @@ class _Example:
     __slots__ = ("max_act", "id", "length", "positions", "values")
 
     def __init__(
-        self, max_act: float, seq_id: str, length: int, positions: np.ndarray, values: np.ndarray
+        self,
+        max_act: float,
+        seq_id: str,
+        length: int,
+        positions: np.ndarray | None,
+        values: np.ndarray | None,
     ) -> None:
         self.max_act = max_act
         self.id = seq_id
@@ -220,22 +225,14 @@ class TopExamples:
         group_split = splits[stats.seq]
         candidates = np.flatnonzero(stats.max_act >= self._floor[group_split, stats.latent])
         for g in candidates.tolist():
-            s, lat = int(group_split[g]), int(stats.latent[g])
+            s, lat, seq = int(group_split[g]), int(stats.latent[g]), int(stats.seq[g])
             heap = self._heaps[s][lat]
-            max_act = float(stats.max_act[g])
-            seq = int(stats.seq[g])
-            entry_id = ids[seq]
-            if len(heap) == self.size:
-                weakest = heap[0]
-                if max_act < weakest.max_act or (
-                    max_act == weakest.max_act and entry_id > weakest.id
-                ):
-                    continue
+            entry = _Example(float(stats.max_act[g]), ids[seq], int(lengths[seq]), None, None)
+            if len(heap) == self.size and not heap[0] < entry:
+                continue
             a, b = stats.starts[g], stats.starts[g + 1]
             # Copies, so the heap never keeps the batch's arrays alive.
-            entry = _Example(
-                max_act, entry_id, int(lengths[seq]), stats.pos[a:b].copy(), stats.value[a:b].copy()
-            )
+            entry.positions, entry.values = stats.pos[a:b].copy(), stats.value[a:b].copy()
             if len(heap) < self.size:
                 heapq.heappush(heap, entry)
             else:
@@ -243,29 +240,29 @@ class TopExamples:
             if len(heap) == self.size:
                 self._floor[s, lat] = heap[0].max_act
 
-    def table(self) -> pa.Table:
-        """All kept examples, ordered by latent, split, rank (0 = highest)."""
-        cols: dict[str, list] = {name: [] for name in TOP_EXAMPLES_SCHEMA.names}
-        for lat in range(self.width):
-            for s, split in enumerate(SPLITS):
-                ranked = sorted(self._heaps[s][lat], reverse=True)
-                for rank, ex in enumerate(ranked):
-                    cols["latent"].append(lat)
-                    cols["split"].append(split)
-                    cols["rank"].append(rank)
-                    cols["id"].append(ex.id)
-                    cols["length"].append(ex.length)
-                    cols["max_act"].append(ex.max_act)
-                    cols["positions"].append(ex.positions)
-                    cols["values"].append(ex.values)
-        return pa.table(
-            {
-                **{k: cols[k] for k in ("latent", "split", "rank", "id", "length", "max_act")},
-                "positions": _list_array(cols["positions"], pa.int32()),
-                "values": _list_array(cols["values"], pa.float32()),
-            },
-            schema=TOP_EXAMPLES_SCHEMA,
-        )
+    def table(self, latents_per_chunk: int = 1024) -> pa.Table:
+        """All kept examples, ordered by latent, split, rank (0 = highest).
+
+        Built in chunks of latents so list offsets stay within int32 at any width.
+        """
+        chunks = []
+        for first in range(0, self.width, latents_per_chunk):
+            cols: dict[str, list] = {name: [] for name in TOP_EXAMPLES_SCHEMA.names}
+            for lat in range(first, min(first + latents_per_chunk, self.width)):
+                for s, split in enumerate(SPLITS):
+                    for rank, ex in enumerate(sorted(self._heaps[s][lat], reverse=True)):
+                        cols["latent"].append(lat)
+                        cols["split"].append(split)
+                        cols["rank"].append(rank)
+                        cols["id"].append(ex.id)
+                        cols["length"].append(ex.length)
+                        cols["max_act"].append(ex.max_act)
+                        cols["positions"].append(ex.positions)
+                        cols["values"].append(ex.values)
+            cols["positions"] = _list_array(cols["positions"], pa.int32())
+            cols["values"] = _list_array(cols["values"], pa.float32())
+            chunks.append(pa.table(cols, schema=TOP_EXAMPLES_SCHEMA))
+        return pa.concat_tables(chunks) if chunks else TOP_EXAMPLES_SCHEMA.empty_table()
 
 
 def _list_array(parts: list[np.ndarray], value_type: pa.DataType) -> pa.Array:
@@ -412,6 +409,10 @@ class LatentStatsCollector:
             if exc_type is None:
                 self._process()
                 self._write()
+        except BaseException as err:
+            # A failure while flushing must not let the partial file be renamed into place.
+            exc_type, exc, tb = type(err), err, err.__traceback__
+            raise
         finally:
             self._writer.close()
             self._atomic.__exit__(exc_type, exc, tb)
