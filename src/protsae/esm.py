@@ -513,7 +513,9 @@ def extract_shard(
     with ShardWriter(out_path, model.embed_dim, dtype, model_name, layer) as writer:
         for seq_id, hidden in representations:
             positions = sample_positions(seq_id, lengths[seq_id], tokens_per_sequence, seed)
-            vectors = hidden.numpy()[positions]
+            vectors = hidden.numpy()
+            if len(positions) < len(vectors):
+                vectors = vectors[positions]
             if dtype == "float16" and len(vectors) and np.abs(vectors).max() > _FLOAT16_MAX:
                 raise ValueError(
                     f"{out_path}: sequence {seq_id!r}: layer {layer} activation "
