@@ -172,12 +172,18 @@ class ShardWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if exc_type is None:
+        if exc_type is None:
+            try:
                 self._flush()
-        finally:
+                self._writer.close()
+            except BaseException as err:
+                # A failed final flush must not rename a partial file into place.
+                self._writer.close()
+                self._atomic.__exit__(type(err), err, err.__traceback__)
+                raise
+        else:
             self._writer.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def decode_x(column: pa.Array | pa.ChunkedArray, d_model: int, dtype: str) -> np.ndarray:

@@ -38,3 +38,22 @@ def test_parquet_round_trip_and_permissions(tmp_path):
         os.umask(old)
     assert pq.read_table(target).column("a").to_pylist() == [1, 2]
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_shard_writer_failing_final_flush_leaves_no_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    from protsae.activations import ShardWriter
+
+    target = tmp_path / "shard-000.parquet"
+    writer = ShardWriter(target, d_model=4, dtype="float32", row_group_rows=1000)
+
+    def broken_flush():
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with writer:
+            writer.add("P1", np.arange(3), np.zeros((3, 4), np.float32))
+            monkeypatch.setattr(writer, "_flush", broken_flush)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -58,6 +58,7 @@ checkpoint latent_families:
     input:
         seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
         swissprot=res("sequences", "swissprot.parquet"),
+        clusters=res("sequences", "swissprot_clusters.parquet"),
         sae=f"{SAE_DIR}/sae.safetensors",
     output:
         f"{LATENTS_DIR}/families.parquet",
@@ -68,6 +69,7 @@ checkpoint latent_families:
     params:
         thresholds=config["families"]["thresholds"],
         f1_threshold=config["families"]["f1_threshold"],
+        min_train_members=config["families"]["min_train_members"],
     script:
         "../scripts/latent_families.py"
 

@@ -8,11 +8,6 @@ from protsae.io import write_parquet  # noqa: E402
 from protsae.latents import families_from_files, sae_width  # noqa: E402
 from protsae.progress import get_logger  # noqa: E402
 
-if "clusters" not in snakemake.input.keys():  # noqa: SIM118 (a Namedlist)
-    raise ValueError(
-        "latent_families needs input 'clusters' (swissprot_clusters.parquet): the evaluation "
-        "set and its splits, including sequences that never activate a latent"
-    )
 table = families_from_files(
     snakemake.input.seq_stats,
     snakemake.input.swissprot,
@@ -20,7 +15,7 @@ table = families_from_files(
     sae_width(snakemake.input.sae),
     thresholds=[float(t) for t in snakemake.params.thresholds],
     f1_threshold=float(snakemake.params.f1_threshold),
-    min_train_members=int(snakemake.params.get("min_train_members", 1)),
+    min_train_members=int(snakemake.params.min_train_members),
 )
 write_parquet(table, snakemake.output[0])
 n_specific = sum(table["family_specific"].to_pylist())
