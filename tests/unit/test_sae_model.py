@@ -171,3 +171,24 @@ def test_config_round_trip_and_validation() -> None:
         SAEConfig(d_model=8, width=32, k=33)
     with pytest.raises(ValueError, match="required keys"):
         SAEConfig.from_dict({"d_model": 8, "k": 4})
+
+
+def test_bf16_autocast_step_tracks_float32() -> None:
+    """The mixed-precision path (used on GPUs) runs and trains like float32."""
+    from protsae.sae.train import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 24) * 2
+    dead = torch.zeros(96, dtype=torch.bool)
+    dead[::3] = True
+    losses = {}
+    for dtype in (None, torch.bfloat16):
+        sae = _random_sae()
+        optimizer = make_optimizer(sae, 1e-2)
+        first = train_step(sae, optimizer, x, dead, 1e-2, dtype)
+        for _ in range(20):
+            last = train_step(sae, optimizer, x, dead, 1e-2, dtype)
+        assert last.x_hat.dtype == torch.float32
+        assert float(last.fvu) < 0.8 * float(first.fvu)
+        losses[dtype] = float(last.fvu)
+    assert losses[torch.bfloat16] == pytest.approx(losses[None], rel=0.05)

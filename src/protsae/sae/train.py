@@ -37,7 +37,7 @@ from protsae.io import atomic_path, write_parquet
 from protsae.progress import Progress, get_logger
 from protsae.sae.data import ActivationStream
 from protsae.sae.formats import save_sae
-from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, TopKSAE
+from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -84,6 +84,14 @@ def geometric_median(points: torch.Tensor, iterations: int = 20, eps: float = 1e
         weights = 1.0 / (points - median).norm(dim=1).clamp_min(eps)
         median = (weights[:, None] * points).sum(dim=0) / weights.sum()
     return median.float()
+
+
+def make_optimizer(sae: TopKSAE, lr: float) -> torch.optim.Adam:
+    """Adam; the fused kernel where this torch has one for the device (about 3x faster on CPU)."""
+    try:
+        return torch.optim.Adam(sae.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(sae.parameters(), lr=lr)
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ def train_sae(
     model_name: str | None = None,
     layer: int | None = None,
     device: str | torch.device = "auto",
+    bf16: bool = False,
     logger: logging.Logger | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
@@ -192,9 +201,11 @@ def train_sae(
     weights an uninterrupted run would have. ``log_every`` (default: ~200 rows per run) sets
     the steps per ``train_log`` row. ``on_step(step, tokens)`` is called after each step
     (progress monitors, tests). ``model_name``/``layer`` default to the shards' metadata.
+    ``bf16`` runs the forward pass under bfloat16 autocast on CUDA (ignored on CPU).
     """
     logger = logger or get_logger()
     device = resolve_device(device)
+    autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
     stream = ActivationStream(shard_paths, batch_tokens, shuffle_buffer_tokens, seed, logger)
     if d_model is not None and d_model != stream.d_model:
         raise ValueError(
@@ -222,6 +233,7 @@ def train_sae(
         "seed": seed,
         "log_every": log_every,
         "median_sample_tokens": median_sample_tokens,
+        "bf16": autocast_dtype is not None,
     }
     cfg = SAEConfig(
         d_model=stream.d_model,
@@ -234,7 +246,7 @@ def train_sae(
         layer=stream.layer if layer is None else layer,
     )
     sae = TopKSAE(cfg, seed=seed).to(device)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=base_lr)
+    optimizer = make_optimizer(sae, base_lr)
     tokens_since_fired = torch.zeros(width, dtype=torch.long, device=device)
     log_rows: list[dict[str, Any]] = []
     interval: dict[str, Any] = {key: 0.0 for key in _INTERVAL_KEYS} | {"count": 0}
@@ -282,17 +294,11 @@ def train_sae(
     sae.train()
     while step < total_steps:
         current_lr = lr_at(step, total_steps, base_lr, warmup_steps, decay_fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = current_lr
         x = torch.from_numpy(next(stream)).to(device, non_blocking=True)
         dead = tokens_since_fired >= dead_tokens
-        out = sae(x, dead_mask=dead if bool(dead.any()) else None)
-        loss = out.fvu + AUXK_COEFFICIENT * out.auxk_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        sae.remove_gradient_parallel_to_decoder()
-        optimizer.step()
-        sae.set_decoder_norm_to_unit()
+        out = train_step(
+            sae, optimizer, x, dead if bool(dead.any()) else None, current_lr, autocast_dtype
+        )
 
         with torch.no_grad():
             active = out.values > 0
@@ -300,10 +306,10 @@ def train_sae(
             fired[out.indices[active]] = True
             tokens_since_fired += x.shape[0]
             tokens_since_fired[fired] = 0
-            interval["mse"] += out.mse.detach()
-            interval["fve"] += 1.0 - out.fvu.detach()
+            interval["mse"] += out.mse
+            interval["fve"] += 1.0 - out.fvu
             interval["l0"] += active.sum(dim=1).float().mean()
-            interval["auxk_loss"] += out.auxk_loss.detach()
+            interval["auxk_loss"] += out.auxk_loss
             interval["count"] += 1
         step += 1
         if step % log_every == 0 or step == total_steps:
@@ -361,6 +367,32 @@ def train_sae(
         resumed_from_step=resumed_from_step,
         resumed_from_tokens=resumed_from_step * batch_tokens,
     )
+
+
+def train_step(
+    sae: TopKSAE,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    dead_mask: torch.Tensor | None,
+    lr: float,
+    autocast_dtype: torch.dtype | None = None,
+) -> SAEOutput:
+    """One optimisation step on batch ``x``, keeping the decoder rows unit-norm.
+
+    ``autocast_dtype`` (e.g. ``torch.bfloat16`` on a GPU) runs the forward pass under
+    autocast: the encoder matmul and top-k in that dtype, decoder and losses in float32.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        out = sae(x, dead_mask=dead_mask)
+    loss = out.fvu + AUXK_COEFFICIENT * out.auxk_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    sae.remove_gradient_parallel_to_decoder()
+    optimizer.step()
+    sae.set_decoder_norm_to_unit()
+    return SAEOutput(*(tensor.detach() for tensor in out))
 
 
 def _init_decoder_bias(
