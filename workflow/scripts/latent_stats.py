@@ -11,9 +11,7 @@ from protsae.latents.encode import latent_stats_from_files  # noqa: E402
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params
 # The checkpoint file itself; the model input may also list its contact-regression file.
-checkpoint = params.get("checkpoint") or snakemake.input.model
-if not isinstance(checkpoint, str):
-    checkpoint = checkpoint[0]
+checkpoint = params.checkpoint
 
 latent_stats_from_files(
     sae_path=snakemake.input.sae,
