@@ -528,30 +528,38 @@ def extract_shard(
     return writer.rows_written
 
 
-def _records_from_table(table: pa.Table) -> tuple[list[str], list[str]]:
+def _check_table(table: pa.Table) -> list[str]:
     missing = {"id", "sequence"} - set(table.column_names)
     if missing:
         raise ValueError(
             f"sequence table lacks column(s) {sorted(missing)}; has {table.column_names}"
         )
-    return table.column("id").to_pylist(), table.column("sequence").to_pylist()
+    return table.column("id").to_pylist()
+
+
+def _take_records(table: pa.Table, keep: list[bool]) -> list[Record]:
+    # Filter before converting, so only the selected sequences become Python strings.
+    chosen = table.select(["id", "sequence"]).filter(pa.array(keep, pa.bool_()))
+    return list(
+        zip(chosen.column("id").to_pylist(), chosen.column("sequence").to_pylist(), strict=True)
+    )
 
 
 def select_shard_records(
     table: pa.Table, shard: int, n_shards: int, holdout_fraction: float
 ) -> list[Record]:
-    """The (id, sequence) records of one training shard: a function of each id alone.
+    """The (id, sequence) records of one training shard, in table order: a function of each id.
 
     A sequence's shard and holdout membership never move when the sample grows or is reordered.
     """
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} out of range for {n_shards} shards")
-    ids, sequences = _records_from_table(table)
-    return [
-        (seq_id, seq)
-        for seq_id, seq in zip(ids, sequences, strict=True)
-        if shard_of(seq_id, n_shards) == shard and not is_holdout(seq_id, holdout_fraction)
+    ids = _check_table(table)
+    keep = [
+        shard_of(seq_id, n_shards) == shard and not is_holdout(seq_id, holdout_fraction)
+        for seq_id in ids
     ]
+    return _take_records(table, keep)
 
 
 def holdout_records(
@@ -561,7 +569,6 @@ def holdout_records(
 
     Ordered by a hash of the id, so the first ``max_sequences`` are a random-like subset.
     """
-    ids, sequences = _records_from_table(table)
-    held = [(i, s) for i, s in zip(ids, sequences, strict=True) if is_holdout(i, holdout_fraction)]
+    held = _take_records(table, [is_holdout(i, holdout_fraction) for i in _check_table(table)])
     held.sort(key=lambda r: (hashlib.blake2b(r[0].encode(), digest_size=8).digest(), r[0]))
     return held if max_sequences is None else held[:max_sequences]

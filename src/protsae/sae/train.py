@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from protsae.esm import resolve_device
@@ -122,7 +121,10 @@ class TrainResult:
 
 def _fingerprint(stream: ActivationStream, settings: dict[str, Any]) -> dict[str, Any]:
     """What must match for a checkpoint to belong to this run."""
-    shards = [[p.name, int(pq.read_metadata(p).num_rows)] for p in stream.paths]
+    rows = [0] * len(stream.paths)
+    for unit in stream.row_groups:
+        rows[unit.shard] += unit.rows
+    shards = [[path.name, n] for path, n in zip(stream.paths, rows, strict=True)]
     return {"shards": shards, **settings}
 
 
