@@ -14,7 +14,7 @@ rule download:
     output:
         protected(f"{DOWNLOADS_DIR}/{{file}}"),
     log:
-        "logs/download/{file}.log",
+        "resources/logs/download/{file}.log",
     conda:
         "../../envs/protsae.yaml"
     params:
@@ -30,7 +30,7 @@ rule esm_random_init:
         model=f"{DOWNLOADS_DIR}/random-t{{layers}}-d{{embed_dim}}-s{{seed}}.pt",
         regression=f"{DOWNLOADS_DIR}/random-t{{layers}}-d{{embed_dim}}-s{{seed}}-contact-regression.pt",
     log:
-        "logs/esm_random_init/random-t{layers}-d{embed_dim}-s{seed}.log",
+        "resources/logs/esm_random_init/random-t{layers}-d{embed_dim}-s{seed}.log",
     wildcard_constraints:
         layers=r"\d+",
         embed_dim=r"\d+",
