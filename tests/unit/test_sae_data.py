@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from protsae.activations import ShardWriter
-from protsae.sae.data import ActivationStream
+from protsae.sae.data import ActivationStream, Prefetcher
 
 D = 4
 ROW_GROUP = 50
@@ -130,3 +130,24 @@ def test_inconsistent_or_empty_shards_are_errors(tmp_path: Path) -> None:
         pass
     with pytest.raises(ValueError, match="no tokens"):
         ActivationStream([empty], 10, 10)
+
+
+def test_prefetcher_yields_the_same_batches_and_positions(tmp_path: Path) -> None:
+    paths = _write_shards(tmp_path, [300, 220])
+    plain = ActivationStream(paths, batch_tokens=70, shuffle_buffer_tokens=130, seed=4)
+    with Prefetcher(ActivationStream(paths, 70, 130, seed=4), depth=3) as ahead:
+        for _ in range(11):
+            np.testing.assert_array_equal(next(ahead), next(plain))
+            # The position of the batches handed out, not of those already read ahead.
+            assert ahead.state_dict() == plain.state_dict()
+
+
+def test_prefetcher_raises_reader_errors_in_the_consumer(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    with ShardWriter(bad, D, "float32") as writer:
+        writer.add("nan_seq", np.arange(2), np.array([[1, 2, 3, 4], [np.inf, 0, 0, 0]]))
+    with (
+        Prefetcher(ActivationStream([bad], 2, 10, seed=0)) as ahead,
+        pytest.raises(ValueError, match="bad.parquet.*nan_seq"),
+    ):
+        next(ahead)

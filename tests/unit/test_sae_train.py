@@ -232,3 +232,24 @@ def test_geometric_median_resists_outliers() -> None:
     assert (median - centre).norm() < 0.05
     assert (points.mean(0) - centre).norm() > 40
     assert math.isfinite(float(geometric_median(torch.ones(5, 3)).sum()))
+
+
+def test_nan_in_a_shard_stops_training_naming_it(tmp_path: Path) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=600)
+    bad = tmp_path / "shard-bad.parquet"
+    x = np.ones((50, 16), dtype=np.float32)
+    x[9, 5] = np.nan
+    with ShardWriter(bad, 16, "float32") as writer:
+        writer.add("broken", np.arange(50), x)
+    with pytest.raises(ValueError, match=r"shard-bad\.parquet: row group 0: .*broken.*position 9"):
+        train_sae(
+            [*paths, bad],
+            tmp_path / "out",
+            width=64,
+            k=4,
+            total_tokens=2000,
+            batch_tokens=100,
+            shuffle_buffer_tokens=5000,
+            device="cpu",
+        )
+    assert not (tmp_path / "out" / "sae.safetensors").exists()

@@ -16,7 +16,10 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import queue
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
 from protsae.activations import DTYPES, iter_shard, shard_info
 from protsae.progress import get_logger
@@ -38,16 +42,17 @@ class _RowGroup:
 
 def _check_finite(x: np.ndarray, ids: Any, pos: np.ndarray, where: str) -> None:
     """Raise naming the first token whose vector holds a NaN or Inf."""
-    # One reduction per row: a non-finite element makes the float64 row sum non-finite.
-    row_sums = np.add.reduce(x, axis=1, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(row_sums))
-    if bad.size:
-        row = int(bad[0])
-        column = int(np.flatnonzero(~np.isfinite(x[row]))[0])
-        raise ValueError(
-            f"{where}: row {row} (sequence {ids[row].as_py()}, position {int(pos[row])}): activation "
-            f"dimension {column} is {x[row, column]} ({bad.size} non-finite rows in this row group)"
-        )
+    # Fast path: NaN propagates through min/max, an Inf becomes the min or the max.
+    low, high = torch.aminmax(torch.from_numpy(x))
+    if math.isfinite(float(low)) and math.isfinite(float(high)):
+        return
+    bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    row = int(bad_rows[0])
+    column = int(np.flatnonzero(~np.isfinite(x[row]))[0])
+    raise ValueError(
+        f"{where}: row {row} (sequence {ids[row].as_py()}, position {int(pos[row])}): activation "
+        f"dimension {column} is {x[row, column]} ({bad_rows.size} non-finite rows in this row group)"
+    )
 
 
 class ActivationStream:
@@ -55,6 +60,8 @@ class ActivationStream:
 
     Loops over the data again (a new epoch, logged) whenever the consumer wants more tokens
     than the shards hold. ``state_dict``/``load_state_dict`` checkpoint the position.
+    ``float32=False`` yields the shards' own dtype (float16 halves a host-to-GPU copy; the
+    GPU converts faster than the CPU).
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class ActivationStream:
         shuffle_buffer_tokens: int,
         seed: int = 0,
         logger: logging.Logger | None = None,
+        float32: bool = True,
     ) -> None:
         if batch_tokens <= 0 or shuffle_buffer_tokens <= 0:
             raise ValueError(
@@ -77,6 +85,7 @@ class ActivationStream:
         self.shuffle_buffer_tokens = shuffle_buffer_tokens
         self.seed = seed
         self.logger = logger or get_logger()
+        self.float32 = float32
 
         infos = [shard_info(p) for p in self.paths]
         first = infos[0]
@@ -161,7 +170,7 @@ class ActivationStream:
             self._offset += take
             need -= take
         batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return batch.astype(np.float32, copy=False)
+        return batch.astype(np.float32, copy=False) if self.float32 else batch
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.row_groups))
@@ -199,10 +208,73 @@ class ActivationStream:
                     f"{path}: row group {unit.row_group} has {len(batch.x)} rows, its metadata "
                     f"says {unit.rows}: the file changed while training"
                 )
-            _check_finite(batch.x, batch.ids, batch.pos, f"{path}: row group {unit.row_group}")
-            buffer[filled : filled + unit.rows] = batch.x
+            block = buffer[filled : filled + unit.rows]
+            block[:] = batch.x  # a writable copy, so torch can check it without a warning
+            _check_finite(block, batch.ids, batch.pos, f"{path}: row group {unit.row_group}")
             filled += unit.rows
         self._buffer = buffer
         self._buffer_end = end
         rng = np.random.default_rng([self.seed, self.epoch, self._buffer_start])
         self._permutation = rng.permutation(rows)
+
+
+class Prefetcher:
+    """Reads a stream's next batches in a background thread while the caller trains.
+
+    Parquet decoding and numpy copies release the GIL, so reading overlaps the training step.
+    :meth:`state_dict` is the stream's position after the last batch handed out (not after
+    the ones read ahead), so checkpoints stay exact. Errors in the reader (e.g. a NaN in a
+    shard) are raised by the ``next()`` that would have returned the batch.
+    """
+
+    def __init__(self, stream: ActivationStream, depth: int = 2) -> None:
+        self.stream = stream
+        self._position = stream.state_dict()
+        self._queue: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="activation-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[Any, Any]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _read(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = next(self.stream)
+                self._put((batch, self.stream.state_dict()))
+        except BaseException as err:  # handed to the consumer, raised there
+            self._put((err, None))
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        batch, position = self._queue.get()
+        if isinstance(batch, BaseException):
+            raise batch
+        self._position = position
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return dict(self._position)
+
+    def close(self) -> None:
+        """Stop the reader thread (it finishes the batch it is reading, then exits)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.1)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

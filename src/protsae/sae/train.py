@@ -34,7 +34,7 @@ import torch
 from protsae.esm import resolve_device
 from protsae.io import atomic_path, write_parquet
 from protsae.progress import Progress, get_logger
-from protsae.sae.data import ActivationStream
+from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
 from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
 
@@ -208,7 +208,15 @@ def train_sae(
     logger = logger or get_logger()
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
-    stream = ActivationStream(shard_paths, batch_tokens, shuffle_buffer_tokens, seed, logger)
+    # On a GPU, batches travel in the shards' dtype and are converted there.
+    stream = ActivationStream(
+        shard_paths,
+        batch_tokens,
+        shuffle_buffer_tokens,
+        seed,
+        logger,
+        float32=device.type != "cuda",
+    )
     if d_model is not None and d_model != stream.d_model:
         raise ValueError(
             f"d_model={d_model} requested, but the shards ({stream.paths[0]}, ...) hold "
@@ -294,51 +302,52 @@ def train_sae(
     )
     latest = {"fve": float("nan"), "dead": 0.0}
     sae.train()
-    while step < total_steps:
-        current_lr = lr_at(step, total_steps, base_lr, warmup_steps, decay_fraction)
-        x = torch.from_numpy(next(stream)).to(device, non_blocking=True)
-        dead = tokens_since_fired >= dead_tokens
-        out = train_step(
-            sae, optimizer, x, dead if bool(dead.any()) else None, current_lr, autocast_dtype
-        )
+    with Prefetcher(stream) as batches:
+        while step < total_steps:
+            current_lr = lr_at(step, total_steps, base_lr, warmup_steps, decay_fraction)
+            x = torch.from_numpy(next(batches)).to(device, non_blocking=True).float()
+            dead = tokens_since_fired >= dead_tokens
+            out = train_step(
+                sae, optimizer, x, dead if bool(dead.any()) else None, current_lr, autocast_dtype
+            )
 
-        with torch.no_grad():
-            active = out.values > 0
-            fired = torch.zeros(width, dtype=torch.bool, device=device)
-            fired[out.indices[active]] = True
-            tokens_since_fired += x.shape[0]
-            tokens_since_fired[fired] = 0
-            interval["mse"] += out.mse
-            interval["fve"] += 1.0 - out.fvu
-            interval["l0"] += active.sum(dim=1).float().mean()
-            interval["auxk_loss"] += out.auxk_loss
-            interval["count"] += 1
-        step += 1
-        if step % log_every == 0 or step == total_steps:
-            dead_fraction = float((tokens_since_fired >= dead_tokens).float().mean())
-            _append_log_row(
-                log_rows, interval, step, step * batch_tokens, dead_fraction, current_lr
-            )
-            interval = {key: 0.0 for key in _INTERVAL_KEYS} | {"count": 0}
-            latest = {"fve": log_rows[-1]["fve"], "dead": dead_fraction}
-        progress.update(x.shape[0], fve=latest["fve"], dead_fraction=latest["dead"])
-        if checkpoint_path and step % checkpoint_every == 0 and step < total_steps:
-            _save_checkpoint(
-                checkpoint_path,
-                {
-                    "version": CHECKPOINT_VERSION,
-                    "fingerprint": fingerprint,
-                    "step": step,
-                    "model": sae.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "stream": stream.state_dict(),
-                    "tokens_since_fired": tokens_since_fired.cpu(),
-                    "log_rows": log_rows,
-                    "interval": {key: float(value) for key, value in interval.items()},
-                },
-            )
-        if on_step is not None:
-            on_step(step, step * batch_tokens)
+            with torch.no_grad():
+                active = out.values > 0
+                fired = torch.zeros(width, dtype=torch.bool, device=device)
+                fired[out.indices[active]] = True
+                tokens_since_fired += x.shape[0]
+                tokens_since_fired[fired] = 0
+                interval["mse"] += out.mse
+                interval["fve"] += 1.0 - out.fvu
+                interval["l0"] += active.sum(dim=1).float().mean()
+                interval["auxk_loss"] += out.auxk_loss
+                interval["count"] += 1
+            step += 1
+            if step % log_every == 0 or step == total_steps:
+                dead_fraction = float((tokens_since_fired >= dead_tokens).float().mean())
+                _append_log_row(
+                    log_rows, interval, step, step * batch_tokens, dead_fraction, current_lr
+                )
+                interval = {key: 0.0 for key in _INTERVAL_KEYS} | {"count": 0}
+                latest = {"fve": log_rows[-1]["fve"], "dead": dead_fraction}
+            progress.update(x.shape[0], fve=latest["fve"], dead_fraction=latest["dead"])
+            if checkpoint_path and step % checkpoint_every == 0 and step < total_steps:
+                _save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "version": CHECKPOINT_VERSION,
+                        "fingerprint": fingerprint,
+                        "step": step,
+                        "model": sae.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "stream": batches.state_dict(),
+                        "tokens_since_fired": tokens_since_fired.cpu(),
+                        "log_rows": log_rows,
+                        "interval": {key: float(value) for key, value in interval.items()},
+                    },
+                )
+            if on_step is not None:
+                on_step(step, step * batch_tokens)
     progress.finish(fve=latest["fve"], dead_fraction=latest["dead"])
     sae.eval()
 
@@ -404,8 +413,7 @@ def _init_decoder_bias(
     position = stream.state_dict()
     batches = [next(stream) for _ in range(max(1, math.ceil(sample_tokens / stream.batch_tokens)))]
     stream.load_state_dict(position)
-    sample = torch.from_numpy(np.concatenate(batches)[:sample_tokens])
-    sample = sample.to(device)
+    sample = torch.from_numpy(np.concatenate(batches)[:sample_tokens]).to(device).float()
     if sae.cfg.normalize == "token_standardize":
         sample = sae.standardize(sample)[0]
     with torch.no_grad():
