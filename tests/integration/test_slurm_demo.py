@@ -190,5 +190,6 @@ def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_p
             local.wait(timeout=30)
 
     results = yaml.safe_load((local_run / "config" / "integration.yaml").read_text())["results"]
-    differences = compare_results(on_slurm / results, local_run / results)
+    # Exact: with equal thread counts the demo is bit-reproducible (checked on 16 data files).
+    differences = compare_results(on_slurm / results, local_run / results, rtol=0, atol=0)
     assert not differences, "\n".join(differences[:40])

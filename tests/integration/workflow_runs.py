@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path("/tmp/exp/demo1")
+REPO = Path(__file__).resolve().parents[2]
 # What a run needs: the workflow, its config and library, the profiles (with the root symlink)
 # and the bundled inputs; never results/, resources/downloads/ or .snakemake/.
 WORKFLOW_ITEMS = (
