@@ -123,10 +123,7 @@ class _SparseTopKEncoder(torch.autograd.Function):
         k_aux: int,
         workspace: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        if workspace is not None:
-            pre = torch.addmm(b_enc.to(x_c.dtype), x_c, W_enc.to(x_c.dtype), out=workspace)
-        else:
-            pre = torch.addmm(b_enc.to(x_c.dtype), x_c, W_enc.to(x_c.dtype))
+        pre = torch.addmm(b_enc.to(x_c.dtype), x_c, W_enc.to(x_c.dtype), out=workspace)
         top = pre.topk(k, dim=1, sorted=False)
         values, indices = top.values.relu(), top.indices
         if dead_mask is not None and k_aux > 0:
