@@ -142,7 +142,9 @@ class ShardWriter:
                 f"got {tuple(vectors.shape)}"
             )
         if len(positions) != len(vectors):
-            raise ValueError(f"{self.path}: sequence {seq_id}: {len(positions)} positions for {len(vectors)} vectors")
+            raise ValueError(
+                f"{self.path}: sequence {seq_id}: {len(positions)} positions for {len(vectors)} vectors"
+            )
         self._ids.extend([seq_id] * len(vectors))
         self._pos.append(np.asarray(positions, dtype=np.int32))
         self._x.append(vectors)

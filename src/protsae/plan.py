@@ -182,9 +182,7 @@ def model_name(esm: dict[str, Any]) -> str:
     """The ``{model}`` wildcard: fair-esm name, checkpoint stem, or ``random-t{L}-d{D}-s{seed}``."""
     random_init = esm.get("random_init")
     if random_init:
-        return (
-            f"random-t{random_init['layers']}-d{random_init['embed_dim']}-s{random_init.get('seed', 0)}"
-        )
+        return f"random-t{random_init['layers']}-d{random_init['embed_dim']}-s{random_init.get('seed', 0)}"
     model = esm["model"]
     return Path(model).stem if is_checkpoint_path(model) else model
 

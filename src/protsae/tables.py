@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-SAE_PATH = re.compile(r"(?P<model>[^/\\]+)[/\\]L(?P<layer>\d+)[/\\]k(?P<k>\d+)-w(?P<width>\d+)[/\\][^/\\]+$")
+SAE_PATH = re.compile(
+    r"(?P<model>[^/\\]+)[/\\]L(?P<layer>\d+)[/\\]k(?P<k>\d+)-w(?P<width>\d+)[/\\][^/\\]+$"
+)
 PATTERN_CLASSES = (
     "dead",
     "not_enough_data",

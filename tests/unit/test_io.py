@@ -51,9 +51,8 @@ def test_shard_writer_failing_final_flush_leaves_no_file(tmp_path, monkeypatch):
     def broken_flush():
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
-        with writer:
-            writer.add("P1", np.arange(3), np.zeros((3, 4), np.float32))
-            monkeypatch.setattr(writer, "_flush", broken_flush)
+    with pytest.raises(OSError, match="disk full"), writer:
+        writer.add("P1", np.arange(3), np.zeros((3, 4), np.float32))
+        monkeypatch.setattr(writer, "_flush", broken_flush)
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
