@@ -15,6 +15,7 @@ test: setup
 
 lint: setup
 	$(VENV)/ruff check src tests workflow benchmarks
+	$(VENV)/ruff format --check src tests workflow benchmarks
 	$(VENV)/snakefmt --check .
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
 

@@ -17,8 +17,9 @@ min_version("9.0")
 _SRC = str(Path(workflow.basedir) / "src")
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p
+# (This sets a variable for the jobs; it requires none from the user, so no `envvars:`.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 # With no --configfile (and no --config) the bundled demo runs; files are not merged

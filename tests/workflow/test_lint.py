@@ -21,6 +21,16 @@ def test_ruff_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_ruff_format_is_clean():
+    proc = subprocess.run(
+        [str(BIN / "ruff"), "format", "--check", "src", "tests", "workflow", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_snakefmt_is_clean():
     proc = subprocess.run(
         [str(BIN / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True
