@@ -34,6 +34,7 @@ rule train_sae:
         dead_tokens=config["sae"]["training"]["dead_tokens"],
         shuffle_buffer_tokens=config["sae"]["training"]["shuffle_buffer_tokens"],
         checkpoint_every=config["sae"]["training"]["checkpoint_every"],
+        bf16=config["sae"]["training"]["bf16"],
         seed=config["sae"]["training"]["seed"],
         checkpoint_dir=f"{SAE_DIR}/checkpoint",
     script:

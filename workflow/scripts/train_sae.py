@@ -32,4 +32,5 @@ train_sae(
     checkpoint_every=int(params.checkpoint_every),
     model_name=str(params.model_name),
     layer=int(params.layer),
+    bf16=bool(params.bf16),
 )
