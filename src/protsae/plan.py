@@ -8,6 +8,7 @@ is built, so a bad config never starts a job.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,24 +203,51 @@ def fairesm_urls(name: str) -> tuple[str, str]:
     return f"{base}/models/{name}.pt", f"{base}/regression/{name}-contact-regression.pt"
 
 
+def source_file_name(name: str, url: str) -> str:
+    """The download's file name: the source name plus a short hash of its URL.
+
+    A new URL for a source is a new file, so configs with different sources can share one
+    checkout without re-downloading, and the protected old file never has to be overwritten.
+    """
+    return f"{name}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
+
+
+def is_local_source(url: str) -> bool:
+    """A ``file://`` URL or a plain path (as opposed to http, https, ftp)."""
+    return url.startswith("file://") or "://" not in url
+
+
+def local_source_path(url: str) -> str:
+    """The path of a local source (``file://`` stripped)."""
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
 def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Every file the download rule may fetch: ``{file name: {url, md5, sha256}}``."""
+    """Every file the download rule may fetch: ``{file name: {url, md5, sha256, source}}``."""
     files = {
-        name: {"url": src["url"], "md5": src.get("md5", ""), "sha256": src.get("sha256", "")}
+        source_file_name(name, src["url"]): {
+            "url": src["url"],
+            "md5": src.get("md5", ""),
+            "sha256": src.get("sha256", ""),
+            "source": name,
+        }
         for name, src in config["sources"].items()
     }
     esm = config["esm"]
     if not esm.get("random_init") and not is_checkpoint_path(esm["model"]):
+        # fair-esm file names are kept: its loader finds the regression file by name.
         model_url, regression_url = fairesm_urls(esm["model"])
         files[f"{esm['model']}.pt"] = {
             "url": model_url,
             "md5": esm.get("model_md5") or "",
             "sha256": "",
+            "source": "esm",
         }
         files[f"{esm['model']}-contact-regression.pt"] = {
             "url": regression_url,
             "md5": "",
             "sha256": "",
+            "source": "esm",
         }
     return files
 

@@ -159,7 +159,8 @@ def test_paper_config_grid():
     files = downloads(config)
     assert files["esm2_t33_650M_UR50D.pt"]["url"].endswith("/models/esm2_t33_650M_UR50D.pt")
     assert "esm2_t33_650M_UR50D-contact-regression.pt" in files
-    assert files["thermostability"]["md5"] == "0f8b1e848568f7566713d53594c0ca90"
+    (thermo,) = [f for f in files.values() if f["source"] == "thermostability"]
+    assert thermo["md5"] == "0f8b1e848568f7566713d53594c0ca90"
 
 
 def test_demo_config_is_valid_and_uses_random_weights():
@@ -194,3 +195,15 @@ def test_pretrained_layers_accept_integer_keys():
     assert set(config["sae"]["pretrained"]) == {"24", "12"}
     raw["sae"]["pretrained"] = {"x": "sae.safetensors"}
     check_error(raw, "sae.pretrained", "'x'")
+
+
+def test_download_names_follow_the_url():
+    raw = minimal()
+    first = downloads(validate_config(raw, SCHEMA))
+    raw["sources"]["swissprot"]["url"] = "https://example.org/other_sprot.dat.gz"
+    second = downloads(validate_config(raw, SCHEMA))
+    names = {f["source"]: name for name, f in first.items()}
+    new_names = {f["source"]: name for name, f in second.items()}
+    assert names["uniref50"] == new_names["uniref50"]
+    assert names["swissprot"] != new_names["swissprot"]
+    assert names["swissprot"].startswith("swissprot-")

@@ -11,6 +11,9 @@ from protsae.plan import (
     SaeSpec,
     downloads,
     expand_sweeps,
+    is_local_source,
+    local_source_path,
+    source_file_name,
     extraction_layers,
     is_checkpoint_path,
     load_schema,
@@ -118,12 +121,23 @@ def esm_files(wildcards=None):
 # ---- downloads -------------------------------------------------------------------
 
 
+def source_file(name):
+    """Where the download stage puts config source ``name``."""
+    return f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
+
+
 def download_field(field):
     def get(wildcards):
         return DOWNLOADS[wildcards.file][field]
 
     get.__name__ = f"download_{field}"
     return get
+
+
+def download_input(wildcards):
+    """A local source is the download's input, so editing that file reruns what reads it."""
+    url = DOWNLOADS[wildcards.file]["url"]
+    return [local_source_path(url)] if is_local_source(url) else []
 
 
 # ---- wildcards as typed params -----------------------------------------------------

@@ -11,6 +11,8 @@ wildcard_constraints:
 
 
 rule download:
+    input:
+        download_input,
     output:
         protected(f"{DOWNLOADS_DIR}/{{file}}"),
     log:

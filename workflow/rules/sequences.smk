@@ -3,7 +3,7 @@
 
 rule sample_uniref50:
     input:
-        fasta=f"{DOWNLOADS_DIR}/uniref50",
+        fasta=source_file("uniref50"),
     output:
         res("sequences", "uniref50_sample.parquet"),
     log:
@@ -25,8 +25,8 @@ rule sample_uniref50:
 
 rule parse_swissprot:
     input:
-        dat=f"{DOWNLOADS_DIR}/swissprot",
-        entries=f"{DOWNLOADS_DIR}/interpro_entries",
+        dat=source_file("swissprot"),
+        entries=source_file("interpro_entries"),
     output:
         res("sequences", "swissprot.parquet"),
     log:
