@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from protsae.latents.classes import PATTERN_CLASSES
+
 SAE_PATH = re.compile(
     r"(?P<model>[^/\\]+)[/\\]L(?P<layer>\d+)[/\\]k(?P<k>\d+)-w(?P<width>\d+)[/\\][^/\\]+$"
-)
-PATTERN_CLASSES = (
-    "dead",
-    "not_enough_data",
-    "periodic",
-    "point",
-    "motif_short",
-    "motif_medium",
-    "motif_long",
-    "whole",
-    "other",
 )
 
 
