@@ -2,14 +2,14 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
-from protsae.io import write_parquet  # noqa: E402
-from protsae.sequences import cluster_sequences  # noqa: E402
+from protsae.io import write_parquet
+from protsae.sequences import cluster_sequences
 
 params = snakemake.params
 output = Path(snakemake.output[0])

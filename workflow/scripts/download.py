@@ -2,9 +2,9 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.sources import fetch  # noqa: E402
+from protsae.sources import fetch
 
 params = snakemake.params
 fetch(

@@ -2,15 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
+import pyarrow.parquet as pq
+import torch
 
-from protsae.esm import holdout_records  # noqa: E402
-from protsae.io import write_json  # noqa: E402
-from protsae.sae.evaluate import evaluate_sae  # noqa: E402
-from protsae.sae.formats import load_sae  # noqa: E402
+from protsae.esm import holdout_records
+from protsae.io import write_json
+from protsae.sae.evaluate import evaluate_sae
+from protsae.sae.formats import load_sae
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)

@@ -2,13 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
+import pyarrow.parquet as pq
+import torch
 
-from protsae.esm import extract_shard, select_shard_records  # noqa: E402
-from protsae.progress import get_logger  # noqa: E402
+from protsae.esm import extract_shard, select_shard_records
+from protsae.progress import get_logger
 
 params = snakemake.params
 logger = get_logger()

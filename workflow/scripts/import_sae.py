@@ -2,10 +2,10 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.progress import get_logger  # noqa: E402
-from protsae.sae.formats import import_interprot, save_sae  # noqa: E402
+from protsae.progress import get_logger
+from protsae.sae.formats import import_interprot, save_sae
 
 params = snakemake.params
 sae = import_interprot(

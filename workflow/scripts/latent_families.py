@@ -2,11 +2,11 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet  # noqa: E402
-from protsae.latents import families_from_files, sae_width  # noqa: E402
-from protsae.progress import get_logger  # noqa: E402
+from protsae.io import write_parquet
+from protsae.latents import families_from_files, sae_width
+from protsae.progress import get_logger
 
 table = families_from_files(
     snakemake.input.seq_stats,

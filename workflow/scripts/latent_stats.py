@@ -2,11 +2,11 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import torch  # noqa: E402
+import torch
 
-from protsae.latents.encode import latent_stats_from_files  # noqa: E402
+from protsae.latents.encode import latent_stats_from_files
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params

@@ -2,10 +2,10 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_json  # noqa: E402
-from protsae.latents import summary_from_files  # noqa: E402
+from protsae.io import write_json
+from protsae.latents import summary_from_files
 
 write_json(
     summary_from_files(snakemake.input.classes, snakemake.input.families), snakemake.output[0]

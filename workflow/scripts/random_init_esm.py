@@ -2,10 +2,10 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.esm import save_random_init  # noqa: E402
-from protsae.progress import get_logger  # noqa: E402
+from protsae.esm import save_random_init
+from protsae.progress import get_logger
 
 params = snakemake.params
 save_random_init(

@@ -2,10 +2,10 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet  # noqa: E402
-from protsae.sequences import sample_uniref50  # noqa: E402
+from protsae.io import write_parquet
+from protsae.sequences import sample_uniref50
 
 params = snakemake.params
 table = sample_uniref50(

@@ -2,13 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import torch  # noqa: E402
+import torch
 
-from protsae.sae.train import TrainOutputs, train_sae  # noqa: E402
+from protsae.sae.train import TrainOutputs, train_sae
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
