@@ -40,15 +40,16 @@ SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
 
 
 def _safetensors_width(path):
+    """The SAE width of a published file, from its header alone (decoder rows)."""
     from safetensors import safe_open
 
+    if not Path(path).exists():
+        raise WorkflowError(f"config key sae.pretrained: {path}: no such file")
     with safe_open(path, "pt") as handle:
-        for name in ("w_dec", "W_dec"):
-            if name in handle.keys():
+        for name in handle.keys():
+            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
                 return handle.get_slice(name).get_shape()[0]
-    raise WorkflowError(
-        f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file"
-    )
+    raise WorkflowError(f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file")
 
 
 PRETRAINED = pretrained_specs(config, _safetensors_width)
