@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from protsae.io import atomic_path
+from protsae.io import AtomicParquetWriter
 
 DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
 META_PREFIX = "protsae."
@@ -122,15 +122,14 @@ class ShardWriter:
         self.rows_written = 0
 
     def __enter__(self) -> ShardWriter:
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(
-            self._tmp,
+        self._file = AtomicParquetWriter(
+            self.path,
             self.schema,
             compression="lz4",
             use_dictionary=["id"],
             write_statistics=["id", "pos"],
         )
+        self._writer = self._file.writer
         return self
 
     def add(self, seq_id: str, positions: np.ndarray, vectors: np.ndarray) -> None:
@@ -174,18 +173,7 @@ class ShardWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            try:
-                self._flush()
-                self._writer.close()
-            except BaseException as err:
-                # A failed final flush must not rename a partial file into place.
-                self._writer.close()
-                self._atomic.__exit__(type(err), err, err.__traceback__)
-                raise
-        else:
-            self._writer.close()
-        self._atomic.__exit__(exc_type, exc, tb)
+        self._file.finish(exc_type is None, self._flush)
 
 
 def decode_x(column: pa.Array | pa.ChunkedArray, d_model: int, dtype: str) -> np.ndarray:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,83 @@ def _current_umask() -> int:
     return mask
 
 
+class AtomicFile:
+    """A temporary file beside ``path`` that takes its place on :meth:`commit`.
+
+    The temporary file lives in the same directory so the final ``os.replace`` is atomic
+    on POSIX file systems; until then the final path keeps whatever it had.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+        )
+        os.close(fd)
+        self.tmp = Path(tmp_name)
+
+    def commit(self) -> None:
+        """Move the finished temporary file onto the final path."""
+        try:
+            # mkstemp creates 0600; results on a shared cluster must be readable as umask allows.
+            os.chmod(self.tmp, 0o666 & ~_current_umask())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove the temporary file."""
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    The temporary file lives in the same directory so the final ``os.replace`` is atomic
-    on POSIX file systems. On any exception the temporary file is removed and the
-    final path is left untouched.
+    On any exception the temporary file is removed and the final path is left untouched.
     """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    file = AtomicFile(path)
     try:
-        yield tmp
-        # mkstemp creates 0600; results on a shared cluster must be readable as umask allows.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, final)
+        yield file.tmp
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        file.discard()
         raise
+    file.commit()
+
+
+class AtomicParquetWriter:
+    """A ``pq.ParquetWriter`` on an :class:`AtomicFile`, for tables written in row groups.
+
+    :meth:`finish` is the one place that makes sure a file whose caller failed, whose last
+    flush failed, or whose footer could not be written never appears under its final name.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, **kwargs: Any) -> None:
+        self.file = AtomicFile(path)
+        try:
+            self.writer = pq.ParquetWriter(self.file.tmp, schema, **kwargs)
+        except BaseException:
+            self.file.discard()
+            raise
+
+    def finish(self, ok: bool, final_flush: Callable[[], None] | None = None) -> None:
+        """Close the file; commit it only if ``ok`` (the caller's work succeeded) and both
+        ``final_flush`` and the footer write succeed, otherwise discard it."""
+        try:
+            if ok and final_flush is not None:
+                final_flush()
+            self.writer.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.file.discard()
+            raise
+        if ok:
+            self.file.commit()
+        else:
+            self.file.discard()
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike[str], **kwargs: Any) -> None:

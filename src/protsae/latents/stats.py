@@ -24,9 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from protsae.io import atomic_path, write_parquet
+from protsae.io import AtomicParquetWriter, write_parquet
 from protsae.progress import Progress, get_logger
 
 SPLITS = ("train", "test")
@@ -334,9 +333,8 @@ class LatentStatsCollector:
         self._batch_size = 0
 
     def __enter__(self) -> LatentStatsCollector:
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(tmp, SEQ_STATS_SCHEMA, compression="zstd")
+        self._file = AtomicParquetWriter(self.path, SEQ_STATS_SCHEMA, compression="zstd")
+        self._writer = self._file.writer
         return self
 
     def add(self, seq_id: str, split: str, values: np.ndarray, indices: np.ndarray) -> None:
@@ -405,17 +403,11 @@ class LatentStatsCollector:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if exc_type is None:
-                self._process()
-                self._write()
-        except BaseException as err:
-            # A failure while flushing must not let the partial file be renamed into place.
-            exc_type, exc, tb = type(err), err, err.__traceback__
-            raise
-        finally:
-            self._writer.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+        self._file.finish(exc_type is None, self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._process()
+        self._write()
 
 
 def stream_latent_stats(
