@@ -28,6 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from protsae.progress import Progress, get_logger
 
@@ -276,7 +277,9 @@ class _HttpAttempt:
                 self.sidecar.write_text(json.dumps({"url": self.url, "validator": validator}))
             else:
                 raise DownloadError(f"{self.url}: unexpected HTTP status {status}")
-            self._receive(response, mode, offset)
+            _receive_body(
+                response, self.part, mode, offset, self.logger, (OSError, http.client.HTTPException)
+            )
 
     def _refused(self, exc: urllib.error.HTTPError, offset: int) -> None:
         if exc.code == 416 and offset:
@@ -289,34 +292,46 @@ class _HttpAttempt:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers))
         raise DownloadError(f"{self.url}: HTTP {exc.code} {exc.reason} (not retried)")
 
-    def _receive(self, response: http.client.HTTPResponse, mode: str, offset: int) -> None:
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else None
-        progress = Progress(
-            f"download {self.part.name[: -len('.part')]}",
-            expected / 1e6 if expected else None,
-            "MB",
-            self.logger,
-            interval=10.0,
-        )
-        received = 0
-        with open(self.part, mode) as out:
-            try:
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    received += len(chunk)
-                    progress.update(len(chunk) / 1e6)
-            except (OSError, http.client.HTTPException) as exc:
-                raise _Transient(
-                    f"connection lost after byte {offset + received:,} "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
-        progress.finish()
-        if expected is not None and received != expected:
+
+def _receive_body(
+    response: Any,
+    part: Path,
+    mode: str,
+    offset: int,
+    logger: logging.Logger,
+    connection_errors: tuple[type[BaseException], ...],
+) -> None:
+    """Stream a response body into ``part`` (appending when resuming at ``offset``).
+
+    A connection lost mid-body or a body shorter than its Content-Length is transient:
+    the bytes received so far stay in ``part`` for the next attempt to resume from.
+    """
+    length = response.headers.get("Content-Length")
+    expected = int(length) if length and length.isdigit() else None
+    progress = Progress(
+        f"download {part.name.removesuffix('.part')}",
+        expected / 1e6 if expected else None,
+        "MB",
+        logger,
+        interval=10.0,
+    )
+    received = 0
+    with open(part, mode) as out:
+        try:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                received += len(chunk)
+                progress.update(len(chunk) / 1e6)
+        except connection_errors as exc:
             raise _Transient(
-                f"truncated body: received {received:,} of {expected:,} bytes "
-                f"(file now holds {offset + received:,})"
-            )
+                f"connection lost after byte {offset + received:,} ({type(exc).__name__}: {exc})"
+            ) from exc
+    progress.finish()
+    if expected is not None and received != expected:
+        raise _Transient(
+            f"truncated body: received {received:,} of {expected:,} bytes "
+            f"(file now holds {offset + received:,})"
+        )
 
 
 class _FtpAttempt:
@@ -338,26 +353,7 @@ class _FtpAttempt:
         except (OSError, ftplib.Error) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         with response:
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else None
-            progress = Progress(
-                f"download {self.part.name}",
-                expected / 1e6 if expected else None,
-                "MB",
-                self.logger,
-            )
-            received = 0
-            with open(self.part, "wb") as out:
-                try:
-                    while chunk := response.read(CHUNK_BYTES):
-                        out.write(chunk)
-                        received += len(chunk)
-                        progress.update(len(chunk) / 1e6)
-                except (OSError, ftplib.Error) as exc:
-                    raise _Transient(f"connection lost after byte {received:,}: {exc}") from exc
-            progress.finish()
-        if expected is not None and received != expected:
-            raise _Transient(f"truncated transfer: received {received:,} of {expected:,} bytes")
+            _receive_body(response, self.part, "wb", 0, self.logger, (OSError, ftplib.Error))
 
 
 def _copy_local(url: str, part: Path, logger: logging.Logger) -> None:
