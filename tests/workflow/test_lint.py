@@ -1,4 +1,4 @@
-"""The project's own checks: ruff, snakefmt and snakemake --lint are clean."""
+"""The project's own checks: ruff, ruff format, snakefmt and snakemake --lint are clean."""
 
 from __future__ import annotations
 
@@ -9,33 +9,24 @@ from pathlib import Path
 from .conftest import ROOT, run_snakemake
 
 BIN = Path(sys.executable).parent
+PYTHON_TREES = ("src", "tests", "workflow", "benchmarks")
+
+
+def assert_clean(tool: str, *args: str) -> None:
+    proc = subprocess.run([str(BIN / tool), *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_is_clean():
-    proc = subprocess.run(
-        [str(BIN / "ruff"), "check", "src", "tests", "workflow", "benchmarks"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_clean("ruff", "check", *PYTHON_TREES)
 
 
 def test_ruff_format_is_clean():
-    proc = subprocess.run(
-        [str(BIN / "ruff"), "format", "--check", "src", "tests", "workflow", "benchmarks"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_clean("ruff", "format", "--check", *PYTHON_TREES)
 
 
 def test_snakefmt_is_clean():
-    proc = subprocess.run(
-        [str(BIN / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_clean("snakefmt", "--check", ".")
 
 
 def test_snakemake_lint_is_clean():
