@@ -261,11 +261,6 @@ def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str
     return specs
 
 
-def extraction_layers(config: dict[str, Any]) -> list[int]:
-    """Layers whose activations are extracted: every layer an SAE is trained on."""
-    return sorted({spec.layer for spec in expand_sweeps(config["sae"]["sweeps"])})
-
-
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
     """Read and validate a config file (for tools and tests outside Snakemake)."""
     with open(path) as handle:

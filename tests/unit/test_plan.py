@@ -13,7 +13,6 @@ from protsae.plan import (
     SaeSpec,
     downloads,
     expand_sweeps,
-    extraction_layers,
     load_config,
     load_schema,
     model_name,
@@ -155,7 +154,7 @@ def test_paper_config_grid():
     specs = expand_sweeps(config["sae"]["sweeps"])
     # 8 layers + 5 ks + 5 widths, minus the (24, 64, 4096) and (24, 64, 8192) repeats
     assert len(specs) == 8 + 5 + 5 - 2
-    assert extraction_layers(config) == [4, 8, 12, 16, 20, 24, 28, 32]
+    assert sorted({s.layer for s in specs}) == [4, 8, 12, 16, 20, 24, 28, 32]
     files = downloads(config)
     assert files["esm2_t33_650M_UR50D.pt"]["url"].endswith("/models/esm2_t33_650M_UR50D.pt")
     assert "esm2_t33_650M_UR50D-contact-regression.pt" in files

@@ -14,7 +14,6 @@ from protsae.plan import (
     is_local_source,
     local_source_path,
     source_file_name,
-    extraction_layers,
     is_checkpoint_path,
     load_schema,
     model_name,
@@ -49,7 +48,9 @@ def _safetensors_width(path):
         for name in handle.keys():
             if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
                 return handle.get_slice(name).get_shape()[0]
-    raise WorkflowError(f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file")
+    raise WorkflowError(
+        f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file"
+    )
 
 
 PRETRAINED = pretrained_specs(config, _safetensors_width)
