@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from workflow_runs import copy_workflow, shrink_demo, snakemake, write_config  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -51,3 +54,13 @@ def demo_config(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """A private copy of the workflow with the demo (on less data, see shrink_demo) run to
+    completion with config/small.yaml; shared by the tests that read or replan it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
+    write_config(workdir, "small", shrink_demo)
+    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=900)
+    return workdir

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 DEMO = shrink_demo(
     yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "demo.yaml").read_text())
 )
-SMALL = ("--configfile", "config/small.yaml")  # the finished run's config
+SMALL = ("--configfile", "config/small.yaml")  # the finished run's config (conftest.finished)
 RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
 SAE_SUBTREE = {
@@ -44,16 +44,6 @@ SAE_SUBTREE = {
     "latent_families",
     "latent_summary",
 }
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A private copy of the workflow with the demo (on less data, see shrink_demo) run to
-    completion."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
-    write_config(workdir, "small", shrink_demo)
-    snakemake(workdir, *SMALL, "--cores", "2", timeout=900)
-    return workdir
 
 
 def test_finished_run_has_nothing_to_do(finished: Path):
