@@ -76,10 +76,14 @@ def latent_stats_from_files(
     top_examples_path: str | os.PathLike[str],
     device: str | torch.device = "auto",
     chunk_size: int = 4096,
+    batch_activations: int = 1 << 20,
+    row_group_rows: int = 1 << 18,
 ) -> tuple[int, int]:
     """The whole stats stage: load ESM-2 and the SAE, stream the evaluation set, write both tables.
 
-    ``device`` "auto" takes CUDA when there is one. Returns (sequences, seq_stats rows).
+    ``device`` "auto" takes CUDA when there is one. Memory is bounded by ``chunk_size``
+    sequences, ``batch_activations`` pending activations and ``row_group_rows`` pending
+    ``seq_stats`` rows (plus the top-example heaps). Returns (sequences, seq_stats rows).
     """
     device = resolve_device(device)
     sae = load_sae(sae_path, device=device)
@@ -108,4 +112,6 @@ def latent_stats_from_files(
         seq_stats_path=seq_stats_path,
         top_examples_path=top_examples_path,
         total_sequences=len(rep_split),
+        batch_activations=batch_activations,
+        row_group_rows=row_group_rows,
     )
