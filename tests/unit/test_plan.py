@@ -206,3 +206,9 @@ def test_download_names_follow_the_url():
     assert names["uniref50"] == new_names["uniref50"]
     assert names["swissprot"] != new_names["swissprot"]
     assert names["swissprot"].startswith("swissprot-")
+
+
+def test_sae_evaluation_needs_held_out_sequences():
+    raw = minimal()
+    raw["activations"] = {"holdout_fraction": 0}
+    check_error(raw, "activations.holdout_fraction")
