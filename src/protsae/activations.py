@@ -46,8 +46,13 @@ def shard_schema(d_model: int, dtype: str, model: str = "", layer: int = -1) -> 
     )
 
 
+def id_digest(seq_id: str) -> bytes:
+    """An 8-byte hash of a sequence id: the one source of every per-id random choice."""
+    return hashlib.blake2b(seq_id.encode(), digest_size=8).digest()
+
+
 def _hash64(seq_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(seq_id.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(id_digest(seq_id), "little")
 
 
 def is_holdout(seq_id: str, fraction: float) -> bool:

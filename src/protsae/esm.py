@@ -11,7 +11,6 @@ repr_layers=[L])`` to float32 rounding; the tests hold it to that.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import math
 import os
@@ -27,14 +26,15 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
-from protsae.activations import DTYPES, ShardWriter, is_holdout, shard_of
+from protsae.activations import DTYPES, ShardWriter, id_digest, is_holdout, shard_of
 from protsae.io import atomic_path
 from protsae.progress import Progress, get_logger
+from protsae.sequences import esm_residue_letters
 
 #: Longest sequence ESM-2 takes: 1024 positions minus BOS and EOS.
 MAX_RESIDUES = 1022
 #: The 25 residue letters of ESM-2's alphabet (20 standard + X, B, U, Z, O).
-RESIDUE_LETTERS = frozenset("LAGVSERTIDPKQNFYMHWCXBUZO")
+RESIDUE_LETTERS = frozenset(esm_residue_letters())
 #: fair-esm's training-time mask ratio (15% masked x 80% replaced by <mask>), used by token dropout.
 _MASK_RATIO_TRAIN = 0.15 * 0.8
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -218,7 +218,7 @@ def token_batches(lengths: Sequence[int], max_tokens_per_batch: int) -> list[lis
 
 def _id_seed(seq_id: str, seed: int) -> np.random.Generator:
     """A generator that depends on the sequence id and seed only, never on batching or order."""
-    digest = int.from_bytes(hashlib.blake2b(seq_id.encode(), digest_size=8).digest(), "little")
+    digest = int.from_bytes(id_digest(seq_id), "little")
     return np.random.default_rng([seed, digest])
 
 
@@ -570,5 +570,5 @@ def holdout_records(
     Ordered by a hash of the id, so the first ``max_sequences`` are a random-like subset.
     """
     held = _take_records(table, [is_holdout(i, holdout_fraction) for i in _check_table(table)])
-    held.sort(key=lambda r: (hashlib.blake2b(r[0].encode(), digest_size=8).digest(), r[0]))
+    held.sort(key=lambda r: (id_digest(r[0]), r[0]))
     return held if max_sequences is None else held[:max_sequences]
