@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from protsae.io import atomic_path
 from protsae.latents.classes import PATTERN_CLASSES
 
 SAE_PATH = re.compile(
@@ -62,7 +63,5 @@ def latent_summary_table(summary_paths: Iterable[str | os.PathLike[str]]) -> pd.
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a table as CSV atomically."""
-    from protsae.io import atomic_path
-
     with atomic_path(Path(path)) as tmp:
         frame.to_csv(tmp, index=False)
