@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -269,6 +270,7 @@ def pretrain_esm(
     progress = Progress("pretrain ESM-2", settings.steps - start, "steps", logger)
     recent: list[float] = []
     seen_tokens = 0
+    started = time.perf_counter()
     for step in range(start, settings.steps):
         generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
         batch = schedule[step]
@@ -278,7 +280,7 @@ def pretrain_esm(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        recent = (recent + [float(loss)])[-50:]
+        recent = (recent + [loss.item()])[-50:]
         seen_tokens += sum(lengths[i] for i in batch)
         progress.update(1, loss=sum(recent) / len(recent), epoch=schedule.epoch, tokens=seen_tokens)
         if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
@@ -295,11 +297,8 @@ def pretrain_esm(
                     tmp,
                 )
     final_loss = sum(recent) / len(recent) if recent else math.nan
-    progress.finish(
-        loss=final_loss,
-        tokens=seen_tokens,
-        tokens_per_s=seen_tokens / max(1e-9, progress.done / max(progress.rate, 1e-9)),
-    )
+    elapsed = time.perf_counter() - started
+    progress.finish(loss=final_loss, tokens=seen_tokens, tokens_per_s=seen_tokens / elapsed)
     save_esm2_checkpoint(model.eval(), out_path)
     if checkpoint and checkpoint.exists():
         checkpoint.unlink()
