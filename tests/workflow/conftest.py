@@ -75,5 +75,6 @@ def finished(tmp_path_factory) -> Path:
     completion with config/small.yaml; shared by the tests that read or replan it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
     write_config(workdir, "small", shrink_demo)
-    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=900)
+    # the demo trains its ESM-2 (~1M tokens) first: minutes alone, longer on a shared machine
+    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=1800)
     return workdir
