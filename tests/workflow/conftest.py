@@ -71,7 +71,7 @@ def demo_config(tmp_path):
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Path:
-    """A private copy of the workflow with the demo (on less data, see shrink_demo) run to
+    """A private copy of the workflow with the demo (SAE budgets capped, see shrink_demo) run to
     completion with config/small.yaml; shared by the tests that read or replan it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
     write_config(workdir, "small", shrink_demo)
