@@ -3,12 +3,8 @@
 Reconstruction statistics (FVE, MSE, L0, dead fraction) are taken over every residue of the
 held-out records, with activations from ``protsae.esm.layer_representations``. The masked-LM
 cross-entropy compares three runs of ESM on identical masked positions: clean, with layer L's
-output replaced by the SAE reconstruction, and with it zero-ablated.
-
-Decision: the SAE reconstruction (like the zero ablation) replaces layer L's output at every
-position, BOS, EOS and padding included. Padding never influences real positions, but BOS and
-EOS do, and the SAE never saw them in training (they are not stored in shards), so this is a
-slightly pessimistic measure compared with editing residues only.
+output replaced by the SAE reconstruction, and with it zero-ablated. Which positions are
+replaced and masked is docs/method.md's "Loss recovered" decision.
 """
 
 from __future__ import annotations
