@@ -4,8 +4,9 @@ export; an InterProt file imports to a model that reproduces InterProt's own for
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -166,13 +167,10 @@ def test_saelens_options_are_folded_exactly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
-def test_sae_lens_package_loads_our_export(tmp_path: Path, normalize: str) -> None:
-    if os.environ.get("PROTSAE_REQUIRE_SAELENS"):  # set by `make test`: never skip there
-        import sae_lens
-    else:
-        sae_lens = pytest.importorskip(
-            "sae_lens", reason="sae-lens is not installed (pip install -e '.[dev]')"
-        )
+def test_sae_lens_package_loads_our_export(
+    tmp_path: Path, normalize: str, optional_module: Callable[[str], Any]
+) -> None:
+    sae_lens = optional_module("sae_lens")
     sae = _trained_looking_sae(normalize)
     export_saelens(sae, tmp_path)
     theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
