@@ -37,8 +37,9 @@ class TrainConfig:
     """Number of latents (dictionary size)."""
     k: int
     """Latents kept per token by the top-k activation."""
-    total_tokens: int
-    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens)."""
+    total_tokens: int | None = None
+    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens). None = one pass
+    over the cached training tokens (steps = their count // batch_tokens, at least 1)."""
     lr: float | None = None
     """Peak Adam learning rate; None = 2e-4 / sqrt(width / 16384)."""
     batch_tokens: int = 4096
@@ -97,11 +98,20 @@ class Schedule:
     base_lr: float
     warmup_steps: int
     log_every: int
+    epochs: float
+    """Passes over the training tokens the steps make (above 1: tokens are seen again)."""
 
     @classmethod
-    def of(cls, config: TrainConfig) -> Schedule:
-        total_steps = max(1, math.ceil(config.total_tokens / config.batch_tokens))
+    def of(cls, config: TrainConfig, tokens_per_epoch: int) -> Schedule:
+        """The schedule of ``config`` on shards holding ``tokens_per_epoch`` training tokens."""
+        if tokens_per_epoch < 1:
+            raise ValueError(f"no training tokens (tokens_per_epoch={tokens_per_epoch})")
+        if config.total_tokens is None:  # one pass: every batch full, no token seen twice
+            total_steps = max(1, tokens_per_epoch // config.batch_tokens)
+        else:
+            total_steps = max(1, math.ceil(config.total_tokens / config.batch_tokens))
         return cls(
+            epochs=total_steps * config.batch_tokens / tokens_per_epoch,
             total_steps=total_steps,
             base_lr=config.lr if config.lr is not None else default_lr(config.width),
             warmup_steps=(

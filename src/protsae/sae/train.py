@@ -8,7 +8,13 @@ Decisions (method.md leaves them open):
 - learning rate: ``lr`` (default 2e-4 / sqrt(width / 16384)); linear warm-up over
   ``warmup_steps`` (default 5% of the steps, at most 1000), constant, then linear decay to
   zero over the last ``decay_fraction`` (20%) of the steps.
-- steps = ceil(total_tokens / batch_tokens), every batch full.
+- steps = ceil(total_tokens / batch_tokens), every batch full; ``total_tokens`` None is one pass
+  over the cached training tokens (their count // batch_tokens steps). A budget larger than the
+  data is allowed (the stream reshuffles per epoch) but logged as a warning with its epoch count,
+  and ``sae.json`` records ``epochs`` and ``tokens_per_epoch``.
+- ``dead_fraction_train`` in ``sae.json``: latents with no activation in the last
+  ``dead_tokens`` training tokens at the end of the run (the counters AuxK uses); null when the
+  run was shorter than ``dead_tokens``, where no latent can have been dead that long.
 - ``b_dec`` starts at the geometric median of the first ``median_sample_tokens`` tokens.
 - nothing after initialisation draws random numbers: the stream's shuffles derive from
   (seed, epoch, position), so a checkpoint needs no RNG state to resume exactly.
@@ -313,6 +319,25 @@ def _train_loop(
     run.sae.eval()
 
 
+def _log_budget(
+    config: TrainConfig, schedule: Schedule, tokens_per_epoch: int, logger: logging.Logger
+) -> None:
+    """Say how many passes over the data the budget makes; warn when tokens will repeat."""
+    budget = "one pass" if config.total_tokens is None else f"{config.total_tokens:,} tokens"
+    message = "training budget %s: %d steps x %d tokens = %.2f epoch(s) over %s cached tokens"
+    args = (
+        budget,
+        schedule.total_steps,
+        config.batch_tokens,
+        schedule.epochs,
+        f"{tokens_per_epoch:,}",
+    )
+    if schedule.epochs > 1:
+        logger.warning(message + "; tokens are seen more than once", *args)
+    else:
+        logger.info(message, *args)
+
+
 def _remove_checkpoint(path: Path | None) -> None:
     """A finished run leaves no checkpoint (nor an empty checkpoint directory) behind."""
     if path and path.exists():
@@ -360,14 +385,18 @@ def _finish(
     """Record the training summary in the SAE's config and write the outputs; the log table."""
     tokens = schedule.total_steps * settings["batch_tokens"]
     log = pa.Table.from_pylist(run.log_rows, schema=LOG_SCHEMA)
+    dead_tokens = settings["dead_tokens"]
+    dead = run.tokens_since_fired >= dead_tokens
     run.sae.cfg.training = {
         **settings,
         "steps": schedule.total_steps,
         "tokens_trained": tokens,
-        "epochs": tokens / stream.tokens_per_epoch,
+        "tokens_per_epoch": stream.tokens_per_epoch,
+        "epochs": schedule.epochs,
         "shards": [p.name for p in stream.paths],
         "final_fve": run.log_rows[-1]["fve"],
-        "final_dead_fraction": run.log_rows[-1]["dead_fraction"],
+        "dead_fraction_train": float(dead.float().mean()) if tokens >= dead_tokens else None,
+        "dead_latents_train": int(dead.sum()) if tokens >= dead_tokens else None,
     }
     if outputs is not None:
         if not isinstance(outputs, TrainOutputs):
@@ -403,7 +432,7 @@ def train_sae(
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
     stream = _open_stream(shard_paths, config, d_model, device, logger)
-    schedule = Schedule.of(config)
+    schedule = Schedule.of(config, stream.tokens_per_epoch)
     settings = _settings(config, schedule, bf16=autocast_dtype is not None)
     run = _new_run(config, stream, schedule, model_name, layer, device)
     fingerprint = _fingerprint(stream, settings)
@@ -425,6 +454,7 @@ def train_sae(
         schedule.base_lr,
         device,
     )
+    _log_budget(config, schedule, stream.tokens_per_epoch, logger)
     remaining = (schedule.total_steps - run.step) * config.batch_tokens
     progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
