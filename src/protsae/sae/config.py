@@ -3,6 +3,7 @@ the learning-rate schedule it implies (docs/method.md, "Schedule")."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -126,3 +127,22 @@ class Schedule:
 
     def lr(self, step: int, decay_fraction: float) -> float:
         return lr_at(step, self.total_steps, self.base_lr, self.warmup_steps, decay_fraction)
+
+
+def log_budget(
+    config: TrainConfig, schedule: Schedule, tokens_per_epoch: int, logger: logging.Logger
+) -> None:
+    """Say how many passes over the data the budget makes; warn when tokens will repeat."""
+    budget = "one pass" if config.total_tokens is None else f"{config.total_tokens:,} tokens"
+    message = "training budget %s: %d steps x %d tokens = %.2f epoch(s) over %s cached tokens"
+    args = (
+        budget,
+        schedule.total_steps,
+        config.batch_tokens,
+        schedule.epochs,
+        f"{tokens_per_epoch:,}",
+    )
+    if schedule.epochs > 1:
+        logger.warning(message + "; tokens are seen more than once", *args)
+    else:
+        logger.info(message, *args)

@@ -8,13 +8,10 @@ Decisions (method.md leaves them open):
 - learning rate: ``lr`` (default 2e-4 / sqrt(width / 16384)); linear warm-up over
   ``warmup_steps`` (default 5% of the steps, at most 1000), constant, then linear decay to
   zero over the last ``decay_fraction`` (20%) of the steps.
-- steps = ceil(total_tokens / batch_tokens), every batch full; ``total_tokens`` None is one pass
-  over the cached training tokens (their count // batch_tokens steps). A budget larger than the
-  data is allowed (the stream reshuffles per epoch) but logged as a warning with its epoch count,
-  and ``sae.json`` records ``epochs`` and ``tokens_per_epoch``.
-- ``dead_fraction_train`` in ``sae.json``: latents with no activation in the last
-  ``dead_tokens`` training tokens at the end of the run (the counters AuxK uses); null when the
-  run was shorter than ``dead_tokens``, where no latent can have been dead that long.
+- steps: see :class:`~protsae.sae.config.Schedule` (``total_tokens`` None = one pass); more than
+  one epoch is allowed but logged as a warning, and ``sae.json`` records the epochs.
+- ``dead_fraction_train``: no activation in the last ``dead_tokens`` training tokens (the
+  counters AuxK uses), at the end; null for a run shorter than ``dead_tokens``.
 - ``b_dec`` starts at the geometric median of the first ``median_sample_tokens`` tokens.
 - nothing after initialisation draws random numbers: the stream's shuffles derive from
   (seed, epoch, position), so a checkpoint needs no RNG state to resume exactly.
@@ -40,7 +37,7 @@ import torch
 from protsae.device import resolve_device
 from protsae.io import atomic_path, write_parquet
 from protsae.progress import Progress, get_logger
-from protsae.sae.config import Schedule, TrainConfig
+from protsae.sae.config import Schedule, TrainConfig, log_budget
 from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
 from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
@@ -319,25 +316,6 @@ def _train_loop(
     run.sae.eval()
 
 
-def _log_budget(
-    config: TrainConfig, schedule: Schedule, tokens_per_epoch: int, logger: logging.Logger
-) -> None:
-    """Say how many passes over the data the budget makes; warn when tokens will repeat."""
-    budget = "one pass" if config.total_tokens is None else f"{config.total_tokens:,} tokens"
-    message = "training budget %s: %d steps x %d tokens = %.2f epoch(s) over %s cached tokens"
-    args = (
-        budget,
-        schedule.total_steps,
-        config.batch_tokens,
-        schedule.epochs,
-        f"{tokens_per_epoch:,}",
-    )
-    if schedule.epochs > 1:
-        logger.warning(message + "; tokens are seen more than once", *args)
-    else:
-        logger.info(message, *args)
-
-
 def _remove_checkpoint(path: Path | None) -> None:
     """A finished run leaves no checkpoint (nor an empty checkpoint directory) behind."""
     if path and path.exists():
@@ -454,7 +432,7 @@ def train_sae(
         schedule.base_lr,
         device,
     )
-    _log_budget(config, schedule, stream.tokens_per_epoch, logger)
+    log_budget(config, schedule, stream.tokens_per_epoch, logger)
     remaining = (schedule.total_steps - run.step) * config.batch_tokens
     progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
