@@ -4,6 +4,8 @@ reading a whole activation shard, an SAE's dense latents."""
 from __future__ import annotations
 
 import gzip
+import importlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -70,6 +72,25 @@ def read_shard() -> ReadShard:
         return ids, np.concatenate(pos), np.concatenate(xs)
 
     return read
+
+
+@pytest.fixture(scope="session")
+def optional_module() -> Callable[[str], object]:
+    """Import a test-only dependency of the dev extra (sae-lens, polars).
+
+    Skips when it is missing, except under ``PROTSAE_REQUIRE_OPTIONAL=1`` (``make test`` sets
+    it), where a missing package fails the test: the checks must run on every full test run.
+    """
+
+    def load(name: str) -> object:
+        if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+            return importlib.import_module(name)
+        return pytest.importorskip(
+            name,
+            reason=f"{name} is not installed (it is in the dev extra: pip install -e '.[dev]')",
+        )
+
+    return load
 
 
 @pytest.fixture(scope="session")

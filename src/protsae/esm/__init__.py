@@ -24,6 +24,7 @@ from protsae.esm.forward import (
     forward_with_layer_edit,
     layer_representations,
     model_device,
+    sae_positions,
     token_batches,
 )
 from protsae.esm.mlm import mask_positions, masked_lm_cross_entropy
@@ -45,6 +46,7 @@ __all__ = [
     "masked_lm_cross_entropy",
     "model_device",
     "resolve_device",
+    "sae_positions",
     "sample_positions",
     "save_random_init",
     "select_shard_records",

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
+from protsae.conventions import FAIR_ESM, INTERPROT, check_convention, trains_on_bos_eos
 from protsae.device import resolve_device
 from protsae.sequences import esm_residue_letters
 
@@ -80,11 +81,14 @@ def _autocast(device: torch.device, bf16: bool | None):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def _embed(model: ESM2, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token embeddings exactly as fair-esm scales them: token dropout rescaling, padding zeroed."""
+def _embed(
+    model: ESM2, tokens: torch.Tensor, convention: str = FAIR_ESM
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token embeddings with padding zeroed; under ``fair-esm`` exactly as fair-esm scales them
+    (token-dropout rescaling, ``<mask>`` zeroed), under ``interprot`` not rescaled at all."""
     padding = tokens.eq(model.padding_idx)
     x = model.embed_scale * model.embed_tokens(tokens)
-    if model.token_dropout:
+    if model.token_dropout and convention == FAIR_ESM:
         masked = tokens.eq(model.mask_idx)
         x = x.masked_fill(masked.unsqueeze(-1), 0.0)
         observed = masked.sum(-1).to(x.dtype) / (~padding).sum(-1)
@@ -142,13 +146,15 @@ def _run_layers(
     stop: int,
     layer: int | None = None,
     edit: Edit | None = None,
+    convention: str = FAIR_ESM,
 ) -> torch.Tensor:
-    """Residue stream after ``stop`` layers (final layer norm applied when ``stop`` is the last).
+    """Residue stream after ``stop`` layers, in ``convention``.
 
-    The output of ``layer`` (the quantity fair-esm reports as representation ``layer``) is
-    replaced by ``edit(h)`` before anything later runs.
+    ``fair-esm`` applies the final layer norm when ``stop`` is the last layer (as fair-esm's
+    representation of that layer does); ``interprot`` never applies it. The output of ``layer``
+    is replaced by ``edit(h)`` before anything later runs.
     """
-    x, padding = _embed(model, tokens)
+    x, padding = _embed(model, tokens, convention)
     if edit is not None and layer == 0:
         x = edit(x)
     attn_mask = (~padding)[:, None, None, :] if padding.any() else None
@@ -156,7 +162,7 @@ def _run_layers(
     num_layers = model.num_layers
     for index in range(stop):
         x = _layer_forward(model.layers[index], x, attn_mask, cos, sin)
-        if index + 1 == num_layers:
+        if index + 1 == num_layers and convention == FAIR_ESM:
             x = model.emb_layer_norm_after(x)
         if edit is not None and index + 1 == layer:
             x = edit(x)
@@ -189,11 +195,15 @@ def layer_representations(
     batch_order_seed: int | None = None,
     loader_workers: int = 0,
     bf16: bool | None = None,
+    convention: str = FAIR_ESM,
+    bos_eos: bool = False,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(id, [len, d_model] float32 CPU tensor)``: layer ``layer``'s output per residue.
 
-    Equal to fair-esm's ``model(tokens, repr_layers=[layer])["representations"][layer][i,
-    1:len+1]``, but no layer after ``layer`` runs. Sequences are grouped longest first into
+    Under ``convention="fair-esm"`` equal to fair-esm's ``model(tokens, repr_layers=[layer])
+    ["representations"][layer][i, 1:len+1]``, but no layer after ``layer`` runs; under
+    ``"interprot"`` the vectors InterProt's SAEs were trained on (see :mod:`protsae.conventions`).
+    ``bos_eos=True`` yields ``[len + 2, d_model]``: BOS, the residues, EOS. Sequences are grouped longest first into
     batches of at most ``max_tokens_per_batch`` padded tokens; results are yielded batch by batch
     in that order (within a batch, longest first), or with ``batch_order_seed`` set, in a seeded
     random order of the batches (so a stored shard has no length trend). ``device`` moves the
@@ -201,6 +211,7 @@ def layer_representations(
     says otherwise. ``loader_workers`` tokenizes in that many worker processes (for a GPU).
     """
     check_layer(model, layer)
+    check_convention(convention)
     check_records(records)
     device = model_device(model, device)
     batches = token_batches([len(seq) for _, seq in records], max_tokens_per_batch)
@@ -218,29 +229,59 @@ def layer_representations(
     )
     for ids, seqs, tokens in loader:
         tokens = tokens.to(device, non_blocking=True)
-        lengths = [len(seq) for seq in seqs]
+        lengths = [len(seq) + 2 * bos_eos for seq in seqs]
+        start = 0 if bos_eos else 1
         with torch.inference_mode(), _autocast(device, bf16):
-            hidden = _run_layers(model, tokens, stop=layer)
+            hidden = _run_layers(model, tokens, stop=layer, convention=convention)
             width = max(lengths)
-            residues = (
+            kept = (
                 torch.arange(width, device=device)[None, :]
                 < torch.tensor(lengths, device=device)[:, None]
             )
             # One gather and one device-to-host copy per batch, then split per sequence.
-            flat = hidden[:, 1 : width + 1][residues].float().cpu()
+            flat = hidden[:, start : start + width][kept].float().cpu()
         yield from zip(ids, torch.split(flat, lengths), strict=True)
 
 
 def forward_with_layer_edit(
-    model: ESM2, tokens: torch.Tensor, layer: int, edit: Edit | None
+    model: ESM2,
+    tokens: torch.Tensor,
+    layer: int,
+    edit: Edit | None,
+    convention: str = FAIR_ESM,
 ) -> torch.Tensor:
     """Logits ``[B, T, vocab]`` with the residue stream after ``layer`` replaced by ``edit(h)``.
 
     ``h`` is ``[B, T, d]``, batch-first, every position (BOS, EOS, padding too) and is the same
-    quantity ``layer_representations`` returns, so for the last layer it is taken after the final
-    layer norm. ``edit=None`` is the plain forward. bf16 autocast when ``tokens`` are on CUDA.
+    quantity ``layer_representations`` returns in ``convention``: for the last layer it is taken
+    after the final layer norm under ``fair-esm`` and before it under ``interprot`` (which applies
+    the norm after the edit, just before the LM head). ``edit=None`` is the plain forward of that
+    convention. bf16 autocast when ``tokens`` are on CUDA.
     """
     check_layer(model, layer)
+    check_convention(convention)
     with _autocast(tokens.device, None):
-        hidden = _run_layers(model, tokens, stop=model.num_layers, layer=layer, edit=edit)
+        hidden = _run_layers(
+            model, tokens, stop=model.num_layers, layer=layer, edit=edit, convention=convention
+        )
+        if convention == INTERPROT:
+            hidden = model.emb_layer_norm_after(hidden)
         return model.lm_head(hidden).float()
+
+
+def sae_positions(
+    alphabet: esm.data.Alphabet, convention: str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``tokens [B, T] -> bool [B, T]``: the positions an SAE of ``convention`` was trained on.
+
+    Real residues that are not ``<mask>``, plus BOS and EOS for ``interprot``. Splicing an SAE's
+    reconstruction only there keeps its evaluation on the inputs it learned.
+    """
+    residue_ids = sorted(alphabet.get_idx(letter) for letter in RESIDUE_LETTERS)
+    special = [alphabet.cls_idx, alphabet.eos_idx] if trains_on_bos_eos(convention) else []
+    allowed = torch.tensor(residue_ids + special)
+
+    def positions(tokens: torch.Tensor) -> torch.Tensor:
+        return torch.isin(tokens, allowed.to(tokens.device))
+
+    return positions
