@@ -1,23 +1,13 @@
 """Training a TopK SAE on activation shards: seeded, checkpointed, resumable.
 
-Decisions (method.md leaves them open):
-- loss = FVU (squared error / the batch's total variance) + 1/32 * AuxK loss. FVU is the MSE
-  rescaled by a per-batch constant, so it minimises the same error, but it puts the
-  reconstruction and AuxK terms on the same scale whatever the activations' magnitude
-  (as in Gao et al. 2024's normalized MSE).
-- learning rate: ``lr`` (default 2e-4 / sqrt(width / 16384)); linear warm-up over
-  ``warmup_steps`` (default 5% of the steps, at most 1000), constant, then linear decay to
-  zero over the last ``decay_fraction`` (20%) of the steps.
-- steps: see :class:`~protsae.sae.config.Schedule` (``total_tokens`` None = one pass); more than
-  one epoch is allowed but logged as a warning, and ``sae.json`` records the epochs.
-- ``dead_fraction_train``: no activation in the last ``dead_tokens`` training tokens (the
-  counters AuxK uses), at the end; null for a run shorter than ``dead_tokens``.
-- ``b_dec`` starts at the geometric median of the first ``median_sample_tokens`` tokens.
-- nothing after initialisation draws random numbers: the stream's shuffles derive from
-  (seed, epoch, position), so a checkpoint needs no RNG state to resume exactly.
-- the checkpoint file is deleted once the final outputs are written: the outputs are the
-  durable result, and a stale checkpoint must never be resumed by a later, different run (a
-  checkpoint whose settings differ from the current run's is ignored with a warning anyway).
+The training rules (loss, AuxK, learning rate and its schedule, ``b_dec`` initialisation,
+checkpoints) are in docs/method.md, "TopK SAE" and "Decisions the code makes"; the knobs are
+the fields of :class:`~protsae.sae.config.TrainConfig`.
+
+Nothing after initialisation draws random numbers: the stream's shuffles derive from
+(seed, epoch, position), so a checkpoint needs no RNG state to resume exactly. The checkpoint
+is deleted once the final outputs are written: the outputs are the durable result, and a
+stale checkpoint must never be resumed by a later, different run.
 """
 
 from __future__ import annotations
