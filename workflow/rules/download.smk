@@ -23,6 +23,8 @@ rule download:
         url=download_field("url"),
         md5=download_field("md5"),
         sha256=download_field("sha256"),
+        kind=download_field("kind"),
+        label=download_field("label"),
     script:
         "../scripts/download.py"
 

@@ -1,4 +1,5 @@
-"""Fetch one external input (http(s)/ftp/file URL or local path) with checksum verification."""
+"""Fetch one external input (http(s)/ftp/file URL or local path), format-checked and
+verified against its checksums."""
 
 import sys
 
@@ -12,4 +13,6 @@ fetch(
     snakemake.output[0],
     md5=params.md5 or None,
     sha256=params.sha256 or None,
+    kind=params.kind,
+    label=params.label,
 )
