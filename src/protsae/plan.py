@@ -237,12 +237,14 @@ SOURCE_KINDS = {
 
 def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Every file the download rule may fetch:
-    ``{file name: {url, md5, sha256, source, label, kind}}``; ``label`` names the config key."""
+    ``{file name: {url, md5, sha256, md5_url, source, label, kind}}``; ``label`` names the
+    config key."""
     files = {
         source_file_name(name, src["url"]): {
             "url": src["url"],
             "md5": src.get("md5", ""),
             "sha256": src.get("sha256", ""),
+            "md5_url": src.get("md5_url", ""),
             "source": name,
             "label": f"sources.{name}",
             "kind": SOURCE_KINDS.get(name, "text"),
