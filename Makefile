@@ -2,7 +2,7 @@
 VENV := .venv/bin
 SNAKEMAKE := $(VENV)/snakemake
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test lint bench clean-demo lock
 
 setup:
 	@bash tools/setup.sh
@@ -27,3 +27,7 @@ bench: setup
 
 clean-demo:
 	rm -rf results/demo
+
+# Regenerate constraints.txt and envs/*.yaml from the tested .venv (after adding a dependency).
+lock:
+	$(VENV)/python tools/lock.py

@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests: where the repository and its demo data are, FASTA writing."""
+"""Fixtures shared by the tests: where the repository and its demo data are, FASTA writing,
+reading a whole activation shard."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import gzip
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from protsae.activations import DTYPES, iter_shard, shard_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +46,26 @@ def write_fasta(tmp_path: Path) -> WriteFasta:
         return path
 
     return write
+
+
+ReadShard = Callable[[Path], tuple[list[str], np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="session")
+def read_shard() -> ReadShard:
+    """Read a whole (small) activation shard: ids, positions, vectors."""
+
+    def read(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        info = shard_info(path)
+        ids: list[str] = []
+        pos: list[np.ndarray] = []
+        xs: list[np.ndarray] = []
+        for batch in iter_shard(path):
+            ids.extend(batch.ids.to_pylist())
+            pos.append(batch.pos)
+            xs.append(batch.x)
+        if not xs:
+            return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
+        return ids, np.concatenate(pos), np.concatenate(xs)
+
+    return read

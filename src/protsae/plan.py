@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
 FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
 ESM2_MAX_RESIDUES = 1022
 
@@ -199,8 +201,16 @@ def model_num_layers(esm: dict[str, Any]) -> int | None:
 
 def fairesm_urls(name: str) -> tuple[str, str]:
     """fair-esm's own URLs of a model's weights and its contact-regression file."""
-    base = "https://dl.fbaipublicfiles.com/fair-esm"
-    return f"{base}/models/{name}.pt", f"{base}/regression/{name}-contact-regression.pt"
+    return (
+        f"{FAIRESM_BASE}/models/{name}.pt",
+        f"{FAIRESM_BASE}/regression/{name}-contact-regression.pt",
+    )
+
+
+def regression_path(checkpoint: str | Path) -> Path:
+    """Where fair-esm's loader looks for a checkpoint's contact-regression file: beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-contact-regression.pt")
 
 
 def source_file_name(name: str, url: str) -> str:
@@ -274,8 +284,27 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     return files
 
 
-def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str]:
-    """Imported SAEs: ``{SaeSpec: path}``; ``width_of(path)`` reads the width from the file."""
+def safetensors_width(path: str | Path) -> int:
+    """The width (decoder rows) of an InterProt or protsae SAE file, from its header alone."""
+    from safetensors import safe_open  # deferred: only configs with sae.pretrained need it
+
+    if not Path(path).is_file():
+        raise ConfigError(f"config key sae.pretrained: {path}: no such file")
+    with safe_open(str(path), "pt") as handle:
+        for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
+                return int(handle.get_slice(name).get_shape()[0])
+    raise ConfigError(
+        f"config key sae.pretrained: {path}: no w_dec/W_dec tensor, "
+        "not an InterProt or protsae SAE file"
+    )
+
+
+def pretrained_specs(
+    config: dict[str, Any], width_of: Callable[[str], int] = safetensors_width
+) -> dict[SaeSpec, str]:
+    """Imported SAEs: ``{SaeSpec: path}``; the width (part of the SAE's path) is read from the
+    file by ``width_of``, so the rules take it from the ``{width}`` wildcard like any SAE's."""
     specs = {}
     for layer, entry in config["sae"]["pretrained"].items():
         path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))

@@ -13,10 +13,12 @@ from protsae.plan import (
     SaeSpec,
     downloads,
     expand_sweeps,
+    fairesm_urls,
     load_config,
     load_schema,
     model_name,
     model_num_layers,
+    regression_path,
     validate_config,
 )
 
@@ -212,3 +214,23 @@ def test_sae_evaluation_needs_held_out_sequences():
     raw = minimal()
     raw["activations"] = {"holdout_fraction": 0}
     check_error(raw, "activations.holdout_fraction")
+
+
+def test_fairesm_urls() -> None:
+    model, regression = fairesm_urls("esm2_t33_650M_UR50D")
+    assert model == "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t33_650M_UR50D.pt"
+    assert regression == (
+        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
+        "esm2_t33_650M_UR50D-contact-regression.pt"
+    )
+
+
+def test_regression_file_sits_beside_its_checkpoint() -> None:
+    # The name fair-esm's loader looks for; the download of fairesm_urls keeps it.
+    assert regression_path("models/esm2_t6_8M_UR50D.pt") == Path(
+        "models/esm2_t6_8M_UR50D-contact-regression.pt"
+    )
+    assert (
+        regression_path("models/esm2_t6_8M_UR50D.pt").name
+        == fairesm_urls("esm2_t6_8M_UR50D")[1].rsplit("/", 1)[1]
+    )

@@ -22,7 +22,7 @@ records = holdout_records(
 )
 metrics = evaluate_sae(
     sae,
-    params.checkpoint,  # the ESM-2 .pt among input.model (which may also list its regression file)
+    snakemake.input.model,
     records,
     layer=int(params.layer),
     max_tokens_per_batch=int(params.max_tokens_per_batch),

@@ -23,7 +23,7 @@ logger.info(
 )
 tokens_per_sequence = params.tokens_per_sequence
 extract_shard(
-    params.checkpoint,  # the .pt itself; input.model may also list its regression file
+    snakemake.input.model,
     records,
     snakemake.output[0],
     layer=int(params.layer),

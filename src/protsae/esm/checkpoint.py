@@ -18,10 +18,7 @@ from esm.model.esm2 import ESM2
 
 from protsae.device import resolve_device
 from protsae.io import atomic_path
-
-
-def _regression_path(checkpoint: Path) -> Path:
-    return checkpoint.with_name(f"{checkpoint.stem}-contact-regression.pt")
+from protsae.plan import regression_path
 
 
 def build_random_init(num_layers: int, embed_dim: int, attention_heads: int, seed: int) -> ESM2:
@@ -72,7 +69,7 @@ def save_random_init(
         token_dropout=True,
     )
     # Regression file first: the .pt is the declared output, so it must be the last to appear.
-    with atomic_path(_regression_path(path)) as tmp:
+    with atomic_path(regression_path(path)) as tmp:
         torch.save({"model": regression}, tmp)
     with atomic_path(path) as tmp:
         torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
@@ -120,7 +117,7 @@ def load_model(
         raise FileNotFoundError(f"{path}: ESM-2 checkpoint not found")
     model_data = _load_torch_file(path)
     _check_esm2_layout(path, model_data)
-    regression_file = _regression_path(path)
+    regression_file = regression_path(path)
     regression_data = _load_torch_file(regression_file) if regression_file.is_file() else None
     # fair-esm chooses its ESM-2 branch by name prefix alone; the stem may be anything.
     name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Normalize = Literal["none", "token_standardize"]
 NORMALIZATIONS: tuple[str, ...] = ("none", "token_standardize")
 
 # InterProt's per-token standardization divides by (std + eps) with this eps.
