@@ -4,8 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from protsae.io import claim_outputs
 from protsae.plan import downloads
 from protsae.store import materialise
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 # The checksums come from the config, not from params: see workflow/rules/download.smk.
 entry = downloads(snakemake.config)[snakemake.wildcards.file]

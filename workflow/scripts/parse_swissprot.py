@@ -4,8 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.sequences import parse_swissprot
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 table = parse_swissprot(snakemake.input.dat, snakemake.input.entries)
 write_parquet(table, snakemake.output[0])

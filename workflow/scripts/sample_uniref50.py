@@ -4,8 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.sequences import sample_uniref50
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 table = sample_uniref50(

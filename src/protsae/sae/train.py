@@ -12,6 +12,7 @@ stale checkpoint must never be resumed by a later, different run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ import pyarrow as pa
 import torch
 
 from protsae.device import resolve_device
-from protsae.io import atomic_path, write_parquet
+from protsae.io import atomic_path, exclusive_lock, remove_stale_parts, write_parquet
 from protsae.progress import Progress, get_logger
 from protsae.sae.config import Schedule, TrainConfig
 from protsae.sae.data import ActivationStream, Prefetcher
@@ -390,8 +391,42 @@ def train_sae(
     ``config.checkpoint_every`` steps and a restarted call resumes from it, ending with the
     same weights an uninterrupted run would have. ``on_step(step, tokens)`` is called after
     each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
-    metadata; ``d_model``, when given, must match the shards.
+    metadata; ``d_model``, when given, must match the shards. One trainer per
+    ``checkpoint_dir``: a second one fails at once with :class:`protsae.io.LockHeld` naming
+    the process that trains there (it would resume from a checkpoint still being written).
     """
+    with contextlib.ExitStack() as held:
+        if checkpoint_dir is not None:
+            held.enter_context(exclusive_lock(checkpoint_dir))
+            remove_stale_parts(Path(checkpoint_dir) / CHECKPOINT_NAME)
+        return _train_sae(
+            shard_paths,
+            outputs,
+            config,
+            d_model=d_model,
+            checkpoint_dir=checkpoint_dir,
+            model_name=model_name,
+            layer=layer,
+            device=device,
+            logger=logger,
+            on_step=on_step,
+        )
+
+
+def _train_sae(
+    shard_paths: Sequence[str | os.PathLike[str]],
+    outputs: TrainOutputs | str | os.PathLike[str] | None,
+    config: TrainConfig,
+    *,
+    d_model: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    model_name: str | None = None,
+    layer: int | None = None,
+    device: str | torch.device = "auto",
+    logger: logging.Logger | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """:func:`train_sae` once its checkpoint folder is held."""
     logger = logger or get_logger()
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
