@@ -99,24 +99,9 @@ def fetch(
     sidecar = part.with_name(part.name + ".json")
     where = f"{label + ': ' if label else ''}{url} (cached copy {dest})"
 
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
     logger.info("fetching %s -> %s", url, dest)
     start = time.perf_counter()
-    if scheme in ("http", "https"):
-        _discard_foreign_partial(part, sidecar, url, logger)
-        attempt: _HttpAttempt | _FtpAttempt | None = _HttpAttempt(
-            url, part, sidecar, timeout, logger
-        )
-    elif scheme == "ftp":
-        attempt = _FtpAttempt(url, part, timeout, logger)
-    elif scheme == "file" or scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
-        attempt = None
-    else:
-        raise DownloadError(
-            f"{where}: unsupported URL scheme {scheme!r} "
-            "(use http(s)://, ftp://, file:// or a path)"
-        )
-
+    attempt = _attempt_for(url, part, sidecar, timeout, logger, where)
     try:
         if attempt is None:
             _copy_local(url, part, logger)
@@ -159,6 +144,23 @@ def fetch(
 
 class _RetriesExhausted(Exception):
     pass
+
+
+def _attempt_for(
+    url: str, part: Path, sidecar: Path, timeout: float, logger: logging.Logger, where: str
+) -> _HttpAttempt | _FtpAttempt | None:
+    """The transfer for the URL's scheme; None for a local file (copied, not retried)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        _discard_foreign_partial(part, sidecar, url, logger)
+        return _HttpAttempt(url, part, sidecar, timeout, logger)
+    if scheme == "ftp":
+        return _FtpAttempt(url, part, timeout, logger)
+    if scheme == "file" or scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
+        return None
+    raise DownloadError(
+        f"{where}: unsupported URL scheme {scheme!r} (use http(s)://, ftp://, file:// or a path)"
+    )
 
 
 def _check_kind(part: Path, kind: str | None, served: bool) -> None:

@@ -391,42 +391,9 @@ def train_sae(
     ``config.checkpoint_every`` steps and a restarted call resumes from it, ending with the
     same weights an uninterrupted run would have. ``on_step(step, tokens)`` is called after
     each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
-    metadata; ``d_model``, when given, must match the shards. One trainer per
-    ``checkpoint_dir``: a second one fails at once with :class:`protsae.io.LockHeld` naming
-    the process that trains there (it would resume from a checkpoint still being written).
+    metadata; ``d_model``, when given, must match the shards. A second trainer on the same
+    ``checkpoint_dir`` fails at once (:class:`protsae.io.LockHeld`, naming the first).
     """
-    with contextlib.ExitStack() as held:
-        if checkpoint_dir is not None:
-            held.enter_context(exclusive_lock(checkpoint_dir))
-            remove_stale_parts(Path(checkpoint_dir) / CHECKPOINT_NAME)
-        return _train_sae(
-            shard_paths,
-            outputs,
-            config,
-            d_model=d_model,
-            checkpoint_dir=checkpoint_dir,
-            model_name=model_name,
-            layer=layer,
-            device=device,
-            logger=logger,
-            on_step=on_step,
-        )
-
-
-def _train_sae(
-    shard_paths: Sequence[str | os.PathLike[str]],
-    outputs: TrainOutputs | str | os.PathLike[str] | None,
-    config: TrainConfig,
-    *,
-    d_model: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    model_name: str | None = None,
-    layer: int | None = None,
-    device: str | torch.device = "auto",
-    logger: logging.Logger | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-) -> TrainResult:
-    """:func:`train_sae` once its checkpoint folder is held."""
     logger = logger or get_logger()
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
@@ -436,49 +403,53 @@ def _train_sae(
     run = _new_run(config, stream, schedule, model_name, layer, device)
     fingerprint = _fingerprint(stream, settings)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    _restore_or_init(
-        run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
-    )
-    resumed_from_step = run.step
-    logger.info(
-        "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
-        "tokens, lr %.3g, device %s",
-        stream.d_model,
-        config.width,
-        config.k,
-        len(stream.paths),
-        f"{stream.tokens_per_epoch:,}",
-        schedule.total_steps,
-        config.batch_tokens,
-        schedule.base_lr,
-        device,
-    )
-    remaining = (schedule.total_steps - run.step) * config.batch_tokens
-    progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
+    # One trainer per checkpoint folder: a second one would resume from a file being written.
+    with exclusive_lock(checkpoint_dir) if checkpoint_dir else contextlib.nullcontext():
+        if checkpoint_path:
+            remove_stale_parts(checkpoint_path)
+        _restore_or_init(
+            run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
+        )
+        resumed_from_step = run.step
+        logger.info(
+            "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
+            "tokens, lr %.3g, device %s",
+            stream.d_model,
+            config.width,
+            config.k,
+            len(stream.paths),
+            f"{stream.tokens_per_epoch:,}",
+            schedule.total_steps,
+            config.batch_tokens,
+            schedule.base_lr,
+            device,
+        )
+        remaining = (schedule.total_steps - run.step) * config.batch_tokens
+        progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
-    def checkpoint(stream_state: Any) -> None:
-        _save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
+        def checkpoint(stream_state: Any) -> None:
+            _save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
 
-    _train_loop(
-        run,
-        stream,
-        config,
-        schedule,
-        checkpoint if checkpoint_path else None,
-        autocast_dtype,
-        on_step,
-        progress,
-    )
-    log = _finish(run, outputs, settings, schedule, stream)
-    _remove_checkpoint(checkpoint_path)
-    return TrainResult(
-        sae=run.sae,
-        log=log,
-        steps=schedule.total_steps,
-        tokens=schedule.total_steps * config.batch_tokens,
-        resumed_from_step=resumed_from_step,
-        resumed_from_tokens=resumed_from_step * config.batch_tokens,
-    )
+        _train_loop(
+            run,
+            stream,
+            config,
+            schedule,
+            checkpoint if checkpoint_path else None,
+            autocast_dtype,
+            on_step,
+            progress,
+        )
+        log = _finish(run, outputs, settings, schedule, stream)
+        _remove_checkpoint(checkpoint_path)
+        return TrainResult(
+            sae=run.sae,
+            log=log,
+            steps=schedule.total_steps,
+            tokens=schedule.total_steps * config.batch_tokens,
+            resumed_from_step=resumed_from_step,
+            resumed_from_tokens=resumed_from_step * config.batch_tokens,
+        )
 
 
 def train_step(
