@@ -45,11 +45,15 @@ DIGESTS = ".digests"
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
+def _cache_file(real_path: str, downloads_dir: str | os.PathLike[str]) -> Path:
+    return Path(downloads_dir, DIGESTS, hashlib.sha1(real_path.encode()).hexdigest()[:16] + ".json")
+
+
 def file_digests(path: str | os.PathLike[str], downloads_dir: str | os.PathLike[str]) -> dict:
     """``{path, size, mtime_ns, md5, sha256}`` of a file, computed once per (size, mtime)."""
     real = os.path.realpath(path)
     info = os.stat(real)
-    cache = Path(downloads_dir, DIGESTS, hashlib.sha1(real.encode()).hexdigest()[:16] + ".json")
+    cache = _cache_file(real, downloads_dir)
     try:
         cached = json.loads(cache.read_text())
         if (cached["path"], cached["size"], cached["mtime_ns"]) == (
@@ -78,6 +82,21 @@ def file_digests(path: str | os.PathLike[str], downloads_dir: str | os.PathLike[
 
     write_json(digests, cache)
     return digests
+
+
+def check_local_format(
+    path: str | os.PathLike[str], kind: str, downloads_dir: str | os.PathLike[str]
+) -> None:
+    """:func:`check_format` of a local source, done once per (size, mtime) of the file:
+    a file of the wrong kind stops the run when the DAG is built, before any job."""
+    digests = file_digests(path, downloads_dir)
+    if kind in digests.get("checked", []):
+        return
+    check_format(path, kind)
+    from protsae.io import write_json
+
+    digests["checked"] = [*digests.get("checked", []), kind]
+    write_json(digests, _cache_file(digests["path"], downloads_dir))
 
 
 def mismatches(digests: dict, md5: str | None, sha256: str | None) -> list[str]:
@@ -115,6 +134,10 @@ def content_key(entry: dict[str, str], file: str, downloads_dir: str | os.PathLi
         path = local_source_path(url)
         if not os.path.isfile(path):
             raise ConfigError(f"config key {label}: {url}: no such file")
+        try:
+            check_local_format(path, entry["kind"], downloads_dir)
+        except FormatError as exc:
+            raise ConfigError(f"config key {label}: {url}: {exc}") from None
         wrong = mismatches(file_digests(path, downloads_dir), md5, sha256)
         if wrong:
             raise ConfigError(

@@ -6,6 +6,7 @@ import gzip
 import logging
 import os
 import random
+import shutil
 import stat
 import threading
 import tracemalloc
@@ -379,6 +380,76 @@ def test_biopython_errors_are_named(demo_dir: Path, tmp_path: Path) -> None:
         parse_swissprot(broken, demo_dir / "entry.list", logger=QUIET)
 
 
+def _entries(demo_dir: Path) -> list[str]:
+    """The demo's Swiss-Prot entries, each ending with its '//' line."""
+    return [e + "//\n" for e in (demo_dir / "uniprot_sprot.dat").read_text().split("//\n")[:-1]]
+
+
+def _write_entries(tmp_path: Path, entries: list[str] | bytes) -> Path:
+    path = tmp_path / "sprot.dat"
+    path.write_bytes(entries if isinstance(entries, bytes) else "".join(entries).encode())
+    return path
+
+
+def _without_sq_block(entry: str) -> str:
+    head, _, rest = entry.partition("\nSQ   ")
+    return head + "\n//\n"
+
+
+def test_entry_without_sequence_is_named_with_accession_and_line(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    entries = _entries(demo_dir)
+    entries[3] = _without_sq_block(entries[3])
+    line = sum(e.count("\n") for e in entries[:3]) + 1
+    accession = entries[3].split("\nAC   ")[1].split(";")[0]
+    path = _write_entries(tmp_path, entries)
+    with pytest.raises(InputError) as info:
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+    assert f"entry {accession} (line {line}) has no sequence" in str(info.value)
+    assert "swissprot_invalid" in str(info.value)
+
+
+def test_letters_outside_the_alphabet_and_non_utf8_bytes(demo_dir: Path, tmp_path: Path) -> None:
+    entries = _entries(demo_dir)
+    sq_line = entries[1].index("\n     ", entries[1].index("\nSQ   ")) + 6
+    with_digit = entries[1][:sq_line] + "1" + entries[1][sq_line + 1 :]
+    path = _write_entries(tmp_path, [entries[0], with_digit, *entries[2:]])
+    with pytest.raises(InputError, match=r"entry P39896 \(line \d+\) has letters outside .*'1'"):
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+    raw = "".join(entries).encode()
+    cut = raw.index(b"\n     ", raw.index(b"\nSQ   ", raw.index(b"P39896"))) + 6
+    path = _write_entries(tmp_path, raw[:cut] + b"\xc8" + raw[cut + 1 :])
+    with pytest.raises(InputError, match=r"entry P39896 \(line \d+\) has bytes that are not UTF-8"):
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+
+
+def test_skip_switch_leaves_bad_entries_out_and_names_them(
+    demo_dir: Path, tmp_path: Path, caplog
+) -> None:
+    entries = _entries(demo_dir)
+    entries[3] = _without_sq_block(entries[3])
+    path = _write_entries(tmp_path, entries)
+    logger = logging.getLogger("protsae.tests.skip")
+    with caplog.at_level(logging.WARNING, logger="protsae.tests.skip"):
+        table = parse_swissprot(path, demo_dir / "entry.list", logger=logger, invalid="skip")
+    assert table.num_rows == len(entries) - 1
+    accession = entries[3].split("\nAC   ")[1].split(";")[0]
+    assert accession not in table.column("accession").to_pylist()
+    assert f"skipped 1 entries ESM-2 cannot read: entry {accession}" in caplog.text
+    assert all(set(s) <= set(esm_residue_letters()) for s in table.column("sequence").to_pylist())
+
+
+def test_empty_swissprot_file_stops_the_run(demo_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        InputError, match="no Swiss-Prot entries; the evaluation set would be empty"
+    ):
+        parse_swissprot(_write_entries(tmp_path, b""), demo_dir / "entry.list", logger=QUIET)
+    only_bad = _write_entries(tmp_path, [_without_sq_block(_entries(demo_dir)[0])])
+    with pytest.raises(InputError, match="no Swiss-Prot entries left after skipping 1"):
+        parse_swissprot(only_bad, demo_dir / "entry.list", logger=QUIET, invalid="skip")
+
+
 # --- MMseqs2 clustering ------------------------------------------------------------------
 
 
@@ -465,9 +536,20 @@ def test_split_clusters_counts() -> None:
         split_clusters(reps, 1.5, 0)
 
 
-def test_only_long_entries_gives_empty_table() -> None:
+def test_only_long_entries_stop_the_run() -> None:
     table = pa.table({"accession": ["A"], "sequence": ["M" * 2000]})
-    assert cluster_sequences(table, max_length=1022, logger=QUIET).num_rows == 0
+    with pytest.raises(InputError, match="the evaluation set would be empty"):
+        cluster_sequences(table, max_length=1022, logger=QUIET)
+
+
+def test_evaluation_set_without_test_representative_stops_the_run(tmp_path: Path) -> None:
+    if shutil.which("mmseqs") is None:
+        pytest.skip("mmseqs not installed")
+    rng = random.Random(1)
+    base = _random_protein(rng, 200)
+    table = pa.table({"accession": ["A", "B"], "sequence": [base, base[:-1] + "W"]})
+    with pytest.raises(InputError, match="no test representative: 2 entries in 1 cluster"):
+        cluster_sequences(table, test_fraction=0.5, workdir=tmp_path, logger=QUIET)
 
 
 def test_mmseqs_missing_says_how_to_install(monkeypatch, tmp_path: Path) -> None:

@@ -120,3 +120,13 @@ def test_local_source_key_follows_bytes_not_mtime(tmp_path: Path) -> None:
     source.write_bytes(b"<html><body>gone</body></html>")
     with pytest.raises(DownloadError, match="the file is an HTML page"):
         materialise(entry, downloads / "e", downloads / "e.json", key)
+
+
+def test_local_source_of_the_wrong_kind_stops_the_dag(tmp_path: Path) -> None:
+    source = tmp_path / "uniprot_sprot.dat"
+    source.write_bytes(b"")
+    entry = {"url": str(source), "label": "sources.swissprot", "kind": "swissprot"}
+    with pytest.raises(ConfigError, match=f"sources.swissprot: {source}: it is empty"):
+        content_key(entry, "s", tmp_path / "downloads")
+    source.write_bytes((ROOT / "resources/demo/uniprot_sprot.dat").read_bytes())
+    assert content_key(entry, "s", tmp_path / "downloads").startswith("sha256:")

@@ -41,6 +41,8 @@ rule parse_swissprot:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        invalid=config["sequences"]["swissprot_invalid"],
     script:
         "../scripts/parse_swissprot.py"
 

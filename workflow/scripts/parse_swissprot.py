@@ -9,5 +9,7 @@ from protsae.sequences import parse_swissprot
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
-table = parse_swissprot(snakemake.input.dat, snakemake.input.entries)
+table = parse_swissprot(
+    snakemake.input.dat, snakemake.input.entries, invalid=snakemake.params.invalid
+)
 write_parquet(table, snakemake.output[0])
