@@ -117,6 +117,42 @@ def test_truncated_gzip_names_file_and_last_record(write_fasta, monkeypatch) -> 
     assert f"record #{len(yielded)} ('{yielded[-1]}')" in str(info.value)
 
 
+def test_truncated_gzip_reports_the_record_it_reached(write_fasta) -> None:
+    """With the real block size the whole small file is one read: the records before the
+    damage are still yielded, and the error names the last whole one, not record #0."""
+    rng = random.Random(4)
+    records = [(f"rec{i}", _random_protein(rng, 300)) for i in range(400)]
+    whole = write_fasta("whole.fasta.gz", records, gz=True)
+    cut = whole.with_name("cut.fasta.gz")
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    yielded: list[str] = []
+    with pytest.raises(InputError, match="cut.fasta.gz: truncated") as info:
+        for record in read_fasta(cut, logger=QUIET):
+            yielded.append(record.id)
+    assert 100 < len(yielded) < 400
+    assert f"after record #{len(yielded)} ('{yielded[-1]}')" in str(info.value)
+
+
+def test_png_and_html_are_named_as_such(tmp_path: Path) -> None:
+    png = tmp_path / "uniref50.fasta"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(InputError, match="uniref50.fasta: it is a PNG image, not a FASTA file"):
+        sample_uniref50(png, 10, 100, 0, logger=QUIET)
+    html = tmp_path / "page.fasta.gz"
+    html.write_bytes(gzip.compress(b"<!DOCTYPE html><html><body>> moved</body></html>"))
+    with pytest.raises(InputError, match="page.fasta.gz: it is an HTML page, not a FASTA file"):
+        list(read_fasta(html, logger=QUIET))
+
+
+def test_non_ascii_byte_never_reaches_a_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "odd.fasta"
+    path.write_bytes(b">a\nMKV\n>b second\nMK\xc8V\n")
+    with pytest.raises(InputError, match=r"odd.fasta: record #2 \('b'\) has the byte 0xc8"):
+        list(read_fasta(path, logger=QUIET))
+    table = sample_uniref50(path, 10, 100, 0, logger=QUIET)
+    assert table.column("id").to_pylist() == ["a"]
+
+
 # --- reservoir sampling ----------------------------------------------------------------
 
 
@@ -215,6 +251,32 @@ def test_sample_filters_counts_and_orders(write_fasta) -> None:
         "protsae.repeated_ids": 1,
         "protsae.nonascii_headers": 0,
     }
+
+
+def test_repeated_ids_never_shrink_the_sample(write_fasta, caplog) -> None:
+    rng = random.Random(5)
+    unique = [(f"UniRef50_{i}", _random_protein(rng, 30)) for i in range(400)]
+    repeats = [(f"UniRef50_{i} again", _random_protein(rng, 30)) for i in range(0, 200, 2)]
+    path = write_fasta("repeats.fasta", unique[:150] + repeats + unique[150:])
+    logger = logging.getLogger("protsae.tests.sample")
+    with caplog.at_level(logging.INFO, logger="protsae.tests.sample"):
+        table = sample_uniref50(path, 300, 1000, 0, logger=logger)
+    ids = table.column("id").to_pylist()
+    assert len(ids) == 300 == len(set(ids))  # 400 distinct eligible ids: a full sample
+    meta = {k.decode(): int(v) for k, v in table.schema.metadata.items()}
+    assert meta["protsae.repeated_ids"] >= 75  # the 75 repeats of ids then in the sample
+    assert "repeated: UniRef50_0, UniRef50_2, UniRef50_4" in caplog.text
+
+
+def test_dropped_ids_are_named_per_reason(write_fasta, caplog) -> None:
+    records = [(f"long{i}", "M" * 50) for i in range(8)] + [("withJ", "MKJ"), ("ok", "MKV")]
+    path = write_fasta("drops.fasta", records)
+    logger = logging.getLogger("protsae.tests.drops")
+    with caplog.at_level(logging.INFO, logger="protsae.tests.drops"):
+        sample_uniref50(path, 5, 20, 0, logger=logger)
+    assert "too long: long0, long1, long2, long3, long4; letters: withJ" in caplog.text
+    assert "long5" not in caplog.text
+    assert "8 longer than 20" in caplog.text
 
 
 def test_sample_is_deterministic_per_seed(write_fasta) -> None:
