@@ -23,6 +23,7 @@ is touched or edited.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ import stat
 import tempfile
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +279,22 @@ def materialise(
         digests["sha256"],
     )
     return written
+
+
+@contextlib.contextmanager
+def sources_named(records: dict[str, str]) -> Iterator[None]:
+    """Input errors raised inside name each source as the user wrote it: its config key and
+    URL or path, with the cached copy in parentheses. ``records`` maps each link a job reads
+    to its record (``source_file`` and ``source_record`` of a rule's inputs)."""
+    from protsae.sequences.common import InputError
+
+    try:
+        yield
+    except InputError as err:
+        message = str(err)
+        for link, record in records.items():
+            written = _read_record(Path(record))
+            if written:
+                named = f"{written['source']}: {written['url']} (cached copy {link})"
+                message = message.replace(str(link), named)
+        raise InputError(message) from err

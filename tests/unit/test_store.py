@@ -12,7 +12,13 @@ import pytest
 
 from protsae.plan import ConfigError
 from protsae.sources import ChecksumError, DownloadError
-from protsae.store import content_key, file_digests, materialise, published_md5
+from protsae.store import (
+    content_key,
+    file_digests,
+    materialise,
+    published_md5,
+    sources_named,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_LIST = (ROOT / "resources/demo/entry.list").read_bytes()
@@ -130,3 +136,22 @@ def test_local_source_of_the_wrong_kind_stops_the_dag(tmp_path: Path) -> None:
         content_key(entry, "s", tmp_path / "downloads")
     source.write_bytes((ROOT / "resources/demo/uniprot_sprot.dat").read_bytes())
     assert content_key(entry, "s", tmp_path / "downloads").startswith("sha256:")
+
+
+def test_sequence_errors_name_the_users_source(tmp_path: Path) -> None:
+    """A FASTA error inside the job names sources.uniref50 and the user's path, with the
+    hashed cached copy in parentheses, and still the record."""
+    from protsae.sequences import InputError, sample_uniref50
+
+    source = tmp_path / "my_uniref50.fasta"
+    source.write_bytes(b">UniRef50_A\nMKV\n>UniRef50_B\n\n>UniRef50_C\nMKV\n")
+    downloads = tmp_path / "downloads"
+    entry = {"url": str(source), "label": "sources.uniref50", "kind": "fasta"}
+    link, record = downloads / "uniref50-877de622", downloads / "uniref50-877de622.json"
+    materialise(entry, link, record, "k")
+    with pytest.raises(InputError) as info, sources_named({str(link): str(record)}):
+        sample_uniref50(str(link), 10, 100, 0)
+    assert str(info.value) == (
+        f"sources.uniref50: {source} (cached copy {link}): record #2 ('UniRef50_B') "
+        "has an empty sequence"
+    )
