@@ -31,6 +31,7 @@ KINDS = {
     "tar": "a tar archive",
     "checkpoint": "a PyTorch checkpoint",
     "text": "a text file",
+    "any": "a data file",  # any type; a zip or gzip must be whole, an HTML page is refused
 }
 
 _MAGIC = (
@@ -142,7 +143,7 @@ def check_format(path: str | os.PathLike[str], kind: str, served: bool = False) 
                 f"line 1 is not the entry.list header {' '.join(ENTRY_LIST_HEADER)} "
                 f"(tab-separated): {_show(head)}"
             )
-    elif kind == "zip":
+    elif kind == "zip" or (kind == "any" and raw.startswith(b"PK\x03\x04")):
         try:
             zipfile.ZipFile(path).close()
         except (zipfile.BadZipFile, OSError) as exc:
@@ -156,7 +157,7 @@ def check_format(path: str | os.PathLike[str], kind: str, served: bool = False) 
     elif kind == "checkpoint":
         if not (zipfile.is_zipfile(path) or raw.startswith(b"\x80")):
             raise _wrong_kind(raw, kind, served)
-    elif sniff(head) not in (None, "an XML document"):
+    elif kind == "text" and sniff(head) not in (None, "an XML document"):
         raise _wrong_kind(head, kind, served)
 
 

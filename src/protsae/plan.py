@@ -233,15 +233,16 @@ def local_source_path(url: str) -> str:
 
 
 # The format each source must have (protsae.filetypes.KINDS), checked before a download
-# takes its final name.
+# takes its final name. Probe data sets come in several layouts (archives, FASTA, CSV):
+# "any" refuses an HTML page or an empty file and checks archives are whole.
 SOURCE_KINDS = {
     "uniref50": "fasta",
     "swissprot": "swissprot",
     "interpro_entries": "entry_list",
-    "secondary_structure": "tar",
-    "localization": "fasta",
-    "thermostability": "zip",
-    "expression": "text",
+    "secondary_structure": "any",
+    "localization": "any",
+    "thermostability": "any",
+    "expression": "any",
 }
 
 

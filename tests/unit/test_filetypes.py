@@ -106,3 +106,16 @@ def test_tar_gz_and_checkpoint(tmp_path: Path) -> None:
     check_format(_write(tmp_path, b"\x80\x02\x8a\x0alegacy torch"), "checkpoint")
     with pytest.raises(FormatError, match="server returned an HTML page, not a PyTorch"):
         check_format(_write(tmp_path, HTML), "checkpoint", served=True)
+
+
+def test_any_kind_refuses_html_and_cut_archives_only(tmp_path: Path) -> None:
+    check_format(DEMO / "deeploc.fasta", "any")
+    check_format(_write(tmp_path, b"id,label\nP1,3.5\n", "t.csv"), "any")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("splits/meltome.csv", "sequence,target\n" * 500)
+    check_format(_write(tmp_path, buffer.getvalue(), "s.zip"), "any")
+    with pytest.raises(FormatError, match="no readable zip central directory"):
+        check_format(_write(tmp_path, buffer.getvalue()[:-30], "s.zip"), "any")
+    with pytest.raises(FormatError, match="the server returned an HTML page"):
+        check_format(_write(tmp_path, HTML), "any", served=True)
