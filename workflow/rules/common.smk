@@ -6,13 +6,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from protsae.store import content_key
 from protsae.plan import (
     ConfigError,
     SaeSpec,
     downloads,
     expand_sweeps,
-    is_local_source,
-    local_source_path,
     source_file_name,
     is_checkpoint_path,
     load_schema,
@@ -127,8 +126,18 @@ def esm_files(wildcards=None):
 
 
 def source_file(name):
-    """Where the download stage puts config source ``name``."""
-    return f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
+    """The link to config source ``name`` (ancient: touching a source reruns nothing; a
+    consumer reruns when the source's bytes change through ``source_record``)."""
+    return ancient(
+        f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
+    )
+
+
+def source_record(name):
+    """The record of config source ``name`` (its checksums; rewritten only when its bytes
+    change): every rule reading ``source_file(name)`` takes this too."""
+    file = source_file_name(name, config["sources"][name]["url"])
+    return f"{DOWNLOADS_DIR}/{file}.json"
 
 
 def download_field(field):
@@ -139,10 +148,13 @@ def download_field(field):
     return get
 
 
-def download_input(wildcards):
-    """A local source is the download's input, so editing that file reruns what reads it."""
-    url = DOWNLOADS[wildcards.file]["url"]
-    return [local_source_path(url)] if is_local_source(url) else []
+def download_content(wildcards):
+    """What the download's bytes must be (protsae.store.content_key): the job reruns when
+    this changes, never because a file was touched or a checksum it has was added."""
+    try:
+        return content_key(DOWNLOADS[wildcards.file], wildcards.file, DOWNLOADS_DIR)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
 
 # ---- wildcards as typed params -----------------------------------------------------

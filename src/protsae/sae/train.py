@@ -12,6 +12,7 @@ stale checkpoint must never be resumed by a later, different run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ import pyarrow as pa
 import torch
 
 from protsae.device import resolve_device
-from protsae.io import write_parquet
+from protsae.io import exclusive_lock, remove_stale_parts, write_parquet
 from protsae.progress import Progress, get_logger
 from protsae.sae.checkpoint import (
     CHECKPOINT_NAME,
@@ -330,7 +331,8 @@ def train_sae(
     ``config.checkpoint_every`` steps and a restarted call resumes from it, ending with the
     same weights an uninterrupted run would have. ``on_step(step, tokens)`` is called after
     each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
-    metadata; ``d_model``, when given, must match the shards.
+    metadata; ``d_model``, when given, must match the shards. A second trainer on the same
+    ``checkpoint_dir`` fails at once (:class:`protsae.io.LockHeld`, naming the first).
     """
     logger = logger or get_logger()
     device = resolve_device(device)
@@ -341,50 +343,54 @@ def train_sae(
     run = _new_run(config, stream, schedule, model_name, layer, device)
     fingerprint = fingerprint_of(stream, settings)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    _restore_or_init(
-        run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
-    )
-    resumed_from_step = run.step
-    logger.info(
-        "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
-        "tokens, lr %.3g, device %s",
-        stream.d_model,
-        config.width,
-        config.k,
-        len(stream.paths),
-        f"{stream.tokens_per_epoch:,}",
-        schedule.total_steps,
-        config.batch_tokens,
-        schedule.base_lr,
-        device,
-    )
-    log_budget(config, schedule, stream.tokens_per_epoch, logger)
-    remaining = (schedule.total_steps - run.step) * config.batch_tokens
-    progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
+    # One trainer per checkpoint folder: a second one would resume from a file being written.
+    with exclusive_lock(checkpoint_dir) if checkpoint_dir else contextlib.nullcontext():
+        if checkpoint_path:
+            remove_stale_parts(checkpoint_path)
+        _restore_or_init(
+            run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
+        )
+        resumed_from_step = run.step
+        logger.info(
+            "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
+            "tokens, lr %.3g, device %s",
+            stream.d_model,
+            config.width,
+            config.k,
+            len(stream.paths),
+            f"{stream.tokens_per_epoch:,}",
+            schedule.total_steps,
+            config.batch_tokens,
+            schedule.base_lr,
+            device,
+        )
+        log_budget(config, schedule, stream.tokens_per_epoch, logger)
+        remaining = (schedule.total_steps - run.step) * config.batch_tokens
+        progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
-    def checkpoint(stream_state: Any) -> None:
-        save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
+        def checkpoint(stream_state: Any) -> None:
+            save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
 
-    _train_loop(
-        run,
-        stream,
-        config,
-        schedule,
-        checkpoint if checkpoint_path else None,
-        autocast_dtype,
-        on_step,
-        progress,
-    )
-    log = _finish(run, outputs, settings, schedule, stream)
-    remove_checkpoint(checkpoint_path)
-    return TrainResult(
-        sae=run.sae,
-        log=log,
-        steps=schedule.total_steps,
-        tokens=schedule.total_steps * config.batch_tokens,
-        resumed_from_step=resumed_from_step,
-        resumed_from_tokens=resumed_from_step * config.batch_tokens,
-    )
+        _train_loop(
+            run,
+            stream,
+            config,
+            schedule,
+            checkpoint if checkpoint_path else None,
+            autocast_dtype,
+            on_step,
+            progress,
+        )
+        log = _finish(run, outputs, settings, schedule, stream)
+        remove_checkpoint(checkpoint_path)
+        return TrainResult(
+            sae=run.sae,
+            log=log,
+            steps=schedule.total_steps,
+            tokens=schedule.total_steps * config.batch_tokens,
+            resumed_from_step=resumed_from_step,
+            resumed_from_tokens=resumed_from_step * config.batch_tokens,
+        )
 
 
 def train_step(
