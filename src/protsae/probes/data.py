@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from protsae.io import write_json, write_parquet
+from protsae.probes.config import TASKS  # noqa: F401  (re-exported)
 from protsae.sequences import InputError, esm_residue_letters
 
-#: The four probe tasks, their level and metric (method.md, "Linear probes").
-TASKS = ("secondary_structure", "localization", "thermostability", "expression")
+#: The level and metric of the four probe tasks (TASKS) (method.md, "Linear probes").
 RESIDUE_TASKS = frozenset({"secondary_structure"})
 REGRESSION_TASKS = frozenset({"thermostability"})
 SPLITS = ("train", "valid", "test")
