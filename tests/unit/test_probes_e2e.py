@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from protsae.esm import layer_representations, load_model, save_random_init
-from protsae.probes import features as features_mod
 from protsae.probes.data import read_task_data
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
 from protsae.probes.formats import task_data_from_file
@@ -155,29 +154,26 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
     }
 
 
-class _Cfg:
-    activation_convention = "interprot"
-
-
-class _Sae:
-    cfg = _Cfg()
-
-
-def test_sae_convention_is_passed_on_or_refused(monkeypatch):
-    seen = {}
-
-    def with_keyword(model, alphabet, sae, layer, max_tokens, device, convention="fair-esm"):
-        seen["convention"] = convention
-        return lambda records: iter(())
-
-    def without_keyword(model, alphabet, sae, layer, max_tokens, device):
-        return lambda records: iter(())
-
-    import protsae.latents.encode as encode_mod
-
-    monkeypatch.setattr(encode_mod, "esm_sae_encoder", with_keyword)
-    features_mod.sae_encoder(None, None, _Sae(), LAYER, 100, "cpu")
-    assert seen["convention"] == "interprot"
-    monkeypatch.setattr(encode_mod, "esm_sae_encoder", without_keyword)
-    with pytest.raises(ValueError, match="expects 'interprot' activations"):
-        features_mod.sae_encoder(None, None, _Sae(), LAYER, 100, "cpu")
+def test_sae_features_use_the_sae_activation_convention(tiny):
+    """An InterProt-convention SAE is fed InterProt-convention activations, not fair-esm ones."""
+    data = task_data_from_file(
+        "thermostability", meltome(tiny, 10), tiny / "c.parquet", tiny / "c.json"
+    )
+    model, alphabet = load_model(tiny / "esm.pt", "cpu")
+    cfg = SAEConfig(d_model=32, width=WIDTH, k=K, layer=LAYER, activation_convention="interprot")
+    sae = TopKSAE(cfg, seed=1).eval()
+    rows = protein_features(data, sae_encoder(model, alphabet, sae, LAYER, 200, "cpu"), WIDTH)
+    records = [(r.id, r.sequence) for r in data.records]
+    for convention, should_match in (("interprot", True), ("fair-esm", False)):
+        reps = dict(
+            layer_representations(
+                model, alphabet, records, LAYER, 10_000, "cpu", convention=convention
+            )
+        )
+        pooled = []
+        for record in data.records:
+            with torch.no_grad():
+                top = sae.encode(reps[record.id])
+            dense = torch.zeros(len(top.values), WIDTH).scatter_(1, top.indices, top.values)
+            pooled.append(dense.mean(0).numpy())
+        assert np.allclose(rows.X, np.stack(pooled), rtol=1e-4, atol=1e-5) == should_match

@@ -33,7 +33,8 @@ rule probe_data:
 rule probe_fit:
     input:
         data=res("probes", "data", "{task}.parquet"),
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
         sae=probe_sae_files,
     output:
         json=f"{PROBE_DIR}/{{features}}.json",
@@ -50,7 +51,6 @@ rule probe_fit:
         mem_mb=32000,
         runtime=480,
     params:
-        checkpoint=esm_checkpoint(),
         layer=wildcard_int("layer"),
         max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
         grid=probe_grid,

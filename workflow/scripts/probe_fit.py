@@ -19,7 +19,7 @@ settings = ProbeSettings(
 )
 probe_from_files(
     snakemake.input.data,
-    params.checkpoint,  # the ESM-2 .pt among input.model (which may also list its regression file)
+    snakemake.input.model,
     int(params.layer),
     snakemake.output.json,
     snakemake.output.coef,

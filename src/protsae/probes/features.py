@@ -12,7 +12,6 @@ The ESM-2 forward is :func:`protsae.esm.layer_representations` and the SAE path 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -171,20 +170,12 @@ def sae_encoder(
 ) -> RowEncoder:
     """The SAE's top-k latents of every residue, via ``esm_sae_encoder``.
 
-    The SAE's activation convention (``sae.cfg.activation_convention``) is passed on where the
-    encoder takes one; an SAE that needs a convention the encoder cannot give is refused.
+    That encoder computes the ESM-2 activations in the SAE's own ``activation_convention``
+    (an imported InterProt SAE gets InterProt's vectors), so the probe sees what the SAE saw.
     """
     from protsae.latents.encode import esm_sae_encoder
 
-    convention = getattr(sae.cfg, "activation_convention", "fair-esm")
-    kwargs = {}
-    if "convention" in inspect.signature(esm_sae_encoder).parameters:
-        kwargs["convention"] = convention
-    elif convention != "fair-esm":
-        raise ValueError(
-            f"this SAE expects {convention!r} activations; this protsae encodes fair-esm ones only"
-        )
-    inner = esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device, **kwargs)
+    inner = esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
 
     def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Rows]]:
         for seq_id, values, indices in inner(records):
