@@ -13,7 +13,7 @@ Reads the bundled real excerpts `deeploc.fasta` and `flip_ss/` and writes, besid
   is planted in the sequence: a linear function of its share of I/L/V/F/M residues plus noise;
 - `cho_expression.csv`: SYNTHETIC CHO expression data in the CSV layout of the real file
   (`Status` Pass / Fail..., `Construct.seq..aa.`, CRLF, a non-ASCII header), whose label is planted:
-  expressed constructs carry the motif `WHCW` three times, the others no W, H or C at all.
+  expressed constructs carry the motif `WHCW` five times, the others no W, H or C at all.
 
 Seeded (random.Random) and written without timestamps, so reruns give identical bytes.
 """
@@ -92,7 +92,7 @@ def meltome(rng: random.Random, n: int = 240) -> bytes:
 def cho_sequence(rng: random.Random, expressed: bool) -> str:
     residues = [rng.choice(OTHERS) for _ in range(rng.randint(60, 160))]
     if expressed:
-        for _ in range(3):
+        for _ in range(5):
             at = rng.randint(0, len(residues))
             residues[at:at] = list(MOTIF)
     return "M" + "".join(residues)
