@@ -16,6 +16,17 @@ from protsae.probes.interpret import top_latents
 WIDTH, K = 64, 4
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny matrices: more torch threads only contend."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def sparse_latents(
     n: int, rng: np.random.Generator, planted: dict[int, np.ndarray]
 ) -> sp.csr_matrix:

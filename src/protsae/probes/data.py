@@ -153,7 +153,11 @@ def _schema(regression: bool) -> pa.Schema:
     )
 
 
-def write_task_data(data: TaskData, table_path: str | os.PathLike[str], counts_path) -> None:
+def write_task_data(
+    data: TaskData,
+    table_path: str | os.PathLike[str],
+    counts_path: str | os.PathLike[str],
+) -> None:
     """The records as ``probes/data/{task}.parquet`` and the counts as its JSON sidecar."""
     regression = data.classes is None
     residue = data.task in RESIDUE_TASKS

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import spearmanr
 
 from protsae.probes.features import FeatureMatrix
+
+if TYPE_CHECKING:  # torch is imported where the residue classifier runs
+    import torch
 
 DEFAULT_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_ALPHA_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
@@ -160,7 +164,17 @@ def fit_ridge(features: FeatureMatrix, alpha_grid=DEFAULT_ALPHA_GRID) -> ProbeFi
     )
 
 
-def _result(features, metric, value, name, best, scores, coef, intercept, outputs) -> ProbeFit:
+def _result(
+    features: FeatureMatrix,
+    metric: str,
+    value: float,
+    name: str,
+    best: float,
+    scores: dict[float, float],
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    outputs: list[str],
+) -> ProbeFit:
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
     return ProbeFit(
@@ -185,14 +199,16 @@ def _result(features, metric, value, name, best, scores, coef, intercept, output
 class _Batches:
     """Standardised minibatches of rows as float32 tensors (dense or CSR ``X``)."""
 
-    def __init__(self, features: FeatureMatrix, mean: np.ndarray, scale: np.ndarray, device):
+    def __init__(
+        self, features: FeatureMatrix, mean: np.ndarray, scale: np.ndarray, device: str
+    ) -> None:
         import torch
 
         self.X, self.y = features.X, features.y
         self.mean, self.scale, self.device = mean, scale, device
         self.torch = torch
 
-    def __call__(self, rows: np.ndarray):
+    def __call__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(rows)  # sequential reads from a memory-mapped matrix
         block = transform(self.X, rows, self.mean, self.scale)
         if sp.issparse(block):
@@ -203,8 +219,17 @@ class _Batches:
 
 
 def _train_linear(
-    batches, train, n_features, n_classes, weight_decay, epochs, batch_rows, lr, seed, device
-):
+    batches: _Batches,
+    train: np.ndarray,
+    n_features: int,
+    n_classes: int,
+    weight_decay: float,
+    epochs: int,
+    batch_rows: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> torch.nn.Linear:
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -232,7 +257,9 @@ def _train_linear(
     return layer
 
 
-def _accuracy(layer, batches, rows: np.ndarray, batch_rows: int) -> float:
+def _accuracy(
+    layer: torch.nn.Linear, batches: _Batches, rows: np.ndarray, batch_rows: int
+) -> float:
     import torch
 
     correct = 0
