@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests: where the repository and its demo data are, FASTA writing."""
+"""Fixtures shared by the tests: where the repository and its demo data are, FASTA writing,
+reading a whole activation shard, an SAE's dense latents."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+
+from protsae.activations import DTYPES, iter_shard, shard_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +51,29 @@ def write_fasta(tmp_path: Path) -> WriteFasta:
     return write
 
 
+ReadShard = Callable[[Path], tuple[list[str], np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="session")
+def read_shard() -> ReadShard:
+    """Read a whole (small) activation shard: ids, positions, vectors."""
+
+    def read(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        info = shard_info(path)
+        ids: list[str] = []
+        pos: list[np.ndarray] = []
+        xs: list[np.ndarray] = []
+        for batch in iter_shard(path):
+            ids.extend(batch.ids.to_pylist())
+            pos.append(batch.pos)
+            xs.append(batch.x)
+        if not xs:
+            return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
+        return ids, np.concatenate(pos), np.concatenate(xs)
+
+    return read
+
+
 @pytest.fixture(scope="session")
 def optional_module() -> Callable[[str], object]:
     """Import a test-only dependency of the dev extra (sae-lens, polars).
@@ -63,3 +91,16 @@ def optional_module() -> Callable[[str], object]:
         )
 
     return load
+
+
+@pytest.fixture(scope="session")
+def dense_latents() -> Callable[[object, torch.Tensor], torch.Tensor]:
+    """``[N, width]`` latents of an SAE (zeros outside the top k): the dense view other SAE
+    libraries return, for comparing with them."""
+
+    def dense(sae, x: torch.Tensor) -> torch.Tensor:
+        top = sae.encode(x)
+        out = torch.zeros(x.shape[0], sae.cfg.width, dtype=top.values.dtype, device=x.device)
+        return out.scatter_(1, top.indices, top.values)
+
+    return dense

@@ -305,21 +305,6 @@ def iter_shard(
         yield ActivationBatch(ids=ids, pos=pos, x=x)
 
 
-def read_shard(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Read a whole shard: ids, positions, vectors. For tests and small files."""
-    ids: list[str] = []
-    pos: list[np.ndarray] = []
-    xs: list[np.ndarray] = []
-    info = shard_info(path)
-    for batch in iter_shard(path):
-        ids.extend(batch.ids.to_pylist())
-        pos.append(batch.pos)
-        xs.append(batch.x)
-    if not xs:
-        return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
-    return ids, np.concatenate(pos), np.concatenate(xs)
-
-
 def extract_shard(
     checkpoint: str | os.PathLike[str],
     records: Sequence[Record],

@@ -14,7 +14,7 @@ import torch
 
 from protsae import activations as acts
 from protsae import esm as pesm
-from protsae.activations import is_holdout, read_shard, shard_info, shard_of, shard_schema
+from protsae.activations import is_holdout, shard_info, shard_of, shard_schema
 from protsae.device import resolve_device
 
 LAYERS, DIM, HEADS = 3, 48, 4
@@ -191,7 +191,7 @@ def test_resolve_device():
 
 
 @pytest.mark.parametrize("layer", [2, LAYERS], ids=["intermediate", "last"])
-def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, layer):
+def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, layer, read_shard):
     out = tmp_path / "shard.parquet"
     rows = acts.extract_shard(
         checkpoint, RECORDS, out, layer, "random-t3-d48-s7", 200, "float32", None, seed=0
@@ -222,7 +222,7 @@ def test_layer_zero_is_the_scaled_embedding(loaded):
         assert torch.allclose(hidden, reference[seq_id], atol=TOL, rtol=0)
 
 
-def test_float16_shard_rounds_the_same_vectors(tmp_path, checkpoint, loaded):
+def test_float16_shard_rounds_the_same_vectors(tmp_path, checkpoint, loaded, read_shard):
     out = tmp_path / "half.parquet"
     acts.extract_shard(checkpoint, RECORDS[:4], out, 2, "m", 500, "float16", None, seed=0)
     reference = fair_esm_representations(*loaded, RECORDS[:4], 2)
@@ -306,7 +306,7 @@ def test_duplicate_ids_are_refused(tmp_path, checkpoint):
     assert not (tmp_path / "d.parquet").exists()
 
 
-def test_empty_shard_is_valid_parquet(tmp_path, checkpoint):
+def test_empty_shard_is_valid_parquet(tmp_path, checkpoint, read_shard):
     out = tmp_path / "empty.parquet"
     assert acts.extract_shard(checkpoint, [], out, 1, "random", 100, "float16", None, seed=0) == 0
     ids, pos, x = read_shard(out)
@@ -324,7 +324,7 @@ def test_empty_shard_is_valid_parquet(tmp_path, checkpoint):
     )
 
 
-def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint):
+def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint, read_shard):
     records = RECORDS + random_records(15, seed=3)
     k = 8
     full = tmp_path / "full.parquet"

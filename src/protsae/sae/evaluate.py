@@ -1,23 +1,11 @@
 """Evaluating an SAE on held-out sequences: reconstruction quality and ESM loss recovered.
 
 Everything is computed in the SAE's activation convention (``sae.cfg.activation_convention``,
-see :mod:`protsae.conventions`), on the positions the SAE was trained on: real residues, plus
-BOS and EOS for an ``interprot`` SAE.
-
-- Reconstruction statistics (FVE, MSE, L0, ``dead_fraction_eval``) are taken over those
-  positions of the held-out records, with nothing masked.
-- Loss recovered compares three runs of ESM scoring the same 15% masked residues: clean, with
-  layer L's output replaced by the SAE reconstruction, and with it zero-ablated. The
-  reconstruction (and the zero ablation) replace layer L only at trained positions that are
-  not masked: ``<mask>`` positions (exactly the scored ones) and, for a fair-esm SAE, BOS and
-  EOS keep their clean activations, because the SAE never saw such inputs in training and
-  splicing there would measure out-of-distribution inputs as much as the SAE.
-- ``*_unmasked``: InterProt's variant, for comparison with published SAEs: nothing is masked,
-  the cross-entropy is over every residue, and the splice covers every trained position.
-  (InterProt's own code also scores BOS/EOS and averages per sequence; here the average is
-  per residue.)
-
-:data:`EVAL_METRICS` documents every key of ``eval.json``; ``docs/design.md`` lists the same.
+:mod:`protsae.conventions`) at the positions it was trained on (residues; plus BOS/EOS for
+``interprot``). Loss recovered scores masked residues with layer L replaced only at unmasked
+trained positions; the ``*_unmasked`` keys are InterProt's variant (nothing masked). Which
+positions are replaced and why, and the last-layer case, are docs/method.md's "Loss recovered"
+decision. :data:`EVAL_METRICS` documents every ``eval.json`` key (docs/design.md lists them).
 """
 
 from __future__ import annotations
@@ -34,7 +22,7 @@ from protsae.conventions import trains_on_bos_eos
 from protsae.progress import Progress, get_logger
 from protsae.sae.model import SAEConfig, TopKSAE
 
-#: Every key of ``eval.json`` with what it means (the order is the file's).
+#: Every key of ``eval.json`` with what it means.
 EVAL_METRICS: dict[str, str] = {
     "fve": "fraction of variance explained at the SAE's trained positions of held-out sequences",
     "mse": "mean squared reconstruction error per dimension at those positions",
@@ -47,7 +35,10 @@ EVAL_METRICS: dict[str, str] = {
     "ce_clean": "masked-LM cross-entropy (nats) over the masked residues, clean",
     "ce_sae": "the same with layer L replaced by the reconstruction at unmasked trained positions",
     "ce_zero": "the same with layer L zeroed at those positions",
-    "loss_recovered": "(ce_zero - ce_sae) / (ce_zero - ce_clean): 1 as good as clean, 0 as zeroing",
+    "loss_recovered": (
+        "(ce_zero - ce_sae) / (ce_zero - ce_clean): 1 as good as clean, 0 as zeroing; null when "
+        "ce_zero = ce_clean (the last layer: no spliced position feeds a masked one)"
+    ),
     "delta_ce": "ce_sae - ce_clean",
     "ce_clean_unmasked": "InterProt's variant: cross-entropy over every residue, nothing masked",
     "ce_sae_unmasked": "the same with the reconstruction at every trained position",
@@ -101,7 +92,8 @@ class ReconstructionStats:
 
 
 def sae_edit(sae: TopKSAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction.
+    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction
+    (``masked_lm_cross_entropy``'s ``edit_positions`` restricts it to trained positions).
 
     Runs in float32 with autocast off, so the SAE is the one evaluated, not its bf16 rounding.
     """
@@ -237,6 +229,12 @@ def evaluate_sae(
         raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
     device = esm_lib.resolve_device(device)
     model, alphabet = esm_lib.load_model(esm_checkpoint, device)
+    if layer == model.num_layers:
+        get_logger().warning(
+            "layer %d is the model's last: the masked loss recovered is undefined there (no "
+            "spliced position feeds a masked one); see loss_recovered_unmasked",
+            layer,
+        )
     sae = sae.to(device).eval()
     args = (sae, model, alphabet, records, layer)
     result: dict[str, Any] = _reconstruction(*args, max_tokens_per_batch, device)
@@ -249,4 +247,9 @@ def evaluate_sae(
         "n_masked": masked["n_scored"],
         "activation_convention": sae.cfg.activation_convention,
     }
-    return {key: result[key] for key in EVAL_KEYS}
+    return {key: _finite_or_none(result[key]) for key in EVAL_KEYS}
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN (an undefined ratio) becomes None, so ``eval.json`` is strict JSON (null)."""
+    return None if isinstance(value, float) and math.isnan(value) else value

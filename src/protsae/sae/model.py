@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,6 @@ from torch import nn
 
 from protsae.conventions import FAIR_ESM, check_convention
 
-Normalize = Literal["none", "token_standardize"]
 NORMALIZATIONS: tuple[str, ...] = ("none", "token_standardize")
 
 # InterProt's per-token standardization divides by (std + eps) with this eps.
@@ -274,12 +273,6 @@ class TopKSAE(nn.Module):
             _, stats = self._to_sae_space(x)
             return self._from_sae_space(y, stats)
         return y
-
-    def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, width] latent activations, for analyses that want a dense view of few tokens."""
-        top = self.encode(x)
-        dense = torch.zeros(x.shape[0], self.cfg.width, dtype=top.values.dtype, device=x.device)
-        return dense.scatter_(1, top.indices, top.values)
 
     def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
         """Reconstruct ``x`` [N, d_model]; with ``dead_mask`` [width] also the AuxK loss.

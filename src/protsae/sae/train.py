@@ -1,20 +1,13 @@
 """Training a TopK SAE on activation shards: seeded, checkpointed, resumable.
 
-Decisions (method.md leaves them open):
-- loss = FVU (squared error / the batch's total variance) + 1/32 * AuxK loss. FVU is the MSE
-  rescaled by a per-batch constant, so it minimises the same error, but it puts the
-  reconstruction and AuxK terms on the same scale whatever the activations' magnitude
-  (as in Gao et al. 2024's normalized MSE).
-- learning rate: ``lr`` (default 2e-4 / sqrt(width / 16384)); linear warm-up over
-  ``warmup_steps`` (default 5% of the steps, at most 1000), constant, then linear decay to
-  zero over the last ``decay_fraction`` (20%) of the steps.
-- steps = ceil(total_tokens / batch_tokens), every batch full.
-- ``b_dec`` starts at the geometric median of the first ``median_sample_tokens`` tokens.
-- nothing after initialisation draws random numbers: the stream's shuffles derive from
-  (seed, epoch, position), so a checkpoint needs no RNG state to resume exactly.
-- the checkpoint file is deleted once the final outputs are written: the outputs are the
-  durable result, and a stale checkpoint must never be resumed by a later, different run (a
-  checkpoint whose settings differ from the current run's is ignored with a warning anyway).
+The training rules (loss, AuxK, learning rate and its schedule, ``b_dec`` initialisation,
+checkpoints) are in docs/method.md, "TopK SAE" and "Decisions the code makes"; the knobs are
+the fields of :class:`~protsae.sae.config.TrainConfig`.
+
+Nothing after initialisation draws random numbers: the stream's shuffles derive from
+(seed, epoch, position), so a checkpoint needs no RNG state to resume exactly. The checkpoint
+is deleted once the final outputs are written: the outputs are the durable result, and a
+stale checkpoint must never be resumed by a later, different run.
 """
 
 from __future__ import annotations
@@ -32,15 +25,21 @@ import pyarrow as pa
 import torch
 
 from protsae.device import resolve_device
-from protsae.io import atomic_path, write_parquet
+from protsae.io import write_parquet
 from protsae.progress import Progress, get_logger
-from protsae.sae.config import Schedule, TrainConfig
+from protsae.sae.checkpoint import (
+    CHECKPOINT_NAME,
+    RunState,
+    fingerprint_of,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
+from protsae.sae.config import Schedule, TrainConfig, log_budget
 from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
 from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
 LOG_SCHEMA = pa.schema(
     [
         pa.field("step", pa.int64()),
@@ -104,34 +103,6 @@ class TrainResult:
     resumed_from_tokens: int
 
 
-def _fingerprint(stream: ActivationStream, settings: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a checkpoint to belong to this run."""
-    rows = [0] * len(stream.paths)
-    for unit in stream.row_groups:
-        rows[unit.shard] += unit.rows
-    shards = [[path.name, n] for path, n in zip(stream.paths, rows, strict=True)]
-    return {"shards": shards, **settings}
-
-
-def _load_checkpoint(
-    path: Path, fingerprint: dict[str, Any], logger: logging.Logger
-) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: training from scratch is the safe answer
-        logger.warning("%s: unreadable checkpoint (%s); training from scratch", path, err)
-        return None
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        logger.warning(
-            "%s: checkpoint belongs to a run with other settings or data; training from scratch",
-            path,
-        )
-        return None
-    return state
-
-
 def _append_log_row(
     rows: list[dict[str, Any]],
     interval: dict[str, Any],
@@ -177,40 +148,6 @@ def _empty_interval() -> dict[str, Any]:
     return {key: 0.0 for key in _INTERVAL_KEYS} | {"count": 0}
 
 
-@dataclass
-class _Run:
-    """The mutable state of a training run: exactly what a checkpoint saves."""
-
-    sae: TopKSAE
-    optimizer: torch.optim.Optimizer
-    tokens_since_fired: torch.Tensor
-    log_rows: list[dict[str, Any]]
-    interval: dict[str, Any]
-    step: int = 0
-
-    def state_dict(self, fingerprint: dict[str, Any], stream_state: Any) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "step": self.step,
-            "model": self.sae.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "stream": stream_state,
-            "tokens_since_fired": self.tokens_since_fired.cpu(),
-            "log_rows": self.log_rows,
-            "interval": {key: float(value) for key, value in self.interval.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any], stream: ActivationStream) -> None:
-        self.sae.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        stream.load_state_dict(state["stream"])
-        self.tokens_since_fired.copy_(state["tokens_since_fired"])
-        self.log_rows = list(state["log_rows"])
-        self.interval = dict(state["interval"])
-        self.step = int(state["step"])
-
-
 def _open_stream(
     shard_paths: Sequence[str | os.PathLike[str]],
     config: TrainConfig,
@@ -236,7 +173,7 @@ def _open_stream(
 
 
 def _restore_or_init(
-    run: _Run,
+    run: RunState,
     stream: ActivationStream,
     checkpoint_path: Path | None,
     fingerprint: dict[str, Any],
@@ -245,7 +182,7 @@ def _restore_or_init(
     logger: logging.Logger,
 ) -> None:
     """Resume ``run`` from a matching checkpoint, or start it: ``b_dec`` from the data."""
-    state = _load_checkpoint(checkpoint_path, fingerprint, logger) if checkpoint_path else None
+    state = load_checkpoint(checkpoint_path, fingerprint, logger) if checkpoint_path else None
     if state is None:
         device = run.tokens_since_fired.device
         _init_decoder_bias(run.sae, stream, config.median_sample_tokens, device)
@@ -260,7 +197,7 @@ def _restore_or_init(
     )
 
 
-def _account(run: _Run, out: SAEOutput, tokens: int) -> None:
+def _account(run: RunState, out: SAEOutput, tokens: int) -> None:
     """Fold one step's output into the dead-latent counters and the open log interval."""
     with torch.no_grad():
         active = out.values > 0
@@ -276,7 +213,7 @@ def _account(run: _Run, out: SAEOutput, tokens: int) -> None:
 
 
 def _train_loop(
-    run: _Run,
+    run: RunState,
     stream: ActivationStream,
     config: TrainConfig,
     schedule: Schedule,
@@ -313,14 +250,6 @@ def _train_loop(
     run.sae.eval()
 
 
-def _remove_checkpoint(path: Path | None) -> None:
-    """A finished run leaves no checkpoint (nor an empty checkpoint directory) behind."""
-    if path and path.exists():
-        path.unlink()
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
-
-
 def _new_run(
     config: TrainConfig,
     stream: ActivationStream,
@@ -328,7 +257,7 @@ def _new_run(
     model_name: str | None,
     layer: int | None,
     device: torch.device,
-) -> _Run:
+) -> RunState:
     """A fresh SAE (seeded) with its optimiser; model and layer default to the shards'."""
     cfg = SAEConfig(
         d_model=stream.d_model,
@@ -341,7 +270,7 @@ def _new_run(
         layer=stream.layer if layer is None else layer,
     )
     sae = TopKSAE(cfg, seed=config.seed).to(device)
-    return _Run(
+    return RunState(
         sae=sae,
         optimizer=make_optimizer(sae, schedule.base_lr),
         tokens_since_fired=torch.zeros(config.width, dtype=torch.long, device=device),
@@ -351,7 +280,7 @@ def _new_run(
 
 
 def _finish(
-    run: _Run,
+    run: RunState,
     outputs: TrainOutputs | str | os.PathLike[str] | None,
     settings: dict[str, Any],
     schedule: Schedule,
@@ -360,14 +289,18 @@ def _finish(
     """Record the training summary in the SAE's config and write the outputs; the log table."""
     tokens = schedule.total_steps * settings["batch_tokens"]
     log = pa.Table.from_pylist(run.log_rows, schema=LOG_SCHEMA)
+    dead_tokens = settings["dead_tokens"]
+    dead = run.tokens_since_fired >= dead_tokens
     run.sae.cfg.training = {
         **settings,
         "steps": schedule.total_steps,
         "tokens_trained": tokens,
-        "epochs": tokens / stream.tokens_per_epoch,
+        "tokens_per_epoch": stream.tokens_per_epoch,
+        "epochs": schedule.epochs,
         "shards": [p.name for p in stream.paths],
         "final_fve": run.log_rows[-1]["fve"],
-        "final_dead_fraction": run.log_rows[-1]["dead_fraction"],
+        "dead_fraction_train": float(dead.float().mean()) if tokens >= dead_tokens else None,
+        "dead_latents_train": int(dead.sum()) if tokens >= dead_tokens else None,
     }
     if outputs is not None:
         if not isinstance(outputs, TrainOutputs):
@@ -403,10 +336,10 @@ def train_sae(
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
     stream = _open_stream(shard_paths, config, d_model, device, logger)
-    schedule = Schedule.of(config)
+    schedule = Schedule.of(config, stream.tokens_per_epoch)
     settings = _settings(config, schedule, bf16=autocast_dtype is not None)
     run = _new_run(config, stream, schedule, model_name, layer, device)
-    fingerprint = _fingerprint(stream, settings)
+    fingerprint = fingerprint_of(stream, settings)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     _restore_or_init(
         run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
@@ -425,11 +358,12 @@ def train_sae(
         schedule.base_lr,
         device,
     )
+    log_budget(config, schedule, stream.tokens_per_epoch, logger)
     remaining = (schedule.total_steps - run.step) * config.batch_tokens
     progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
     def checkpoint(stream_state: Any) -> None:
-        _save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
+        save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
 
     _train_loop(
         run,
@@ -442,7 +376,7 @@ def train_sae(
         progress,
     )
     log = _finish(run, outputs, settings, schedule, stream)
-    _remove_checkpoint(checkpoint_path)
+    remove_checkpoint(checkpoint_path)
     return TrainResult(
         sae=run.sae,
         log=log,
@@ -491,8 +425,3 @@ def _init_decoder_bias(
         sample = sae.standardize(sample)[0]
     with torch.no_grad():
         sae.b_dec.copy_(geometric_median(sample))
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)

@@ -52,41 +52,16 @@ def split_clusters(representatives: list[str], test_fraction: float, seed: int) 
     return set(random.Random(seed).sample(reps, n_test))
 
 
-def cluster_sequences(
-    table: pa.Table,
-    min_seq_id: float = 0.3,
-    coverage: float = 0.9,
-    sensitivity: float = 8.0,
-    max_length: int = 1022,
-    threads: int = 1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    workdir: str | os.PathLike[str] | None = None,
-    logger: logging.Logger | None = None,
-) -> pa.Table:
-    """Cluster ``accession``/``sequence`` rows with MMseqs2 and split clusters train/test.
-
-    Entries longer than ``max_length`` are left out. Each row names its cluster's
-    representative accession; a cluster's members share its split. MMseqs2's
-    temporary files live in a directory under ``workdir`` (default: the system's), removed
-    afterwards.
-    """
-    logger = logger or get_logger()
-    accessions = table.column("accession").to_pylist()
-    sequences = table.column("sequence").to_pylist()
-    repeated = [acc for acc, n in Counter(accessions).items() if n > 1]
-    if repeated:
-        raise InputError(f"accessions occur more than once: {repeated[:5]}")
-    chosen = [(a, s) for a, s in zip(accessions, sequences, strict=True) if len(s) <= max_length]
-    logger.info(
-        "clustering %d of %d entries (%d longer than %d left out)",
-        len(chosen),
-        len(accessions),
-        len(accessions) - len(chosen),
-        max_length,
-    )
-    if not chosen:
-        return CLUSTERS_SCHEMA.empty_table()
+def _easy_cluster(
+    chosen: list[tuple[str, str]],
+    min_seq_id: float,
+    coverage: float,
+    sensitivity: float,
+    threads: int,
+    workdir: str | os.PathLike[str] | None,
+    logger: logging.Logger,
+) -> dict[str, str]:
+    """Run ``mmseqs easy-cluster`` on ``(accession, sequence)`` pairs: member -> representative."""
     binary = _mmseqs()
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -129,6 +104,47 @@ def cluster_sequences(
                 if len(fields) != 2:
                     raise InputError(f"{tsv}: line {number}: expected 2 columns, found {line!r}")
                 representative[fields[1]] = fields[0]
+    return representative
+
+
+def cluster_sequences(
+    table: pa.Table,
+    min_seq_id: float = 0.3,
+    coverage: float = 0.9,
+    sensitivity: float = 8.0,
+    max_length: int = 1022,
+    threads: int = 1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    workdir: str | os.PathLike[str] | None = None,
+    logger: logging.Logger | None = None,
+) -> pa.Table:
+    """Cluster ``accession``/``sequence`` rows with MMseqs2 and split clusters train/test.
+
+    Entries longer than ``max_length`` are left out. Each row names its cluster's
+    representative accession; a cluster's members share its split. MMseqs2's
+    temporary files live in a directory under ``workdir`` (default: the system's), removed
+    afterwards.
+    """
+    logger = logger or get_logger()
+    accessions = table.column("accession").to_pylist()
+    sequences = table.column("sequence").to_pylist()
+    repeated = [acc for acc, n in Counter(accessions).items() if n > 1]
+    if repeated:
+        raise InputError(f"accessions occur more than once: {repeated[:5]}")
+    chosen = [(a, s) for a, s in zip(accessions, sequences, strict=True) if len(s) <= max_length]
+    logger.info(
+        "clustering %d of %d entries (%d longer than %d left out)",
+        len(chosen),
+        len(accessions),
+        len(accessions) - len(chosen),
+        max_length,
+    )
+    if not chosen:
+        return CLUSTERS_SCHEMA.empty_table()
+    representative = _easy_cluster(
+        chosen, min_seq_id, coverage, sensitivity, threads, workdir, logger
+    )
     missing = [a for a, _ in chosen if a not in representative]
     if missing:
         raise RuntimeError(f"mmseqs output lacks {len(missing)} entries, e.g. {missing[:5]}")

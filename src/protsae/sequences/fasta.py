@@ -308,26 +308,53 @@ def sample_uniref50(
         progress.update(len(batch))
     progress.finish()
     rows = sorted(item for item in kept if item is not None)
-    eligible = reservoir.offered - duplicates
+    counts = {
+        "seen": seen,
+        "eligible": reservoir.offered - duplicates,
+        "kept": len(rows),
+        "too_long": too_long,
+        "invalid_letters": invalid,
+        "repeated_ids": duplicates,
+        "nonascii_headers": nonascii,
+    }
+    _log_sample(path, counts, max_length, sample_size, bad_letters, logger)
+    return _sample_table(rows, counts)
+
+
+def _log_sample(
+    path: str | os.PathLike[str],
+    counts: dict[str, int],
+    max_length: int,
+    sample_size: int,
+    bad_letters: Counter[str],
+    logger: logging.Logger,
+) -> None:
     logger.info(
         "%s: seen %d records, eligible %d, kept %d; skipped %d longer than %d, "
         "%d with letters outside the ESM alphabet%s, %d repeated ids; "
         "%d headers with non-ASCII bytes",
         path,
-        seen,
-        eligible,
-        len(rows),
-        too_long,
+        counts["seen"],
+        counts["eligible"],
+        counts["kept"],
+        counts["too_long"],
         max_length,
-        invalid,
+        counts["invalid_letters"],
         f" ({dict(bad_letters.most_common(10))})" if bad_letters else "",
-        duplicates,
-        nonascii,
+        counts["repeated_ids"],
+        counts["nonascii_headers"],
     )
-    if eligible < sample_size:
+    if counts["eligible"] < sample_size:
         logger.warning(
-            "%s: only %d eligible records for a sample of %d; all kept", path, eligible, sample_size
+            "%s: only %d eligible records for a sample of %d; all kept",
+            path,
+            counts["eligible"],
+            sample_size,
         )
+
+
+def _sample_table(rows: list[tuple[int, bytes, bytes]], counts: dict[str, int]) -> pa.Table:
+    """The sample's rows (in file order) with the pass's counts as ``protsae.*`` metadata."""
     sequences = [seq.decode("ascii") for _, _, seq in rows]
     table = pa.table(
         {
@@ -337,13 +364,4 @@ def sample_uniref50(
         },
         schema=UNIREF50_SCHEMA,
     )
-    counts = {
-        "seen": seen,
-        "eligible": eligible,
-        "kept": len(rows),
-        "too_long": too_long,
-        "invalid_letters": invalid,
-        "repeated_ids": duplicates,
-        "nonascii_headers": nonascii,
-    }
     return table.replace_schema_metadata({f"protsae.{k}": str(v) for k, v in counts.items()})
