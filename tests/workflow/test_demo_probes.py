@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from protsae.plan import model_name
+
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-MODEL = "random-t4-d64-s0"
 TASKS = ["secondary_structure", "localization", "thermostability", "expression"]
 
 
@@ -66,13 +67,14 @@ def test_top_latents_are_annotated_from_the_latent_tables(run):
     results, config = run
     k, width = config["probes"]["sae"]["k"], config["probes"]["sae"]["width"]
     top_n = config["probes"]["top_latents"]
+    model = model_name(config["esm"])
     for layer in config["probes"]["layers"]:
         classes = pq.read_table(
-            results / f"latents/{MODEL}/L{layer}/k{k}-w{width}/classes.parquet"
+            results / f"latents/{model}/L{layer}/k{k}-w{width}/classes.parquet"
         ).to_pandas()
         pattern = dict(zip(classes.latent, classes.pattern_class, strict=True))
         for task in TASKS:
-            folder = results / f"probes/{MODEL}/L{layer}/{task}"
+            folder = results / f"probes/{model}/L{layer}/{task}"
             top = pq.read_table(folder / "top_latents.parquet").to_pandas()
             assert not top.empty
             assert top.groupby(["output", "sign"]).size().max() <= top_n
@@ -82,6 +84,8 @@ def test_top_latents_are_annotated_from_the_latent_tables(run):
             )
             coef = pq.read_table(folder / "coefficients.parquet").to_pandas()
             sizes = coef.groupby("features").feature.max().to_dict()
-            assert sizes == {"esm": 63, f"sae-k{k}-w{width}": width - 1}
-            probe = json.loads((folder / f"sae-k{k}-w{width}.json").read_text())
+            for features in ("esm", f"sae-k{k}-w{width}"):
+                probe = json.loads((folder / f"{features}.json").read_text())
+                assert sizes[features] == probe["n_features"] - 1
+            assert sizes[f"sae-k{k}-w{width}"] == width - 1
             assert set(top.output) <= set(probe["outputs"])
