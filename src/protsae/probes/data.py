@@ -18,21 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from protsae.io import write_json, write_parquet
-from protsae.probes.config import TASKS  # noqa: F401  (re-exported)
 from protsae.sequences import InputError, esm_residue_letters
 
-#: The level and metric of the four probe tasks (TASKS) (method.md, "Linear probes").
+#: Residue-level and regression tasks among protsae.probes.config.TASKS (method.md, "Linear probes").
 RESIDUE_TASKS = frozenset({"secondary_structure"})
 REGRESSION_TASKS = frozenset({"thermostability"})
 SPLITS = ("train", "valid", "test")
 #: Longest sequence ESM-2 embeds (1024 positions minus BOS and EOS).
 MAX_RESIDUES = 1022
 LENGTH_POLICIES = ("crop", "drop")
-
-
-def task_metric(task: str) -> str:
-    """``spearman`` for the regression task, ``accuracy`` for the classification tasks."""
-    return "spearman" if task in REGRESSION_TASKS else "accuracy"
 
 
 @dataclass
