@@ -211,6 +211,75 @@ def all_latent_summaries(wildcards=None):
     return [f"{latents_dir(spec)}/summary.json" for spec in SAES]
 
 
+# ---- probes ----------------------------------------------------------------------
+
+from protsae.probes.config import probe_sae_specs, probe_tasks, task_grid, task_training
+
+try:
+    PROBE_SAES = probe_sae_specs(config["probes"], SAES)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+PROBE_TASKS = probe_tasks(config["sources"])
+PROBE_SAE_NAME = SaeSpec(0, **config["probes"]["sae"]).name
+PROBE_FEATURES = ["esm", f"sae-{PROBE_SAE_NAME}"]
+PROBE_DIR = res("probes", "{model}", "L{layer}", "{task}")
+
+
+def probe_dir(layer, task):
+    return res("probes", MODEL, f"L{layer}", task)
+
+
+def probe_source(wildcards):
+    return source_file(wildcards.task)
+
+
+def probe_sae_files(wildcards):
+    """The SAE a probe encodes with: none for ESM features."""
+    if wildcards.features == "esm":
+        return []
+    spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+    return [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/sae.json"]
+
+
+def probe_latent_table(name):
+    def get(wildcards):
+        spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+        return f"{latents_dir(spec)}/{name}.parquet"
+
+    get.__name__ = f"probe_latent_{name}"
+    return get
+
+
+def probe_grid(wildcards):
+    return task_grid(config["probes"], wildcards.task)
+
+
+def probe_training(wildcards):
+    return task_training(config["probes"], wildcards.task)
+
+
+def all_probe_results(wildcards=None):
+    return [
+        f"{probe_dir(spec.layer, task)}/{features}.json"
+        for spec in PROBE_SAES
+        for task in PROBE_TASKS
+        for features in PROBE_FEATURES
+    ]
+
+
+def probe_targets():
+    if not (PROBE_SAES and PROBE_TASKS):
+        return []
+    targets = all_probe_results()
+    for spec in PROBE_SAES:
+        for task in PROBE_TASKS:
+            targets += [
+                f"{probe_dir(spec.layer, task)}/{name}.parquet"
+                for name in ("top_latents", "coefficients")
+            ]
+    return targets + [res("tables", "probes.csv")]
+
+
 def get_final_targets():
     targets = [
         res("sequences", "uniref50_sample.parquet"),
@@ -230,4 +299,5 @@ def get_final_targets():
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
+    targets += probe_targets()
     return targets
