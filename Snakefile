@@ -29,6 +29,9 @@ if not config:
     configfile: "config/demo.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/sequences.smk"

@@ -250,3 +250,18 @@ def test_save_figure_leaves_nothing_when_drawing_fails(tmp_path):
     with pytest.raises(ValueError):
         save_figure(figure, tmp_path / "f.png", tmp_path / "f.svg", dpi=-1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_figure_sweeps_keeps_varying_sweeps_and_explains_the_rest():
+    from protsae.figures import figure_sweeps
+
+    sweeps = [
+        {"layers": [2, 4], "ks": [8], "widths": [256]},
+        {"layers": [2], "ks": [8], "widths": [256]},
+        {"layers": [2], "ks": [4, 8], "widths": [256]},
+    ]
+    kept, skipped = figure_sweeps(sweeps)
+    assert list(kept) == [1, 3] and kept[3]["ks"] == [4, 8]
+    assert skipped == [
+        "figures: sweep 2 (layer 2, k 8, width 256) has a single SAE; no sweep figure drawn for it"
+    ]

@@ -207,4 +207,43 @@ def get_final_targets():
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
+    targets += figure_targets()
     return targets
+
+
+# ---- figures and the feature browser (report stage) ----------------------------------
+
+from snakemake.logging import logger
+
+from protsae.figures.grid import figure_sweeps
+
+FIGURE_SWEEPS, _skipped_sweeps = figure_sweeps(config["sae"]["sweeps"])
+for _message in _skipped_sweeps:
+    logger.info(_message)
+
+
+def sweep_of_figure(wildcards):
+    return FIGURE_SWEEPS[int(wildcards.sweep)]
+
+
+def latents_file(name):
+    """An input function: file ``name`` of the latents folder of the wildcards' SAE."""
+
+    def get(wildcards):
+        return f"{latents_dir(sae_spec(wildcards))}/{name}"
+
+    get.__name__ = f"latents_{name.split('.')[0]}"
+    return get
+
+
+def sae_title(wildcards):
+    return f"{MODEL} layer {wildcards.layer}, k {wildcards.k}, width {wildcards.width}"
+
+
+def figure_targets():
+    """Every figure the configured stages can draw (PNG and SVG)."""
+    names = [f"sweep-{number}" for number in FIGURE_SWEEPS]
+    if SAES:
+        names.append("sae_quality")
+    names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
+    return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]

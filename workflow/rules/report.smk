@@ -5,7 +5,11 @@ rule sae_metrics_table:
     input:
         all_sae_evals,
     output:
-        report(res("tables", "sae_metrics.csv"), caption="../report/sae_metrics.rst"),
+        report(
+            res("tables", "sae_metrics.csv"),
+            caption="../report/sae_metrics.rst",
+            category="Tables",
+        ),
     log:
         res("logs", "tables", "sae_metrics.log"),
     conda:
@@ -19,7 +23,9 @@ rule latent_summary_table:
         all_latent_summaries,
     output:
         report(
-            res("tables", "latent_summary.csv"), caption="../report/latent_summary.rst"
+            res("tables", "latent_summary.csv"),
+            caption="../report/latent_summary.rst",
+            category="Tables",
         ),
     log:
         res("logs", "tables", "latent_summary.log"),
@@ -27,3 +33,72 @@ rule latent_summary_table:
         "../../envs/protsae.yaml"
     script:
         "../scripts/latent_summary_table.py"
+
+
+# Figures of the paper, each drawn from the tables above or from one SAE's latent tables.
+
+
+rule figure_sweep:
+    input:
+        res("tables", "latent_summary.csv"),
+    output:
+        png=report(
+            res("figures", "sweep-{sweep}.png"),
+            caption="../report/figure_sweep.rst",
+            category="Latents",
+            subcategory="Sweeps",
+        ),
+        svg=res("figures", "sweep-{sweep}.svg"),
+    log:
+        res("logs", "figures", "sweep-{sweep}.log"),
+    wildcard_constraints:
+        sweep=r"\d+",
+    conda:
+        "../../envs/protsae.yaml"
+    params:
+        sweep=sweep_of_figure,
+    script:
+        "../scripts/figure_sweep.py"
+
+
+rule figure_sae_quality:
+    input:
+        res("tables", "sae_metrics.csv"),
+    output:
+        png=report(
+            res("figures", "sae_quality.png"),
+            caption="../report/figure_sae_quality.rst",
+            category="SAEs",
+        ),
+        svg=res("figures", "sae_quality.svg"),
+    log:
+        res("logs", "figures", "sae_quality.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/figure_sae_quality.py"
+
+
+rule figure_max_activation:
+    input:
+        seq_stats=latents_file("seq_stats.parquet"),
+        families=latents_file("families.parquet"),
+        swissprot=res("sequences", "swissprot.parquet"),
+    output:
+        png=report(
+            res("figures", "max_activation-L{layer}-k{k}-w{width}.png"),
+            caption="../report/figure_max_activation.rst",
+            category="Latents",
+            subcategory="Max activation",
+        ),
+        svg=res("figures", "max_activation-L{layer}-k{k}-w{width}.svg"),
+    log:
+        res("logs", "figures", "max_activation-L{layer}-k{k}-w{width}.log"),
+    benchmark:
+        res("benchmarks", "figures", "max_activation-L{layer}-k{k}-w{width}.tsv")
+    conda:
+        "../../envs/protsae.yaml"
+    params:
+        title=sae_title,
+    script:
+        "../scripts/figure_max_activation.py"

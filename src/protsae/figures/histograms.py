@@ -97,13 +97,13 @@ def activation_histograms(
 
 
 def example_latents(families: pd.DataFrame, hist: Histograms) -> tuple[int | None, int | None]:
-    """The family-specific latent with the best test F1 (ties: lowest id), and the tested,
-    not family-specific latent active on the most sequences (ties: lowest id)."""
+    """The family-specific latent with the best test F1 (ties: lowest id), and the tested
+    (F1 scored), not family-specific latent active on the most sequences (ties: lowest id)."""
     specific = families[families.family_specific.fillna(False).astype(bool)]
     best = None
     if len(specific):
         best = int(specific.sort_values(["f1", "latent"], ascending=[False, True]).latent.iloc[0])
-    tested = families[families.family.notna() & ~families.latent.isin(specific.latent)]
+    tested = families[families.f1.notna() & ~families.latent.isin(specific.latent)]
     other = None
     if len(tested):
         active = hist.n_sequences[tested.latent.to_numpy()]
@@ -119,7 +119,8 @@ def _latent_panel(ax: Axes, hist: Histograms, latent: int | None, row, what: str
         return
     ax.stairs(hist.in_family[latent], hist.edges, label=f"in {row.family}", fill=True, alpha=0.6)
     ax.stairs(hist.other[latent], hist.edges, label="other sequences", color="k")
-    ax.set_title(f"latent {latent} ({what}, F1 {row.f1:.2f})")
+    f1 = "n/a" if pd.isna(row.f1) else f"{row.f1:.2f}"
+    ax.set_title(f"latent {latent} ({what}, F1 {f1})")
     ax.set_xlabel("max activation / latent max")
     ax.set_ylabel("sequences")
     ax.legend(fontsize="small")
@@ -150,3 +151,21 @@ def max_activation_figure(families: pd.DataFrame, hist: Histograms, title: str =
     if title:
         figure.suptitle(title)
     return figure
+
+
+def max_activation_from_files(
+    seq_stats_path: str | os.PathLike[str],
+    families_path: str | os.PathLike[str],
+    swissprot_path: str | os.PathLike[str],
+    title: str = "",
+    bins: int = 20,
+) -> Figure:
+    """:func:`max_activation_figure` of one SAE from its latent tables and Swiss-Prot."""
+    families = pq.read_table(families_path).to_pandas()
+    family_of = [None] * (int(families.latent.max()) + 1 if len(families) else 0)
+    for latent, family in zip(families.latent, families.family, strict=True):
+        family_of[int(latent)] = family if isinstance(family, str) else None
+    hist = activation_histograms(
+        seq_stats_path, family_of, Membership.from_swissprot(swissprot_path), bins
+    )
+    return max_activation_figure(families, hist, title)

@@ -3,6 +3,8 @@ and the distribution of probe coefficients, ESM vs SAE (Figure 9)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -75,3 +77,25 @@ def probe_coefficients_figure(coefficients: pd.DataFrame, bins: int = 40) -> Fig
         ax.set_ylabel("density")
         ax.legend(fontsize="small")
     return figure
+
+
+PROBE_PATH = re.compile(r"L(?P<layer>\d+)[/\\](?P<task>[^/\\]+)[/\\][^/\\]+$")
+
+
+def read_coefficients(paths) -> pd.DataFrame:
+    """Concatenate ``probes/{model}/L{layer}/{task}/coefficients.parquet`` files, adding
+    ``layer`` and ``task`` from each path when the file lacks them."""
+    frames = []
+    for path in paths:
+        match = PROBE_PATH.search(str(path))
+        if not match:
+            raise ValueError(f"{path}: not under L<layer>/<task>/")
+        frame = pd.read_parquet(path)
+        if "task" not in frame.columns:
+            frame["task"] = match["task"]
+        if "layer" not in frame.columns:
+            frame["layer"] = int(match["layer"])
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no probe coefficient files")
+    return pd.concat(frames, ignore_index=True)

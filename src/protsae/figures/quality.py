@@ -49,7 +49,7 @@ def sae_quality_figure(metrics: pd.DataFrame) -> Figure:
             values = rows[column].to_numpy(dtype=float)
             ax.bar(x - 0.4 + step * (i + 0.5), values, width=step, label=column)
         if key == "l0":
-            ax.plot(x, rows["k"].to_numpy(), "k_", markersize=18, label="k")
+            ax.plot(x, rows["k"].to_numpy(), "k_", markersize=30, markeredgewidth=2, label="k")
         if len(columns) > 1 or key == "l0":
             ax.legend(fontsize="small")
         ax.set_title(title)

@@ -3,27 +3,15 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from protsae.figures.grid import AXES, sweep_points, varying_axes
 from protsae.latents.classes import PATTERN_CLASSES
 
-# Sweep keys of the config and the table column each one sets.
-AXES = (("layers", "layer"), ("ks", "k"), ("widths", "width"))
-
-
-def sweep_points(sweep: Mapping[str, Sequence[int]]) -> list[tuple[int, int, int]]:
-    """The (layer, k, width) of every SAE of one sweep, in config order, each once."""
-    points = itertools.product(sweep["layers"], sweep["ks"], sweep["widths"])
-    return list(dict.fromkeys((int(a), int(b), int(c)) for a, b, c in points))
-
-
-def varying_axes(sweep: Mapping[str, Sequence[int]]) -> list[str]:
-    """Table columns (``layer``, ``k``, ``width``) that take more than one value in the sweep."""
-    return [column for key, column in AXES if len(set(sweep[key])) > 1]
+__all__ = ["sweep_figure", "sweep_points", "varying_axes"]
 
 
 def _sweep_rows(summary: pd.DataFrame, sweep: Mapping[str, Sequence[int]]) -> pd.DataFrame:
