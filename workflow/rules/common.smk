@@ -207,7 +207,7 @@ def get_final_targets():
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
-    targets += figure_targets()
+    targets += figure_targets() + browser_targets()
     return targets
 
 
@@ -236,6 +236,16 @@ def latents_file(name):
     return get
 
 
+def all_latent_files(name):
+    """An input function: file ``name`` of every SAE's latents folder."""
+
+    def get(wildcards):
+        return [f"{latents_dir(spec)}/{name}" for spec in SAES]
+
+    get.__name__ = f"all_latents_{name.split('.')[0]}"
+    return get
+
+
 def sae_title(wildcards):
     return f"{MODEL} layer {wildcards.layer}, k {wildcards.k}, width {wildcards.width}"
 
@@ -247,3 +257,8 @@ def figure_targets():
         names.append("sae_quality")
     names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
     return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
+
+
+def browser_targets():
+    """The feature browser folder, when there are SAEs to browse."""
+    return [res("browser")] if SAES else []

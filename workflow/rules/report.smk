@@ -102,3 +102,31 @@ rule figure_max_activation:
         title=sae_title,
     script:
         "../scripts/figure_max_activation.py"
+
+
+# The offline feature browser: one static folder, opened from disk (browser/index.html).
+
+
+rule feature_browser:
+    input:
+        classes=all_latent_files("classes.parquet"),
+        families=all_latent_files("families.parquet"),
+        seq_stats=all_latent_files("seq_stats.parquet"),
+        top_examples=all_latent_files("top_examples.parquet"),
+        swissprot=res("sequences", "swissprot.parquet"),
+        entries=source_file("interpro_entries"),
+    output:
+        directory(res("browser")),
+    log:
+        res("logs", "browser", "feature_browser.log"),
+    benchmark:
+        res("benchmarks", "browser", "feature_browser.tsv")
+    conda:
+        "../../envs/browser.yaml"
+    threads: 4
+    params:
+        latents_dirs=[latents_dir(spec) for spec in SAES],
+        top_sequences=config["browser"]["top_sequences"],
+        title=f"{MODEL}, {len(SAES)} SAEs",
+    script:
+        "../scripts/feature_browser.py"

@@ -1,0 +1,17 @@
+"""The static feature browser over every latent of every SAE."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from protsae.browser import build_browser
+
+build_browser(
+    snakemake.output[0],
+    snakemake.params.latents_dirs,
+    snakemake.input.swissprot,
+    snakemake.input.entries,
+    top_sequences=snakemake.params.top_sequences,
+    threads=snakemake.threads,
+    title=snakemake.params.title,
+)
