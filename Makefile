@@ -9,6 +9,9 @@ setup:
 
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "Report: $(CURDIR)/results/demo/report.html"
+	@echo "Feature browser: file://$(CURDIR)/results/demo/browser/index.html"
 
 test: setup
 	$(VENV)/python -m pytest -q

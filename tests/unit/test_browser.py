@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -134,12 +135,57 @@ def write_latents(root: Path) -> Path:
     return folder
 
 
+def write_probes_and_steering(root: Path) -> tuple[Path, Path]:
+    """A top_latents table naming latent 0 (and a latent of another SAE), and a steering
+    summary with per-latent rows for latent 0 and a skipped latent 1."""
+    probes = root / "probes" / "m" / "L3" / "localization" / "top_latents.parquet"
+    probes.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "layer": [3, 3, 5],
+            "task": ["localization"] * 3,
+            "features": ["sae-k2-w3", "sae-k2-w3", "sae-k2-w3"],
+            "output": ["Nucleus", "Cytoplasm", "Nucleus"],
+            "sign": ["positive", "negative", "positive"],
+            "rank": [0, 1, 0],
+            "latent": [0, 0, 1],
+            "coefficient": [2.5, -0.75, 9.0],
+        }
+    ).to_parquet(probes)
+    steering = root / "steering" / "m" / "L3" / "k2-w3" / "summary.parquet"
+    steering.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "scope": ["latent", "latent", "average", "latent"],
+            "latent": [0, 0, None, 1],
+            "multiplier": [4.0, 0.5, 0.5, None],
+            "bin_low": [0.0, 0.0, 0.0, None],
+            "bin_high": [1.0, 1.0, 1.0, None],
+            "n_positions": [22, 22, 22, 0],
+            "fraction_unchanged": [0.25, 0.875, 0.875, None],
+            "fraction_baseline_unchanged": [0.95, 0.95, 0.95, None],
+            "kept": [True, True, True, False],
+            "skip_reason": [None, None, None, "fewer than 2 homologs"],
+        }
+    ).to_parquet(steering)
+    return probes, steering
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("planted")
     folder = write_latents(root)
+    probes, steering = write_probes_and_steering(root)
     out = root / "browser"
-    build_browser(out, [folder], root / "swissprot.parquet", root / "entry.list", top_sequences=5)
+    build_browser(
+        out,
+        [folder],
+        root / "swissprot.parquet",
+        root / "entry.list",
+        top_sequences=5,
+        probe_paths=[probes],
+        steering_paths=[steering],
+    )
     return out
 
 
@@ -180,8 +226,20 @@ def test_browser_files_and_payloads(browser):
     assert len({len(s["aligned"]) for s in latent0["sequences"]}) == 1
     assert latent0["histogram"]["in_family"][-1] == 1  # the top sequence is a member at 1 × max
     assert sum(latent0["histogram"]["in_family"]) == 3 and sum(latent0["histogram"]["other"]) == 0
+    assert [(p["output"], p["coefficient"]) for p in latent0["probes"]] == [
+        ("Cytoplasm", -0.75),
+        ("Nucleus", 2.5),
+    ]
+    assert [(r["multiplier"], r["fraction_unchanged"]) for r in latent0["steering"]] == [
+        (0.5, 0.875),
+        (4.0, 0.25),
+    ]
+    latent1 = read_payload(browser / "data" / "L3-k2-w3" / "1.js", "protsaeLatent")
+    assert latent1["probes"] == []  # the layer-5 probe names another SAE's latent 1
+    assert latent1["steering"][0]["skip_reason"] == "fewer than 2 homologs"
     dead = read_payload(browser / "data" / "L3-k2-w3" / "2.js", "protsaeLatent")
     assert dead["sequences"] == [] and dead["n_active_sequences"] == 0
+    assert dead["probes"] == [] and dead["steering"] == []
 
 
 @needs_clustalo
@@ -216,6 +274,10 @@ def test_latent_page_in_chromium_shows_escaped_text_and_coloured_alignment(brows
         gaps = {i for i, (kind, _) in enumerate(cells) if kind == " gap"}
         assert gaps == {i for i, letter in enumerate(seq["aligned"]) if letter == "-"}
     assert 'href="latent.html#sae=L3-k2-w3&amp;latent=1"' in dom and 'href="index.html' in dom
+    probes = dom[dom.index('id="probes-section"') :].split("</section>")[0]
+    assert "hidden" not in probes.split(">")[0] and "<td>Nucleus</td><td>positive</td>" in probes
+    steering = dom[dom.index('id="steering-section"') :].split("</section>")[0]
+    assert "<td>0.875</td>" in steering
     chromium.screenshot(url, browser.parent / "latent-0.png")
 
 

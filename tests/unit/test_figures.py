@@ -215,22 +215,44 @@ def test_probe_coefficients_figure_densities_integrate_to_one():
         assert np.isclose((values * np.diff(edges)).sum(), 1.0)
 
 
-def test_steering_figure_pools_latents_per_multiplier():
-    summary = pd.DataFrame(
-        {
-            "latent": [3, 3, 5, 5, 3, 3],
-            "multiplier": [1.0, 1.0, 1.0, 1.0, 4.0, 4.0],
-            "conservation_bin": [0.0, 0.5, 0.0, 0.5, 0.0, 0.5],
-            "n_residues": [10, 10, 30, 10, 10, 10],
-            "n_unchanged": [10, 5, 20, 5, 2, 1],
-        }
-    )
+def steering_summary() -> pd.DataFrame:
+    """Two kept latents averaged per (multiplier, bin), plus rows the figure must ignore:
+    per-latent rows, all-position rows and a skipped latent."""
+    rows = []
+    for multiplier, unchanged in ((0.5, [0.9, 0.95]), (4.0, [0.3, 0.6])):
+        for (low, high), value in zip(((0.0, 0.5), (0.5, 1.0)), unchanged, strict=True):
+            rows.append(("average", None, multiplier, low, high, 20, value, 0.97 + low / 100))
+            rows.append(("latent", 3, multiplier, low, high, 10, value - 0.1, 0.97))
+        rows.append(("average", None, multiplier, None, None, 40, 0.5, 0.97))
+    rows.append(("latent", 7, None, None, None, 0, None, None))
+    columns = [
+        "scope",
+        "latent",
+        "multiplier",
+        "bin_low",
+        "bin_high",
+        "n_positions",
+        "fraction_unchanged",
+        "fraction_baseline_unchanged",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_steering_figure_draws_the_average_rows_per_multiplier():
+    summary = steering_summary().sample(frac=1, random_state=4)
     (ax,) = steering_figure(summary).axes
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {"×1", "×4"}
-    assert np.allclose(lines["×1"].get_ydata(), [30 / 40, 10 / 20])
-    assert np.allclose(lines["×4"].get_ydata(), [0.2, 0.1])
-    assert lines["×4"].get_xdata().tolist() == [0.0, 0.5]
+    assert set(lines) == {"×0.5", "×4", "no clamp"}
+    assert lines["×0.5"].get_xdata().tolist() == [0.25, 0.75]
+    assert np.allclose(lines["×0.5"].get_ydata(), [0.9, 0.95])
+    assert np.allclose(lines["×4"].get_ydata(), [0.3, 0.6])
+    assert np.allclose(lines["no clamp"].get_ydata(), [0.97, 0.975])
+
+
+def test_steering_figure_says_when_nothing_was_steered():
+    empty = steering_summary().iloc[:0]
+    (ax,) = steering_figure(empty).axes
+    assert "no latent was steered" in ax.texts[0].get_text()
 
 
 def test_save_figure_writes_png_and_svg(tmp_path):
@@ -265,3 +287,11 @@ def test_figure_sweeps_keeps_varying_sweeps_and_explains_the_rest():
     assert skipped == [
         "figures: sweep 2 (layer 2, k 8, width 256) has a single SAE; no sweep figure drawn for it"
     ]
+
+
+def test_save_figure_svg_is_reproducible(tmp_path):
+    table = summary_table([(2, 8, 256), (4, 8, 256)])
+    sweep = {"layers": [2, 4], "ks": [8], "widths": [256]}
+    for name in ("a", "b"):
+        save_figure(sweep_figure(table, sweep), tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()

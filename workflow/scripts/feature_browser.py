@@ -13,5 +13,7 @@ build_browser(
     snakemake.input.entries,
     top_sequences=snakemake.params.top_sequences,
     threads=snakemake.threads,
+    probe_paths=snakemake.input.get("probes", []),
+    steering_paths=snakemake.input.get("steering", []),
     title=snakemake.params.title,
 )

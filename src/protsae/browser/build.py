@@ -61,14 +61,48 @@ def _copy_static(out: Path) -> None:
         target.write_bytes((package / Path(name).name).read_bytes())
 
 
+# Columns of the probes' top_latents and the steering summary a latent page shows.
+PROBE_COLUMNS = ("task", "output", "sign", "rank", "coefficient")
+STEERING_COLUMNS = (
+    "multiplier",
+    "bin_low",
+    "bin_high",
+    "n_positions",
+    "fraction_unchanged",
+    "fraction_baseline_unchanged",
+    "kept",
+    "skip_reason",
+)
+
+
+def _read_tables(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame | None:
+    frames = [pd.read_parquet(path) for path in paths]
+    frames = [frame for frame in frames if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def _probe_rows(probes: pd.DataFrame | None, tables: SaeTables) -> dict[int, list[dict]]:
-    """Rows of the probes' top-latent table that name latents of this SAE."""
-    if probes is None or probes.empty:
+    """Rows of the probes' ``top_latents`` tables that name latents of this SAE."""
+    if probes is None:
         return {}
-    rows = probes[probes.features == f"sae-k{tables.k}-w{tables.width}"]
-    if "layer" in rows.columns:
-        rows = rows[rows.layer == tables.layer]
-    return rows_by_latent(rows.drop(columns=["features"]))
+    rows = probes[
+        (probes.features == f"sae-k{tables.k}-w{tables.width}") & (probes.layer == tables.layer)
+    ]
+    rows = rows.sort_values([c for c in ("task", "output", "sign", "rank") if c in rows.columns])
+    keep = ["latent", *(c for c in PROBE_COLUMNS if c in rows.columns)]
+    return rows_by_latent(rows[keep])
+
+
+def _steering_rows(paths: Sequence[str | os.PathLike[str]], name: str) -> dict[int, list[dict]]:
+    """Per-latent rows of this SAE's steering ``summary.parquet`` (if one is given)."""
+    for path in paths:
+        coords = sae_coordinates(path)
+        if f"L{coords['layer']}-k{coords['k']}-w{coords['width']}" == name:
+            summary = pd.read_parquet(path)
+            rows = summary[(summary.scope == "latent") & summary.latent.notna()]
+            keep = ["latent", *(c for c in STEERING_COLUMNS if c in rows.columns)]
+            return rows_by_latent(rows[keep].sort_values(["latent", "multiplier", "bin_low"]))
+    return {}
 
 
 def _write_sae(
@@ -80,12 +114,20 @@ def _write_sae(
     tops = dict(iter(tables.top.groupby("latent", sort=False)))
     empty = tables.top.iloc[:0]
 
+    alignments: dict[frozenset, dict[str, str]] = {}  # latents often share top sequences
+
     def one(latent: int) -> dict:
         top = tops.get(latent, empty)
         missing = sorted(set(top.id) - set(sequences))
         if missing:
             raise ValueError(f"top sequences {missing[:5]} of latent {latent} not in Swiss-Prot")
-        aligned = align([sequences[i] for i in top.id], binary)
+        key = frozenset(top.id)
+        if key not in alignments:
+            ids = sorted(key)
+            alignments[key] = dict(
+                zip(ids, align([sequences[i] for i in ids], binary), strict=True)
+            )
+        aligned = [alignments[key][i] for i in top.id]
         payload = latent_payload(tables, latent, sequences, aligned, top, names)
         (folder / f"{latent}.js").write_text(js_call("protsaeLatent", payload), encoding="utf-8")
         return payload
@@ -101,16 +143,18 @@ def build_browser(
     entry_list_path: str | os.PathLike[str],
     top_sequences: int = 10,
     threads: int = 1,
-    probes: pd.DataFrame | None = None,
-    steering: dict[str, pd.DataFrame] | None = None,
+    probe_paths: Sequence[str | os.PathLike[str]] = (),
+    steering_paths: Sequence[str | os.PathLike[str]] = (),
     title: str = "",
 ) -> None:
     """Build the browser for the SAEs whose ``latents/{model}/L{layer}/k{k}-w{width}``
-    folders are given. ``steering`` maps a latents folder to its steering summary."""
+    folders are given; ``probe_paths`` are probes' ``top_latents.parquet`` files and
+    ``steering_paths`` steering ``summary.parquet`` files (``…/L{layer}/k{k}-w{width}/``)."""
     log = get_logger("protsae.browser")
     binary = clustalo_binary()
     membership = Membership.from_swissprot(swissprot_path)
     names = {acc: name for acc, (_, name) in read_entry_list(entry_list_path).items()}
+    probes = _read_tables(probe_paths)
     saes = []
     for folder in latents_dirs:
         coords = sae_coordinates(Path(folder) / "classes.parquet")
@@ -119,7 +163,7 @@ def build_browser(
             folder, name, (coords["layer"], coords["k"], coords["width"]), membership, top_sequences
         )
         tables.probes = _probe_rows(probes, tables)
-        tables.steering = rows_by_latent((steering or {}).get(str(folder)))
+        tables.steering = _steering_rows(steering_paths, name)
         saes.append(tables)
     sequences = sequences_for(swissprot_path, {i for t in saes for i in t.top.id})
     final = Path(out_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from protsae.io import atomic_path
@@ -17,11 +18,11 @@ def save_figure(
 ) -> None:
     """Write ``figure`` to ``png`` and ``svg`` atomically.
 
-    SVG metadata carries no date, so the same tables give the same SVG.
+    The SVG carries no date and fixed element ids, so the same tables give the same bytes.
     """
     with atomic_path(png) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    with atomic_path(svg) as tmp:
+    with atomic_path(svg) as tmp, matplotlib.rc_context({"svg.hashsalt": "protsae"}):
         figure.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None})
 
 
