@@ -311,3 +311,37 @@ def test_pages_make_no_network_request(browser, chromium, tmp_path):
             chromium.page_requests((browser / "index.html").as_uri().replace("index.html", page))
             == []
         )
+
+
+@pytest.mark.slow
+def test_index_paginates_at_paper_scale(tmp_path, chromium):
+    """Two SAEs of 4096 latents: one page of rows in the DOM, the rest a page away."""
+    from protsae.browser.build import INDEX_COLUMNS, _copy_static
+
+    _copy_static(tmp_path)
+    rows = [
+        [sae, latent, "point" if latent % 3 else "motif_short", None, None, None, False, 1.0, 5]
+        for sae in (0, 1)
+        for latent in range(4096)
+    ]
+    index = {
+        "title": "",
+        "columns": list(INDEX_COLUMNS),
+        "classes": ["point", "motif_short"],
+        "saes": [{"name": "L1-k64-w4096", "label": "a"}, {"name": "L2-k64-w4096", "label": "b"}],
+        "rows": rows,
+    }
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "index.js").write_text(js_call("protsaeIndex", index))
+    url = (tmp_path / "index.html").as_uri()
+    dom = chromium.dom(url)
+    assert len(re.findall(r"<tr data-latent=", dom)) == 100
+    assert '<span id="count">8192</span>' in dom and '<span id="pages">82</span>' in dom
+    dom = chromium.dom(url + "#page=82&sae=L2-k64-w4096")
+    assert re.findall(r'<tr data-latent="(\d+)" data-sae="([^"]+)"', dom)[-1] == (
+        "4095",
+        "L2-k64-w4096",
+    )
+    assert '<span id="pages">41</span>' in dom
+    dom = chromium.dom(url + "#class=motif_short&size=all")
+    assert len(re.findall(r"<tr data-latent=", dom)) == 2 * len(range(0, 4096, 3))
