@@ -39,17 +39,20 @@ def summary_table(points) -> pd.DataFrame:
 
 
 def test_sweep_points_and_axes():
-    sweep = {"layers": [4, 8, 4], "ks": [64], "widths": [4096]}
+    sweep = {"layers": [8, 4, 4], "ks": [64], "widths": [4096]}
     assert sweep_points(sweep) == [(4, 64, 4096), (8, 64, 4096)]
-    assert varying_axes(sweep) == ["layer"]
-    assert varying_axes({"layers": [24], "ks": [64], "widths": [4096]}) == []
-    assert varying_axes({"layers": [1, 2], "ks": [3, 4], "widths": [5]}) == ["layer", "k"]
+    assert varying_axes(sweep_points(sweep)) == ["layer"]
+    assert varying_axes([(24, 64, 4096)]) == []
+    assert varying_axes(sweep_points({"layers": [1, 2], "ks": [3, 4], "widths": [5]})) == [
+        "layer",
+        "k",
+    ]
 
 
 def test_sweep_figure_lines_match_the_summary_table():
     grid = [(2, 8, 256), (4, 8, 256), (6, 8, 256), (2, 4, 256)]
     table = summary_table(grid).sample(frac=1, random_state=1)  # any row order
-    figure = sweep_figure(table, {"layers": [6, 2, 4], "ks": [8], "widths": [256]})
+    figure = sweep_figure(table, sweep_points({"layers": [6, 2, 4], "ks": [8], "widths": [256]}))
     classes_ax, family_ax = figure.axes
     ordered = table[table.k == 8].sort_values("layer")
     lines = {line.get_label(): line for line in classes_ax.get_lines()}
@@ -64,9 +67,9 @@ def test_sweep_figure_lines_match_the_summary_table():
 def test_sweep_figure_refuses_a_single_point_and_names_missing_saes():
     table = summary_table([(2, 8, 256)])
     with pytest.raises(ValueError, match="single SAE"):
-        sweep_figure(table, {"layers": [2], "ks": [8], "widths": [256]})
+        sweep_figure(table, [(2, 8, 256)])
     with pytest.raises(ValueError, match="layer 4 k 8 width 256"):
-        sweep_figure(table, {"layers": [2, 4], "ks": [8], "widths": [256]})
+        sweep_figure(table, [[2, 8, 256], [4, 8, 256]])
 
 
 @pytest.mark.parametrize("dead", [["dead_fraction"], ["dead_fraction_train", "dead_fraction_eval"]])
@@ -256,9 +259,7 @@ def test_steering_figure_says_when_nothing_was_steered():
 
 
 def test_save_figure_writes_png_and_svg(tmp_path):
-    figure = sweep_figure(
-        summary_table([(2, 8, 256), (4, 8, 256)]), {"layers": [2, 4], "ks": [8], "widths": [256]}
-    )
+    figure = sweep_figure(summary_table([(2, 8, 256), (4, 8, 256)]), [(2, 8, 256), (4, 8, 256)])
     save_figure(figure, tmp_path / "f.png", tmp_path / "f.svg")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
@@ -266,9 +267,7 @@ def test_save_figure_writes_png_and_svg(tmp_path):
 
 
 def test_save_figure_leaves_nothing_when_drawing_fails(tmp_path):
-    figure = sweep_figure(
-        summary_table([(2, 8, 256), (4, 8, 256)]), {"layers": [2, 4], "ks": [8], "widths": [256]}
-    )
+    figure = sweep_figure(summary_table([(2, 8, 256), (4, 8, 256)]), [(2, 8, 256), (4, 8, 256)])
     with pytest.raises(ValueError):
         save_figure(figure, tmp_path / "f.png", tmp_path / "f.svg", dpi=-1)
     assert list(tmp_path.iterdir()) == []
@@ -283,7 +282,7 @@ def test_figure_sweeps_keeps_varying_sweeps_and_explains_the_rest():
         {"layers": [2], "ks": [4, 8], "widths": [256]},
     ]
     kept, skipped = figure_sweeps(sweeps)
-    assert list(kept) == [1, 3] and kept[3]["ks"] == [4, 8]
+    assert kept == {1: [[2, 8, 256], [4, 8, 256]], 3: [[2, 4, 256], [2, 8, 256]]}
     assert skipped == [
         "figures: sweep 2 (layer 2, k 8, width 256) has a single SAE; no sweep figure drawn for it"
     ]
@@ -291,7 +290,7 @@ def test_figure_sweeps_keeps_varying_sweeps_and_explains_the_rest():
 
 def test_save_figure_svg_is_reproducible(tmp_path):
     table = summary_table([(2, 8, 256), (4, 8, 256)])
-    sweep = {"layers": [2, 4], "ks": [8], "widths": [256]}
+    sweep = [(2, 8, 256), (4, 8, 256)]
     for name in ("a", "b"):
         save_figure(sweep_figure(table, sweep), tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()

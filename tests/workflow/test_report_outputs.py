@@ -54,9 +54,7 @@ def test_sweep_figures_match_the_latent_summary(run, tmp_path):
         figure = sweep_figure(summary, sweep)
         classes_ax, family_ax = figure.axes
         rows = summary.set_index(["layer", "k", "width"])
-        points = sorted(
-            (a, b, c) for a in sweep["layers"] for b in sweep["ks"] for c in sweep["widths"]
-        )
+        points = [tuple(p) for p in sweep]
         for line in classes_ax.get_lines():
             assert line.get_ydata().tolist() == [rows.loc[p, line.get_label()] for p in points]
         assert sorted(line.get_label() for line in classes_ax.get_lines()) == sorted(

@@ -36,6 +36,8 @@ DEMO = shrink_demo(
 SMALL = ("--configfile", "config/small.yaml")  # the finished run's config (conftest.finished)
 RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
+# Aggregates over the grid that any new SAE changes (figures drawn from the tables, the browser)
+TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
 SAE_SUBTREE = {
     "train_sae",
     "evaluate_sae",
@@ -63,9 +65,10 @@ def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
     pending = pending_files(finished, "--configfile", str(config))
     assert pending, "adding a layer scheduled nothing"
     for path, rule in pending.items():
-        assert f"/L{new}/" in path or rule in TABLES, f"{path} ({rule}) should not rerun"
+        mine = f"/L{new}/" in path or f"-L{new}-" in path  # its folders, its own figure
+        assert mine or rule in TABLES, f"{path} ({rule}) should not rerun"
     rules = set(pending.values())
-    assert rules == SAE_SUBTREE | TABLES | {"extract_activations"}
+    assert rules == SAE_SUBTREE | TABLES | {"extract_activations", "figure_max_activation"}
     shards = [p for p, r in pending.items() if r == "extract_activations"]
     assert len(shards) == DEMO["activations"]["shards"]
 
@@ -82,9 +85,12 @@ def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
     config = write_config(finished, "change_k", change_k, base="small")
     pending = pending_files(finished, "--configfile", str(config))
     subtree = f"/L{layer}/k{new_k}-w{width}/"
+    figure = f"-L{layer}-k{new_k}-w{width}."
     for path, rule in pending.items():
-        assert subtree in path or rule in TABLES, f"{path} ({rule}) should not rerun"
-    assert set(pending.values()) == SAE_SUBTREE | TABLES
+        assert subtree in path or figure in path or rule in TABLES, (
+            f"{path} ({rule}) should not rerun"
+        )
+    assert set(pending.values()) == SAE_SUBTREE | TABLES | {"figure_max_activation"}
 
 
 def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):

@@ -213,16 +213,18 @@ def get_final_targets():
 
 # ---- figures and the feature browser (report stage) ----------------------------------
 
-from snakemake.logging import logger
+import sys
 
 from protsae.figures.grid import figure_sweeps
 
+# (on stderr: stdout carries machine-readable output such as --summary)
 FIGURE_SWEEPS, _skipped_sweeps = figure_sweeps(config["sae"]["sweeps"])
 for _message in _skipped_sweeps:
-    logger.info(_message)
+    print(_message, file=sys.stderr)
 
 
-def sweep_of_figure(wildcards):
+def sweep_points_of_figure(wildcards):
+    """The (layer, k, width) of each SAE of sweep number ``wildcards.sweep``."""
     return FIGURE_SWEEPS[int(wildcards.sweep)]
 
 

@@ -56,7 +56,7 @@ rule figure_sweep:
     conda:
         "../../envs/protsae.yaml"
     params:
-        sweep=sweep_of_figure,
+        points=sweep_points_of_figure,
     script:
         "../scripts/figure_sweep.py"
 

@@ -8,5 +8,5 @@ import pandas as pd
 
 from protsae.figures import save_figure, sweep_figure
 
-figure = sweep_figure(pd.read_csv(snakemake.input[0]), snakemake.params.sweep)
+figure = sweep_figure(pd.read_csv(snakemake.input[0]), snakemake.params.points)
 save_figure(figure, snakemake.output.png, snakemake.output.svg)

@@ -6,33 +6,35 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-# Sweep keys of the config and the table column each one sets.
-AXES = (("layers", "layer"), ("ks", "k"), ("widths", "width"))
+# Table columns of an SAE's coordinates, in the order of a point (layer, k, width).
+AXES = ("layer", "k", "width")
+Point = tuple[int, int, int]
 
 
-def sweep_points(sweep: Mapping[str, Sequence[int]]) -> list[tuple[int, int, int]]:
-    """The (layer, k, width) of every SAE of one sweep, in config order, each once."""
+def sweep_points(sweep: Mapping[str, Sequence[int]]) -> list[Point]:
+    """The (layer, k, width) of every SAE of one sweep, sorted, each once."""
     points = itertools.product(sweep["layers"], sweep["ks"], sweep["widths"])
-    return list(dict.fromkeys((int(a), int(b), int(c)) for a, b, c in points))
+    return sorted({(int(a), int(b), int(c)) for a, b, c in points})
 
 
-def varying_axes(sweep: Mapping[str, Sequence[int]]) -> list[str]:
-    """Table columns (``layer``, ``k``, ``width``) that take more than one value in the sweep."""
-    return [column for key, column in AXES if len(set(sweep[key])) > 1]
+def varying_axes(points: Sequence[Point]) -> list[str]:
+    """Columns (``layer``, ``k``, ``width``) that take more than one value among the points."""
+    return [axis for i, axis in enumerate(AXES) if len({p[i] for p in points}) > 1]
 
 
 def figure_sweeps(
     sweeps: Sequence[Mapping[str, Sequence[int]]],
-) -> tuple[dict[int, dict[str, list[int]]], list[str]]:
-    """``({sweep number (1-based): sweep}, skip messages)``: a sweep with a single SAE has
-    nothing to draw along, so it gets a message instead of a figure."""
-    kept: dict[int, dict[str, list[int]]] = {}
+) -> tuple[dict[int, list[list[int]]], list[str]]:
+    """``({sweep number (1-based): its points as [layer, k, width] lists}, skip messages)``:
+    a sweep with a single SAE has nothing to draw along, so it gets a message, not a figure."""
+    kept: dict[int, list[list[int]]] = {}
     skipped = []
     for number, sweep in enumerate(sweeps, start=1):
-        if varying_axes(sweep):
-            kept[number] = {key: [int(v) for v in sweep[key]] for key, _ in AXES}
+        points = sweep_points(sweep)
+        if varying_axes(points):
+            kept[number] = [list(p) for p in points]
         else:
-            (layer, k, width), *_ = sweep_points(sweep)
+            layer, k, width = points[0]
             skipped.append(
                 f"figures: sweep {number} (layer {layer}, k {k}, width {width}) has a single "
                 "SAE; no sweep figure drawn for it"

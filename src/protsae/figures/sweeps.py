@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from protsae.figures.grid import AXES, sweep_points, varying_axes
+from protsae.figures.grid import AXES, Point, sweep_points, varying_axes
 from protsae.latents.classes import PATTERN_CLASSES
 
 __all__ = ["sweep_figure", "sweep_points", "varying_axes"]
 
 
-def _sweep_rows(summary: pd.DataFrame, sweep: Mapping[str, Sequence[int]]) -> pd.DataFrame:
+def _sweep_rows(summary: pd.DataFrame, points: list[Point]) -> pd.DataFrame:
     """The latent-summary rows of the sweep's SAEs, ordered along the sweep."""
-    points = sweep_points(sweep)
     keyed = summary.set_index(["layer", "k", "width"])
     missing = [p for p in points if p not in keyed.index]
     if missing:
@@ -34,17 +33,19 @@ def _tick_labels(rows: pd.DataFrame, axes: list[str]) -> list[str]:
     return [" ".join(f"{a}={r[a]}" for a in axes) for _, r in rows.iterrows()]
 
 
-def sweep_figure(summary: pd.DataFrame, sweep: Mapping[str, Sequence[int]]) -> Figure:
-    """Two panels along the sweep: latents per pattern class, and family-specific latents.
+def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figure:
+    """Two panels along a sweep: latents per pattern class, and family-specific latents.
 
+    ``points`` are the sweep's SAEs as (layer, k, width) (:func:`sweep_points`);
     ``summary`` is ``tables/latent_summary.csv`` (one row per SAE). Line ``i`` of the
     left panel is class ``PATTERN_CLASSES[i]`` (label = class name); the right panel has one
     line labelled ``family_specific``. x positions are 0..n-1 with the swept value as tick.
     """
-    axes = varying_axes(sweep)
+    points = sorted({(int(a), int(b), int(c)) for a, b, c in points})
+    axes = varying_axes(points)
     if not axes:
         raise ValueError("sweep has a single SAE: nothing varies, no sweep figure")
-    rows = _sweep_rows(summary, sweep)
+    rows = _sweep_rows(summary, points)
     x = list(range(len(rows)))
     labels = _tick_labels(rows, axes)
     figure = Figure(figsize=(11, 4.2), layout="constrained")
@@ -59,7 +60,7 @@ def sweep_figure(summary: pd.DataFrame, sweep: Mapping[str, Sequence[int]]) -> F
     )
     family_ax.set_ylabel("family-specific latents")
     family_ax.set_title("family-specific latents")
-    fixed = [f"{c}={rows[c].iloc[0]}" for _, c in AXES if c not in axes]
+    fixed = [f"{c}={rows[c].iloc[0]}" for c in AXES if c not in axes]
     for ax in (classes_ax, family_ax):
         ax.set_xticks(x, labels, rotation=30 if len(axes) > 1 else 0)
         ax.set_xlabel(" / ".join(axes))
