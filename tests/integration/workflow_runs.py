@@ -117,6 +117,9 @@ def shrink_demo(config: dict) -> dict:
     training = config["sae"]["training"]
     training["total_tokens"] = min(training["total_tokens"], 50 * training["batch_tokens"])
     config["sae"].setdefault("eval", {})["max_sequences"] = 10
+    probes = config.get("probes") or {}
+    if probes.get("layers"):
+        probes["layers"] = probes["layers"][-1:]  # every task, one layer
     return config
 
 

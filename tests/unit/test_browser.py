@@ -177,14 +177,14 @@ def browser(tmp_path_factory) -> Path:
     folder = write_latents(root)
     probes, steering = write_probes_and_steering(root)
     out = root / "browser"
+    sae = {"layer": 3, "k": 2, "width": 3, "latents": folder, "steering": steering}
     build_browser(
         out,
-        [folder],
+        [sae],
         root / "swissprot.parquet",
         root / "entry.list",
         top_sequences=5,
         probe_paths=[probes],
-        steering_paths=[steering],
     )
     return out
 

@@ -144,7 +144,9 @@ def test_snakemake_report_builds_from_the_finished_demo(run, finished):
 
 
 def test_single_sae_sweep_is_skipped_with_a_log_line(demo_config):
-    config = demo_config(**{"sae.sweeps": [{"layers": [2], "ks": [8], "widths": [256]}]})
+    config = demo_config(
+        **{"sae.sweeps": [{"layers": [2], "ks": [8], "widths": [256]}], "probes.layers": [2]}
+    )
     done = run_snakemake("-n", "--configfile", str(config))
     assert "sweep 1 (layer 2, k 8, width 256) has a single SAE" in done.stdout + done.stderr
     assert "figure_sweep" not in done.stdout

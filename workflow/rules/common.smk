@@ -18,6 +18,7 @@ from protsae.plan import (
     load_schema,
     model_name,
     pretrained_specs,
+    regression_path,
     validate_config,
 )
 
@@ -38,22 +39,10 @@ SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
 SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
 
 
-def _safetensors_width(path):
-    """The SAE width of a published file, from its header alone (decoder rows)."""
-    from safetensors import safe_open
-
-    if not Path(path).exists():
-        raise WorkflowError(f"config key sae.pretrained: {path}: no such file")
-    with safe_open(path, "pt") as handle:
-        for name in handle.keys():
-            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
-                return handle.get_slice(name).get_shape()[0]
-    raise WorkflowError(
-        f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file"
-    )
-
-
-PRETRAINED = pretrained_specs(config, _safetensors_width)
+try:
+    PRETRAINED = pretrained_specs(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 _clash = sorted(set(PRETRAINED) & set(SWEEP_SAES))
 if _clash:
     raise WorkflowError(
@@ -103,21 +92,35 @@ def latents_dir(spec):
 # ---- ESM-2 model -----------------------------------------------------------------
 
 
-def esm_checkpoint():
-    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init)."""
+def esm_checkpoint(wildcards=None):
+    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init).
+
+    Rules name it ``model=esm_checkpoint`` (the file the job passes to ``load_model``) and its
+    regression file ``regression=esm_regression`` beside it.
+    """
     esm = config["esm"]
     if esm["random_init"] or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
 
 
+def esm_regression(wildcards=None):
+    """The checkpoint's contact-regression file, which fair-esm's loader finds beside it:
+    made by the download or the random init; for a local checkpoint, used when present.
+    """
+    regression = regression_path(esm_checkpoint())
+    if (
+        regression.name in DOWNLOADS
+        or config["esm"]["random_init"]
+        or regression.exists()
+    ):
+        return [str(regression)]
+    return []
+
+
 def esm_files(wildcards=None):
-    """The checkpoint plus, for fair-esm downloads, its contact-regression file."""
-    files = [esm_checkpoint()]
-    regression = f"{MODEL}-contact-regression.pt"
-    if regression in DOWNLOADS:
-        files.append(f"{DOWNLOADS_DIR}/{regression}")
-    return files
+    """The checkpoint and its regression file as one list (prefer the two named inputs)."""
+    return [esm_checkpoint(), *esm_regression()]
 
 
 # ---- downloads -------------------------------------------------------------------
@@ -180,12 +183,89 @@ def pretrained_k(wildcards):
 # ---- aggregates and final targets ----------------------------------------------------
 
 
+def sae_coordinates():
+    """model, layer, k and width of every SAE, in the order of all_sae_evals and
+    all_latent_summaries (the aggregate tables take them as params, not from paths)."""
+    return [
+        {"model": MODEL, "layer": s.layer, "k": s.k, "width": s.width} for s in SAES
+    ]
+
+
 def all_sae_evals(wildcards=None):
     return [f"{sae_dir(spec)}/eval.json" for spec in SAES]
 
 
 def all_latent_summaries(wildcards=None):
     return [f"{latents_dir(spec)}/summary.json" for spec in SAES]
+
+
+# ---- probes ----------------------------------------------------------------------
+
+from protsae.probes.config import probe_sae_specs, probe_tasks, task_grid, task_training
+
+try:
+    PROBE_SAES = probe_sae_specs(config["probes"], SAES)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+PROBE_TASKS = probe_tasks(config["sources"])
+PROBE_SAE_NAME = SaeSpec(0, **config["probes"]["sae"]).name
+PROBE_FEATURES = ["esm", f"sae-{PROBE_SAE_NAME}"]
+PROBE_DIR = res("probes", "{model}", "L{layer}", "{task}")
+
+
+def probe_dir(layer, task):
+    return res("probes", MODEL, f"L{layer}", task)
+
+
+def probe_source(wildcards):
+    return source_file(wildcards.task)
+
+
+def probe_sae_files(wildcards):
+    """The SAE a probe encodes with: none for ESM features."""
+    if wildcards.features == "esm":
+        return []
+    spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+    return [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/sae.json"]
+
+
+def probe_latent_table(name):
+    def get(wildcards):
+        spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+        return f"{latents_dir(spec)}/{name}.parquet"
+
+    get.__name__ = f"probe_latent_{name}"
+    return get
+
+
+def probe_grid(wildcards):
+    return task_grid(config["probes"], wildcards.task)
+
+
+def probe_training(wildcards):
+    return task_training(config["probes"], wildcards.task)
+
+
+def all_probe_results(wildcards=None):
+    return [
+        f"{probe_dir(spec.layer, task)}/{features}.json"
+        for spec in PROBE_SAES
+        for task in PROBE_TASKS
+        for features in PROBE_FEATURES
+    ]
+
+
+def probe_targets():
+    if not (PROBE_SAES and PROBE_TASKS):
+        return []
+    targets = all_probe_results()
+    for spec in PROBE_SAES:
+        for task in PROBE_TASKS:
+            targets += [
+                f"{probe_dir(spec.layer, task)}/{name}.parquet"
+                for name in ("top_latents", "coefficients")
+            ]
+    return targets + [res("tables", "probes.csv")]
 
 
 def get_final_targets():
@@ -207,7 +287,8 @@ def get_final_targets():
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
-    targets += figure_targets() + browser_targets()
+    targets += probe_targets()
+    targets += figure_targets() + probe_figure_targets() + browser_targets()
     return targets
 
 
@@ -259,6 +340,40 @@ def figure_targets():
         names.append("sae_quality")
     names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
     return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
+
+
+def all_probe_tables(name):
+    """An input function: ``{name}.parquet`` of every probe (layer, task); none when the
+    probe stage is not configured."""
+
+    def get(wildcards=None):
+        return [
+            f"{probe_dir(spec.layer, task)}/{name}.parquet"
+            for spec in PROBE_SAES
+            for task in PROBE_TASKS
+        ]
+
+    get.__name__ = f"all_probe_{name}"
+    return get
+
+
+def probe_figure_targets():
+    """Figures 4 and 9 when the probe stage runs."""
+    if not (PROBE_SAES and PROBE_TASKS):
+        return []
+    return [
+        res("figures", f"{name}.{ext}")
+        for name in ("probes", "probe_coefficients")
+        for ext in ("png", "svg")
+    ]
+
+
+def browser_saes():
+    """What the browser job needs of each SAE: its coordinates and latents folder."""
+    return [
+        {"layer": s.layer, "k": s.k, "width": s.width, "latents": latents_dir(s)}
+        for s in SAES
+    ]
 
 
 def browser_targets():

@@ -14,6 +14,8 @@ rule sae_metrics_table:
         res("logs", "tables", "sae_metrics.log"),
     conda:
         "../../envs/protsae.yaml"
+    params:
+        saes=sae_coordinates(),
     script:
         "../scripts/sae_metrics_table.py"
 
@@ -31,6 +33,8 @@ rule latent_summary_table:
         res("logs", "tables", "latent_summary.log"),
     conda:
         "../../envs/protsae.yaml"
+    params:
+        saes=sae_coordinates(),
     script:
         "../scripts/latent_summary_table.py"
 
@@ -104,6 +108,42 @@ rule figure_max_activation:
         "../scripts/figure_max_activation.py"
 
 
+rule figure_probes:
+    input:
+        res("tables", "probes.csv"),
+    output:
+        png=report(
+            res("figures", "probes.png"),
+            caption="../report/figure_probes.rst",
+            category="Probes",
+        ),
+        svg=res("figures", "probes.svg"),
+    log:
+        res("logs", "figures", "probes.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/figure_probes.py"
+
+
+rule figure_probe_coefficients:
+    input:
+        all_probe_tables("coefficients"),
+    output:
+        png=report(
+            res("figures", "probe_coefficients.png"),
+            caption="../report/figure_probe_coefficients.rst",
+            category="Probes",
+        ),
+        svg=res("figures", "probe_coefficients.svg"),
+    log:
+        res("logs", "figures", "probe_coefficients.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    script:
+        "../scripts/figure_probe_coefficients.py"
+
+
 # The offline feature browser: one static folder, opened from disk (browser/index.html).
 
 
@@ -115,6 +155,7 @@ rule feature_browser:
         top_examples=all_latent_files("top_examples.parquet"),
         swissprot=res("sequences", "swissprot.parquet"),
         entries=source_file("interpro_entries"),
+        probes=all_probe_tables("top_latents"),
     output:
         directory(res("browser")),
     log:
@@ -125,7 +166,7 @@ rule feature_browser:
         "../../envs/browser.yaml"
     threads: 4
     params:
-        latents_dirs=[latents_dir(spec) for spec in SAES],
+        saes=browser_saes(),
         top_sequences=config["browser"]["top_sequences"],
         title=f"{MODEL}, {len(SAES)} SAEs",
     script:

@@ -8,12 +8,11 @@ from protsae.browser import build_browser
 
 build_browser(
     snakemake.output[0],
-    snakemake.params.latents_dirs,
+    snakemake.params.saes,
     snakemake.input.swissprot,
     snakemake.input.entries,
     top_sequences=snakemake.params.top_sequences,
     threads=snakemake.threads,
     probe_paths=snakemake.input.get("probes", []),
-    steering_paths=snakemake.input.get("steering", []),
     title=snakemake.params.title,
 )

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -32,7 +32,6 @@ from protsae.figures.histograms import Membership
 from protsae.latents.classes import PATTERN_CLASSES
 from protsae.progress import get_logger
 from protsae.sequences import read_entry_list
-from protsae.tables import sae_coordinates
 
 STATIC = ("index.html", "latent.html", "assets/browser.js", "assets/style.css")
 _JS_ESCAPES = {
@@ -93,16 +92,14 @@ def _probe_rows(probes: pd.DataFrame | None, tables: SaeTables) -> dict[int, lis
     return rows_by_latent(rows[keep])
 
 
-def _steering_rows(paths: Sequence[str | os.PathLike[str]], name: str) -> dict[int, list[dict]]:
-    """Per-latent rows of this SAE's steering ``summary.parquet`` (if one is given)."""
-    for path in paths:
-        coords = sae_coordinates(path)
-        if f"L{coords['layer']}-k{coords['k']}-w{coords['width']}" == name:
-            summary = pd.read_parquet(path)
-            rows = summary[(summary.scope == "latent") & summary.latent.notna()]
-            keep = ["latent", *(c for c in STEERING_COLUMNS if c in rows.columns)]
-            return rows_by_latent(rows[keep].sort_values(["latent", "multiplier", "bin_low"]))
-    return {}
+def _steering_rows(path: str | os.PathLike[str] | None) -> dict[int, list[dict]]:
+    """Per-latent rows of an SAE's steering ``summary.parquet`` (none without one)."""
+    if path is None:
+        return {}
+    summary = pd.read_parquet(path)
+    rows = summary[(summary.scope == "latent") & summary.latent.notna()]
+    keep = ["latent", *(c for c in STEERING_COLUMNS if c in rows.columns)]
+    return rows_by_latent(rows[keep].sort_values(["latent", "multiplier", "bin_low"]))
 
 
 def _write_sae(
@@ -138,41 +135,38 @@ def _write_sae(
 
 def build_browser(
     out_dir: str | os.PathLike[str],
-    latents_dirs: Sequence[str | os.PathLike[str]],
+    saes: Sequence[Mapping[str, object]],
     swissprot_path: str | os.PathLike[str],
     entry_list_path: str | os.PathLike[str],
     top_sequences: int = 10,
     threads: int = 1,
     probe_paths: Sequence[str | os.PathLike[str]] = (),
-    steering_paths: Sequence[str | os.PathLike[str]] = (),
     title: str = "",
 ) -> None:
-    """Build the browser for the SAEs whose ``latents/{model}/L{layer}/k{k}-w{width}``
-    folders are given; ``probe_paths`` are probes' ``top_latents.parquet`` files and
-    ``steering_paths`` steering ``summary.parquet`` files (``…/L{layer}/k{k}-w{width}/``)."""
+    """Build the browser for ``saes``: one mapping per SAE with ``layer``, ``k``, ``width``,
+    ``latents`` (its latents folder) and optionally ``steering`` (its steering
+    ``summary.parquet``); ``probe_paths`` are the probes' ``top_latents.parquet`` files."""
     log = get_logger("protsae.browser")
     binary = clustalo_binary()
     membership = Membership.from_swissprot(swissprot_path)
     names = {acc: name for acc, (_, name) in read_entry_list(entry_list_path).items()}
     probes = _read_tables(probe_paths)
-    saes = []
-    for folder in latents_dirs:
-        coords = sae_coordinates(Path(folder) / "classes.parquet")
-        name = f"L{coords['layer']}-k{coords['k']}-w{coords['width']}"
-        tables = read_sae_tables(
-            folder, name, (coords["layer"], coords["k"], coords["width"]), membership, top_sequences
-        )
+    every = []
+    for sae in saes:
+        coords = (int(sae["layer"]), int(sae["k"]), int(sae["width"]))
+        name = "L{}-k{}-w{}".format(*coords)
+        tables = read_sae_tables(sae["latents"], name, coords, membership, top_sequences)
         tables.probes = _probe_rows(probes, tables)
-        tables.steering = _steering_rows(steering_paths, name)
-        saes.append(tables)
-    sequences = sequences_for(swissprot_path, {i for t in saes for i in t.top.id})
+        tables.steering = _steering_rows(sae.get("steering"))
+        every.append(tables)
+    sequences = sequences_for(swissprot_path, {i for t in every for i in t.top.id})
     final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         _copy_static(work)
         rows = []
-        for number, tables in enumerate(saes):
+        for number, tables in enumerate(every):
             log.info("SAE %s: writing %d latent pages", tables.name, tables.width)
             payloads = _write_sae(work, tables, sequences, names, threads, binary)
             rows += [index_row(p, number) for p in payloads]
@@ -182,7 +176,7 @@ def build_browser(
             "classes": list(PATTERN_CLASSES),
             "saes": [
                 {"name": t.name, "label": f"layer {t.layer}, k {t.k}, width {t.width}"}
-                for t in saes
+                for t in every
             ],
             "rows": rows,
         }
@@ -194,4 +188,4 @@ def build_browser(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    log.info("feature browser: %d latents of %d SAEs in %s", len(rows), len(saes), final)
+    log.info("feature browser: %d latents of %d SAEs in %s", len(rows), len(every), final)
