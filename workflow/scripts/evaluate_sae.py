@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import holdout_records
+from protsae.activations import holdout_records
 from protsae.io import write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae

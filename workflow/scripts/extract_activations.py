@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import extract_shard, select_shard_records
+from protsae.activations import extract_shard, select_shard_records
 from protsae.progress import get_logger
 
 params = snakemake.params

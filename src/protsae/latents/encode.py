@@ -12,7 +12,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from protsae.esm import layer_representations, load_model, resolve_device
+from protsae.device import resolve_device
+from protsae.esm import layer_representations, load_model
 from protsae.latents.evaluation import iter_evaluation_set, representatives
 from protsae.latents.stats import Encoder, stream_latent_stats
 from protsae.progress import get_logger

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from protsae import esm as esm_lib
+from protsae.device import resolve_device
 from protsae.progress import Progress, get_logger
 from protsae.sae.model import TopKSAE
 
@@ -117,7 +118,7 @@ def evaluate_sae(
     logger = get_logger()
     if not records:
         raise ValueError("no held-out records to evaluate the SAE on")
-    device = esm_lib.resolve_device(device)
+    device = resolve_device(device)
     model, alphabet = esm_lib.load_model(esm_checkpoint, device)
     sae = sae.to(device).eval()
     stats = ReconstructionStats(sae.cfg.d_model, sae.cfg.width, device)

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from protsae.esm import resolve_device
+from protsae.device import resolve_device
 from protsae.io import atomic_path, write_parquet
 from protsae.progress import Progress, get_logger
 from protsae.sae.data import ActivationStream, Prefetcher
