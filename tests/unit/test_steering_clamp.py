@@ -71,7 +71,8 @@ def layer_vectors(model, sae, tokens) -> torch.Tensor:
         seen.append(h[residue_mask(tokens, model[1])].clone())
         return h
 
-    kw = {"convention": sae.cfg.activation_convention} if len(CONVENTIONS) > 1 else {}
+    convention = getattr(sae.cfg, "activation_convention", "fair-esm")
+    kw = {"convention": convention} if len(CONVENTIONS) > 1 else {}
     with torch.inference_mode():
         forward_with_layer_edit(model[0], tokens, LAYER, record, **kw)
     return seen[0]
