@@ -177,6 +177,29 @@ def pretrained_k(wildcards):
     return sae_spec(wildcards).k
 
 
+# ---- steering ----------------------------------------------------------------------
+
+STEERING_DIR = res("steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_LOGS = res("logs", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_BENCH = res("benchmarks", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+BLAST_DB = res("steering", "blastdb", "swissprot")
+
+
+def steering_dir(spec):
+    return res("steering", MODEL, f"L{spec.layer}", spec.name)
+
+
+def steering_latent_tables(wildcards):
+    """The per-latent steering tables of one SAE (its family-specific latents, best F1 first,
+    at most steering.max_latents), known once the latent_families checkpoint has run."""
+    from protsae.latents.families import family_specific_latents
+
+    families = checkpoints.latent_families.get(**wildcards).output[0]
+    latents = family_specific_latents(families, config["steering"]["max_latents"])
+    folder = STEERING_DIR.format(**wildcards)
+    return [f"{folder}/latent-{latent}.parquet" for latent in latents]
+
+
 # ---- aggregates and final targets ----------------------------------------------------
 
 
@@ -202,6 +225,7 @@ def get_final_targets():
             f"{latents_dir(spec)}/{name}"
             for name in ("classes.parquet", "families.parquet", "summary.json")
         ]
+        targets.append(f"{steering_dir(spec)}/summary.parquet")
     if SAES:
         targets += [
             res("tables", "sae_metrics.csv"),
