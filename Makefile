@@ -10,8 +10,9 @@ setup:
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
 
+# PROTSAE_REQUIRE_OPTIONAL: tests of optional packages (sae-lens, polars) fail instead of skipping.
 test: setup
-	$(VENV)/python -m pytest -q
+	PROTSAE_REQUIRE_OPTIONAL=1 $(VENV)/python -m pytest -q
 
 lint: setup
 	$(VENV)/ruff check src tests workflow benchmarks

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import importlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -42,3 +44,22 @@ def write_fasta(tmp_path: Path) -> WriteFasta:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def optional_module() -> Callable[[str], object]:
+    """Import a test-only dependency of the dev extra (sae-lens, polars).
+
+    Skips when it is missing, except under ``PROTSAE_REQUIRE_OPTIONAL=1`` (``make test`` sets
+    it), where a missing package fails the test: the checks must run on every full test run.
+    """
+
+    def load(name: str) -> object:
+        if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+            return importlib.import_module(name)
+        return pytest.importorskip(
+            name,
+            reason=f"{name} is not installed (it is in the dev extra: pip install -e '.[dev]')",
+        )
+
+    return load

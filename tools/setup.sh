@@ -19,7 +19,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "setup: installing Python dependencies into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-    .venv/bin/python -m pip install --quiet -e ".[workflow,dev]"
+    # The constraint keeps that torch when a dependency (sae-lens, via transformer-lens) asks for torch.
+    .venv/bin/python -m pip install --quiet -e ".[workflow,dev]" -c <(printf '%s\n' "$TORCH_SPEC")
     printf '%s' "$WANT" > "$STAMP"
 else
     echo "setup: Python dependencies up to date"

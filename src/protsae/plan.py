@@ -18,6 +18,8 @@ import jsonschema
 import yaml
 
 FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
+# k written in a published SAE's file name, e.g. ``esm2_plm1280_l24_sae4096_k64_auxk640``.
+FILE_NAME_K = re.compile(r"(?:^|_)k(\d+)(?=[_.]|$)")
 ESM2_MAX_RESIDUES = 1022
 
 
@@ -151,6 +153,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                     f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
                     f"({n_layers} layers)"
                 )
+    problems += _pretrained_problems(config["sae"]["pretrained"])
     probe_sae = config["probes"]["sae"]
     if probe_sae["k"] > probe_sae["width"]:
         problems.append(
@@ -179,6 +182,33 @@ def _steering_problems(steering: dict[str, Any]) -> list[str]:
         problems.append(
             f"config key steering.conservation_bins: edges must increase from 0 to 1, got {bins}"
         )
+    return problems
+
+
+def k_in_file_name(path: str) -> int | None:
+    """The k a file name states (``..._k64_...``), or None when it states none."""
+    match = FILE_NAME_K.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _pretrained_problems(pretrained: dict[str, Any]) -> list[str]:
+    """``sae.pretrained.*.k`` must be given (an InterProt file does not store it) and must agree
+    with a k in the file name."""
+    problems = []
+    for layer, entry in pretrained.items():
+        key = f"config key sae.pretrained.{layer}.k"
+        if isinstance(entry, str) or "k" not in entry:
+            path = entry if isinstance(entry, str) else entry["path"]
+            problems.append(
+                f"{key}: required: an InterProt SAE file does not store its k, and a wrong k "
+                f"changes every reconstruction; write {{path: {path}, k: <k it was trained with>}}"
+            )
+            continue
+        named = k_in_file_name(entry["path"])
+        if named is not None and named != entry["k"]:
+            problems.append(
+                f"{key}: k={entry['k']}, but the file name {Path(entry['path']).name} says k{named}"
+            )
     return problems
 
 
@@ -276,8 +306,11 @@ def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str
     """Imported SAEs: ``{SaeSpec: path}``; ``width_of(path)`` reads the width from the file."""
     specs = {}
     for layer, entry in config["sae"]["pretrained"].items():
-        path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))
-        specs[SaeSpec(int(layer), int(k), int(width_of(path)))] = path
+        problems = _pretrained_problems({layer: entry})
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        path = entry["path"]
+        specs[SaeSpec(int(layer), int(entry["k"]), int(width_of(path)))] = path
     return specs
 
 

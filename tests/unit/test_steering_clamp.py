@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import esm
 import pytest
 import torch
@@ -27,9 +25,7 @@ RECORDS = [
     ("b", "GSHMLEDPVDAFQGKKIVVTGASSGIGLATAKALAAAGAKVVLNYRS"),
     ("c", "MAHHHHHHVDDDDK"),
 ]
-CONVENTIONS = ["fair-esm"]
-if "convention" in inspect.signature(forward_with_layer_edit).parameters:
-    CONVENTIONS.append("interprot")
+CONVENTIONS = ["fair-esm", "interprot"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +50,11 @@ def tokens(model):
 
 
 def make_sae(normalize: str = "none", convention: str = "fair-esm") -> TopKSAE:
-    sae = TopKSAE(SAEConfig(d_model=D, width=96, k=6, normalize=normalize, layer=LAYER), seed=1)
+    cfg = SAEConfig(D, 96, 6, normalize=normalize, layer=LAYER, activation_convention=convention)
+    sae = TopKSAE(cfg, seed=1)
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1, generator=torch.Generator().manual_seed(2))
         sae.b_dec.normal_(0, 0.1, generator=torch.Generator().manual_seed(3))
-    if convention != "fair-esm":
-        sae.cfg.activation_convention = convention
     return sae.eval()
 
 
@@ -71,10 +66,10 @@ def layer_vectors(model, sae, tokens) -> torch.Tensor:
         seen.append(h[residue_mask(tokens, model[1])].clone())
         return h
 
-    convention = getattr(sae.cfg, "activation_convention", "fair-esm")
-    kw = {"convention": convention} if len(CONVENTIONS) > 1 else {}
     with torch.inference_mode():
-        forward_with_layer_edit(model[0], tokens, LAYER, record, **kw)
+        forward_with_layer_edit(
+            model[0], tokens, LAYER, record, convention=sae.cfg.activation_convention
+        )
     return seen[0]
 
 
@@ -95,9 +90,8 @@ def test_the_splice_without_a_clamp_reproduces_the_logits(model, tokens, normali
         out[mask] = sae.decode(top.values, top.indices, x)
         return out
 
-    kw = {"convention": convention} if len(CONVENTIONS) > 1 else {}
     with torch.inference_mode():
-        lossy = forward_with_layer_edit(model[0], tokens, LAYER, decode_only, **kw)
+        lossy = forward_with_layer_edit(model[0], tokens, LAYER, decode_only, convention=convention)
     assert (lossy - plain).abs().max() > 1e-2
 
 

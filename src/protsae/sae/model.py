@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protsae.conventions import FAIR_ESM, check_convention
+
 Normalize = Literal["none", "token_standardize"]
 NORMALIZATIONS: tuple[str, ...] = ("none", "token_standardize")
 
@@ -36,7 +38,10 @@ class SAEConfig:
     is InterProt's convention (each token minus its mean, divided by its std + 1e-5 before
     encoding, undone after decoding). ``auxk`` None means d_model // 2.
     ``decoder_unit_norm`` is False for imported weights whose decoder rows were never
-    normalized (they are kept as published).
+    normalized (they are kept as published). ``activation_convention`` names the ESM-2 vectors
+    the SAE was trained on (:mod:`protsae.conventions`): ``"fair-esm"`` for protsae's own,
+    ``"interprot"`` for imported InterProt SAEs; every stage that encodes with the SAE computes
+    its activations that way.
     """
 
     d_model: int
@@ -46,6 +51,7 @@ class SAEConfig:
     auxk: int | None = None
     dead_tokens: int = 10_000_000
     decoder_unit_norm: bool = True
+    activation_convention: str = FAIR_ESM
     model: str = ""
     layer: int = -1
     training: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +64,7 @@ class SAEConfig:
             raise ValueError(f"k must be in 1..width ({self.width}), got {self.k}")
         if self.d_model <= 0:
             raise ValueError(f"d_model must be positive, got {self.d_model}")
+        check_convention(self.activation_convention)
 
     @property
     def k_aux(self) -> int:

@@ -9,7 +9,6 @@ error. Only residue positions are edited; BOS, EOS and padding pass through unto
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -82,16 +81,6 @@ def splice_edit(
     return edit
 
 
-def _convention_kwargs(sae: TopKSAE) -> dict[str, str]:
-    """``convention=`` for the forward when the SAE names one and the forward takes it."""
-    convention = getattr(sae.cfg, "activation_convention", "fair-esm")
-    if "convention" in inspect.signature(forward_with_layer_edit).parameters:
-        return {"convention": convention}
-    if convention != "fair-esm":
-        raise ValueError(f"this protsae cannot run the {convention!r} activation convention")
-    return {}
-
-
 def spliced_logits(
     model: torch.nn.Module,
     alphabet: object,
@@ -105,7 +94,9 @@ def spliced_logits(
     """Logits [B, T, vocab] of ``tokens`` with the splice at ``layer`` (in the SAE's convention)."""
     edit = splice_edit(sae, residue_mask(tokens, alphabet), latent, value, only_where_active)
     with torch.inference_mode():
-        return forward_with_layer_edit(model, tokens, layer, edit, **_convention_kwargs(sae))
+        return forward_with_layer_edit(
+            model, tokens, layer, edit, convention=sae.cfg.activation_convention
+        )
 
 
 def plain_logits(
@@ -113,7 +104,9 @@ def plain_logits(
 ) -> torch.Tensor:
     """The unmodified forward's logits, in the SAE's activation convention."""
     with torch.inference_mode():
-        return forward_with_layer_edit(model, tokens, layer, None, **_convention_kwargs(sae))
+        return forward_with_layer_edit(
+            model, tokens, layer, None, convention=sae.cfg.activation_convention
+        )
 
 
 def steered_sequences(
