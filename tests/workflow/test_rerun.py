@@ -45,6 +45,7 @@ SAE_SUBTREE = {
     "latent_classes",
     "latent_families",
     "latent_summary",
+    "steering_summary",  # the steering jobs it fans out to are known only after latent_families
 }
 
 
@@ -110,6 +111,25 @@ def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
     forbidden = {"extract_activations", "train_sae", "evaluate_sae", "sample_uniref50"}
     forbidden |= {"esm_random_init", "sae_metrics_table"}
     assert not forbidden & rules, f"rerun without cause: {forbidden & rules}"
+
+
+def test_adding_a_multiplier_reruns_only_steering_and_its_summaries(finished: Path):
+    multipliers = DEMO["steering"]["multipliers"] if "steering" in DEMO else [0.5, 1, 1.5, 2, 4]
+    new = max(multipliers) * 2
+
+    def add_multiplier(config):
+        config.setdefault("steering", {})["multipliers"] = [*multipliers, new]
+
+    config = write_config(finished, "add_multiplier", add_multiplier, base="small")
+    pending = pending_files(finished, "--configfile", str(config))
+    steered = list((finished / RESULTS / "steering").glob("*/L*/k*-w*/latent-*.parquet"))
+    if not steered:  # no family-specific latent in this demo: nothing reads the multipliers
+        assert pending == {}
+        return
+    assert set(pending.values()) == {"steer_latent", "steering_summary"}, pending
+    assert {p for p, r in pending.items() if r == "steer_latent"} == {
+        str(p.relative_to(finished)) for p in steered
+    }
 
 
 def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: Path):

@@ -180,6 +180,29 @@ def pretrained_k(wildcards):
     return sae_spec(wildcards).k
 
 
+# ---- steering ----------------------------------------------------------------------
+
+STEERING_DIR = res("steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_LOGS = res("logs", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_BENCH = res("benchmarks", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+BLAST_DB = res("steering", "blastdb", "swissprot")
+
+
+def steering_dir(spec):
+    return res("steering", MODEL, f"L{spec.layer}", spec.name)
+
+
+def steering_latent_tables(wildcards):
+    """The per-latent steering tables of one SAE (its family-specific latents, best F1 first,
+    at most steering.max_latents), known once the latent_families checkpoint has run."""
+    from protsae.latents.families import family_specific_latents
+
+    families = checkpoints.latent_families.get(**wildcards).output[0]
+    latents = family_specific_latents(families, config["steering"]["max_latents"])
+    folder = STEERING_DIR.format(**wildcards)
+    return [f"{folder}/latent-{latent}.parquet" for latent in latents]
+
+
 # ---- aggregates and final targets ----------------------------------------------------
 
 
@@ -282,13 +305,15 @@ def get_final_targets():
             f"{latents_dir(spec)}/{name}"
             for name in ("classes.parquet", "families.parquet", "summary.json")
         ]
+        targets.append(f"{steering_dir(spec)}/summary.parquet")
     if SAES:
         targets += [
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
     targets += probe_targets()
-    targets += figure_targets() + probe_figure_targets() + browser_targets()
+    targets += figure_targets() + probe_figure_targets() + steering_figure_targets()
+    targets += browser_targets()
     return targets
 
 
@@ -368,10 +393,34 @@ def probe_figure_targets():
     ]
 
 
-def browser_saes():
-    """What the browser job needs of each SAE: its coordinates and latents folder."""
+def steering_summary_file(wildcards):
+    """The steering summary of the wildcards' SAE."""
+    return f"{steering_dir(sae_spec(wildcards))}/summary.parquet"
+
+
+def all_steering_summaries(wildcards=None):
+    return [f"{steering_dir(spec)}/summary.parquet" for spec in SAES]
+
+
+def steering_figure_targets():
+    """Figure 6 of each SAE: its steering summary is a final target of every SAE."""
     return [
-        {"layer": s.layer, "k": s.k, "width": s.width, "latents": latents_dir(s)}
+        res("figures", f"steering-L{s.layer}-k{s.k}-w{s.width}.{ext}")
+        for s in SAES
+        for ext in ("png", "svg")
+    ]
+
+
+def browser_saes():
+    """What the browser job needs of each SAE: coordinates, latents folder, steering summary."""
+    return [
+        {
+            "layer": s.layer,
+            "k": s.k,
+            "width": s.width,
+            "latents": latents_dir(s),
+            "steering": f"{steering_dir(s)}/summary.parquet",
+        }
         for s in SAES
     ]
 

@@ -144,6 +144,26 @@ rule figure_probe_coefficients:
         "../scripts/figure_probe_coefficients.py"
 
 
+rule figure_steering:
+    input:
+        steering_summary_file,
+    output:
+        png=report(
+            res("figures", "steering-L{layer}-k{k}-w{width}.png"),
+            caption="../report/figure_steering.rst",
+            category="Steering",
+        ),
+        svg=res("figures", "steering-L{layer}-k{k}-w{width}.svg"),
+    log:
+        res("logs", "figures", "steering-L{layer}-k{k}-w{width}.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    params:
+        title=sae_title,
+    script:
+        "../scripts/figure_steering.py"
+
+
 # The offline feature browser: one static folder, opened from disk (browser/index.html).
 
 
@@ -156,6 +176,7 @@ rule feature_browser:
         swissprot=res("sequences", "swissprot.parquet"),
         entries=source_file("interpro_entries"),
         probes=all_probe_tables("top_latents"),
+        steering=all_steering_summaries,
     output:
         directory(res("browser")),
     log:
