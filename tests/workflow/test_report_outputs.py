@@ -106,6 +106,59 @@ def test_max_activation_figures_match_the_latent_tables(run, tmp_path):
         assert_same_svg(figure, results / "figures" / name, tmp_path)
 
 
+def test_probe_figures_match_the_probe_tables(run, tmp_path):
+    from protsae.figures import probe_coefficients_figure, probe_metrics_figure
+    from protsae.figures.probes import read_coefficients
+
+    results, _ = run
+    probes = pd.read_csv(results / "tables/probes.csv")
+    figure = probe_metrics_figure(probes)
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
+    assert set(panels) == set(probes.task)
+    for task, ax in panels.items():
+        for line in ax.get_lines():
+            rows = probes[(probes.task == task) & (probes.features == line.get_label())]
+            assert np.allclose(line.get_ydata(), rows.sort_values("layer").value)
+        assert {line.get_label() for line in ax.get_lines()} == set(
+            probes[probes.task == task].features
+        )
+    assert_same_svg(figure, results / "figures/probes.svg", tmp_path)
+    coefficients = read_coefficients(
+        sorted((results / "probes").glob("*/L*/*/coefficients.parquet"))
+    )
+    figure = probe_coefficients_figure(coefficients)
+    for ax in figure.axes:
+        if not ax.get_title():
+            continue
+        rows = coefficients[coefficients.task == ax.get_title()]
+        assert {p.get_label() for p in ax.patches} == set(rows.features)
+        for patch in ax.patches:
+            values, edges, _ = patch.get_data()
+            assert np.isclose((values * np.diff(edges)).sum(), 1.0)
+    assert_same_svg(figure, results / "figures/probe_coefficients.svg", tmp_path)
+
+
+def test_steering_figures_match_the_summaries(run, tmp_path):
+    from protsae.figures import steering_figure
+
+    results, config = run
+    for spec in expand_sweeps(config["sae"]["sweeps"]):
+        summary = pd.read_parquet(
+            results / f"steering/{MODEL}/L{spec.layer}/{spec.name}/summary.parquet"
+        )
+        title = f"{MODEL} layer {spec.layer}, k {spec.k}, width {spec.width}"
+        figure = steering_figure(summary, title)
+        (ax,) = figure.axes
+        average = summary[(summary.scope == "average") & summary.bin_low.notna()]
+        if average.empty:
+            assert "no latent was steered" in ax.texts[0].get_text()
+        for multiplier, rows in average.groupby("multiplier"):
+            (line,) = [x for x in ax.get_lines() if x.get_label() == f"×{multiplier:g}"]
+            assert np.allclose(line.get_ydata(), rows.sort_values("bin_low").fraction_unchanged)
+        name = f"steering-L{spec.layer}-k{spec.k}-w{spec.width}.svg"
+        assert_same_svg(figure, results / "figures" / name, tmp_path)
+
+
 def test_feature_browser_in_chromium(run, chromium, tmp_path_factory):
     results, config = run
     specs = expand_sweeps(config["sae"]["sweeps"])
@@ -141,6 +194,8 @@ def test_snakemake_report_builds_from_the_finished_demo(run, finished):
     assert len(report) > 100_000
     for name in ("sae_quality.png", "sweep-1.png", "sae_metrics.csv", "latent_summary.csv"):
         assert name in report
+    for category in ("SAEs", "Latents", "Tables", "Probes", "Steering"):
+        assert category in report
 
 
 def test_single_sae_sweep_is_skipped_with_a_log_line(demo_config):

@@ -38,6 +38,10 @@ RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
 # Aggregates over the grid that any new SAE changes (figures drawn from the tables, the browser)
 TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
+OWN_FIGURES = {
+    "figure_max_activation",
+    "figure_steering",
+}  # one per SAE, named -L{layer}-k{k}-w{width}
 SAE_SUBTREE = {
     "train_sae",
     "evaluate_sae",
@@ -69,7 +73,7 @@ def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
         mine = f"/L{new}/" in path or f"-L{new}-" in path  # its folders, its own figure
         assert mine or rule in TABLES, f"{path} ({rule}) should not rerun"
     rules = set(pending.values())
-    assert rules == SAE_SUBTREE | TABLES | {"extract_activations", "figure_max_activation"}
+    assert rules == SAE_SUBTREE | TABLES | {"extract_activations"} | OWN_FIGURES
     shards = [p for p, r in pending.items() if r == "extract_activations"]
     assert len(shards) == DEMO["activations"]["shards"]
 
@@ -91,7 +95,7 @@ def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
         assert subtree in path or figure in path or rule in TABLES, (
             f"{path} ({rule}) should not rerun"
         )
-    assert set(pending.values()) == SAE_SUBTREE | TABLES | {"figure_max_activation"}
+    assert set(pending.values()) == SAE_SUBTREE | TABLES | OWN_FIGURES
 
 
 def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
@@ -126,7 +130,13 @@ def test_adding_a_multiplier_reruns_only_steering_and_its_summaries(finished: Pa
     if not steered:  # no family-specific latent in this demo: nothing reads the multipliers
         assert pending == {}
         return
-    assert set(pending.values()) == {"steer_latent", "steering_summary"}, pending
+    # and what draws the summaries: each SAE's steering figure and the browser
+    assert set(pending.values()) == {
+        "steer_latent",
+        "steering_summary",
+        "figure_steering",
+        "feature_browser",
+    }, pending
     assert {p for p, r in pending.items() if r == "steer_latent"} == {
         str(p.relative_to(finished)) for p in steered
     }
