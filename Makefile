@@ -9,6 +9,9 @@ setup:
 
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "Report: $(CURDIR)/results/demo/report.html"
+	@echo "Feature browser: file://$(CURDIR)/results/demo/browser/index.html"
 
 # PROTSAE_REQUIRE_OPTIONAL: tests of optional packages (sae-lens, polars) fail instead of skipping.
 test: setup

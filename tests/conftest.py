@@ -74,6 +74,86 @@ def read_shard() -> ReadShard:
     return read
 
 
+class HeadlessChromium:
+    """Debian's ``chromium`` run headless on a file:// page: the DOM after its scripts ran,
+    a screenshot, and the network requests the page itself started (from a net log)."""
+
+    QUIET = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+    )
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.runs = 0
+
+    def _run(self, url: str, *flags: str) -> str:
+        import subprocess
+
+        self.runs += 1
+        profile = self.workdir / f"profile-{self.runs}"
+        done = subprocess.run(
+            [
+                self.binary,
+                *self.QUIET,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=10000",
+                *flags,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"chromium failed on {url}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def dom(self, url: str) -> str:
+        """The serialized DOM of ``url`` once its scripts have run."""
+        return self._run(url, "--dump-dom")
+
+    def screenshot(self, url: str, path: Path, size: str = "1280,1400") -> Path:
+        self._run(url, f"--screenshot={path}", f"--window-size={size}")
+        assert path.stat().st_size > 0
+        return path
+
+    def page_requests(self, url: str) -> list[str]:
+        """http(s) URLs the page asked for (Chromium's own update checks are not the page's:
+        they carry no file:// network isolation key)."""
+        import json
+
+        log = self.workdir / f"netlog-{self.runs + 1}.json"
+        self._run(url, f"--log-net-log={log}", "--dump-dom")
+        events = json.loads(log.read_text())["events"]
+        return sorted(
+            {
+                e["params"]["url"]
+                for e in events
+                if str(e.get("params", {}).get("url", "")).startswith(("http:", "https:"))
+                and "file://" in str(e["params"].get("network_isolation_key", ""))
+            }
+        )
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory) -> HeadlessChromium:
+    """Headless Chromium (Debian package ``chromium``); tests using it skip without it."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return HeadlessChromium(binary, tmp_path_factory.mktemp("chromium"))
+
+
 @pytest.fixture(scope="session")
 def optional_module() -> Callable[[str], object]:
     """Import a test-only dependency of the dev extra (sae-lens, polars).

@@ -163,8 +163,28 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
         )
     if config["sequences"]["max_length"] > ESM2_MAX_RESIDUES:
         problems.append(f"config key sequences.max_length: ESM-2 takes at most {ESM2_MAX_RESIDUES}")
+    problems += _steering_problems(config["steering"])
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _steering_problems(steering: dict[str, Any]) -> list[str]:
+    problems = []
+    if steering["filter"]["multiplier"] not in steering["multipliers"]:
+        problems.append(
+            f"config key steering.filter.multiplier: {steering['filter']['multiplier']} is not "
+            f"one of steering.multipliers {steering['multipliers']}"
+        )
+    bins = steering["conservation_bins"]
+    if (
+        bins[0] != 0
+        or bins[-1] != 1
+        or any(b <= a for a, b in zip(bins[:-1], bins[1:], strict=True))
+    ):
+        problems.append(
+            f"config key steering.conservation_bins: edges must increase from 0 to 1, got {bins}"
+        )
+    return problems
 
 
 def k_in_file_name(path: str) -> int | None:

@@ -269,3 +269,17 @@ def test_regression_file_sits_beside_its_checkpoint() -> None:
         regression_path("models/esm2_t6_8M_UR50D.pt").name
         == fairesm_urls("esm2_t6_8M_UR50D")[1].rsplit("/", 1)[1]
     )
+
+
+def test_steering_defaults_and_cross_checks():
+    steering = validate_config(minimal(), SCHEMA)["steering"]
+    assert steering["filter"] == {"multiplier": 0.5, "min_fraction_unchanged": 0.2}
+    assert steering["conservation_bins"][0] == 0.0 and steering["conservation_bins"][-1] == 1.0
+    assert steering["only_where_active"] is False and steering["min_homologs"] == 2
+    raw = minimal()
+    raw["steering"] = {"multipliers": [1, 2], "conservation_bins": [0, 0.7, 0.3, 1]}
+    check_error(
+        raw,
+        "steering.filter.multiplier: 0.5 is not one of steering.multipliers [1, 2]",
+        "steering.conservation_bins: edges must increase from 0 to 1",
+    )

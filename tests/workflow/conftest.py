@@ -62,5 +62,6 @@ def finished(tmp_path_factory) -> Path:
     completion with config/small.yaml; shared by the tests that read or replan it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
     write_config(workdir, "small", shrink_demo)
-    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=900)
+    # probes, steering, figures and the browser make this the longest run of the suite
+    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=2400)
     return workdir

@@ -35,6 +35,7 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["latent_stats"] == 3
     assert counts["latent_classes"] == 3
     assert counts["latent_summary"] == 3
+    assert counts["steering_summary"] == 3  # its per-latent jobs follow the families checkpoint
     assert counts["sample_uniref50"] == 1
     assert counts["cluster_swissprot"] == 1
     assert counts["download"] == 7  # 3 sequence sources + 4 probe data sets
