@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up: .venv with the tested Python stack (constraints.txt), and the Debian tools
 # when run as root: mmseqs2, clustalo, ncbi-blast+ for the pipeline, slurm-wlm and munge for
-# the SLURM integration test (SETUP_SLURM=no leaves those two out).
+# the SLURM integration test (SETUP_SLURM=no leaves those two out), chromium for the feature
+# browser's tests (SETUP_BROWSER=no leaves it out).
 # Fast when everything is already there (a stamp file records what was installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,4 +62,8 @@ if [ "${SETUP_SLURM:-yes}" != no ]; then
     # For tests/integration/test_slurm_demo.py, which skips without them.
     install_debian "slurm-wlm, munge (SLURM integration test)" --no-install-recommends \
         slurmctld:slurm-wlm slurmd:slurm-wlm sbatch:slurm-wlm munged:munge
+fi
+if [ "${SETUP_BROWSER:-yes}" != no ]; then
+    # For the feature browser's tests in headless Chromium, which skip without it.
+    install_debian "chromium (feature browser tests)" "" chromium:chromium
 fi
