@@ -58,10 +58,79 @@ def _run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_parser(sub: argparse._SubParsersAction) -> None:
+    from protsae.costs import GPUS
+
+    p = sub.add_parser(
+        "plan",
+        help="jobs, tokens, FLOPs, GPU-hours, disk and memory of a config, before it runs",
+        description="Validate CONFIG like the workflow does and estimate what running it costs. "
+        "Assumptions (GPU, utilization, lengths) are printed and can be overridden.",
+    )
+    p.add_argument(
+        "config", nargs="?", default="config/demo.yaml", help="config YAML (default: %(default)s)"
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--gpu", default="a100", choices=sorted(GPUS), help="GPU whose peak throughput is assumed"
+    )
+    p.add_argument(
+        "--utilization", type=float, default=0.4, help="fraction of peak sustained (default 0.4)"
+    )
+    p.add_argument(
+        "--mean-length",
+        type=float,
+        help="mean residues per sampled sequence (default: measured or 300)",
+    )
+    p.add_argument(
+        "--eval-sequences",
+        type=int,
+        help="Swiss-Prot cluster representatives (default: counted or 150000)",
+    )
+    p.add_argument(
+        "--profile", help="SLURM profile config.yaml with mem_mb (default: profiles/slurm)"
+    )
+    p.add_argument("--schema", help="config schema (default: the one the workflow uses)")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from protsae.costs import Assumptions, build_plan
+    from protsae.costs_report import format_plan
+    from protsae.plan import ConfigError, load_schema, schema_path, validate_config
+
+    try:
+        with open(args.config) as handle:
+            raw = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise FileNotFoundError(f"{args.config}: cannot read the config ({err.strerror})") from None
+    try:
+        config = validate_config(raw, load_schema(args.schema or schema_path()))
+    except ConfigError as err:
+        print(err, file=sys.stderr)  # the same text the workflow stops with
+        return 1
+    assume = Assumptions(
+        gpu=args.gpu,
+        utilization=args.utilization,
+        mean_length=args.mean_length,
+        eval_sequences=args.eval_sequences,
+    )
+    plan = build_plan(config, assume, args.profile)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2, default=str))
+    else:
+        print(format_plan(plan, args.config), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protsae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _encode_parser(sub)
+    _plan_parser(sub)
     return parser
 
 
@@ -70,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protsae.sequences import InputError
 
     args = build_parser().parse_args(argv)
-    runners = {"encode": _run_encode}
+    runners = {"encode": _run_encode, "plan": _run_plan}
     try:
         return runners[args.command](args)
     except (InputError, FileNotFoundError, ValueError) as err:
