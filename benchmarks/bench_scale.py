@@ -50,9 +50,9 @@ if stage == "sequences":
             out.write(b"".join(parts))
     from protsae.sequences import sample_uniref50
     t = time.perf_counter()
-    table = sample_uniref50(path, 10000, 1022, seed=0)
+    table = sample_uniref50(path, 1000, 1022, seed=0)
     elapsed, items, unit = time.perf_counter() - t, size, "record"
-    assert table.num_rows == 10000
+    assert table.num_rows == 1000
 elif stage == "sae_data":
     from protsae.activations import ShardWriter
     from protsae.sae.data import ActivationStream

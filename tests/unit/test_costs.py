@@ -178,3 +178,44 @@ def test_cli_config_error_is_the_validators_message(tmp_path, capsys):
     assert err.startswith("invalid config:\n  config key <top level>: unknown key(s) 'bogus'")
     assert main(["plan", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: cannot read the config" in capsys.readouterr().err
+
+
+def test_paper_config_fits_in_1tb_and_trains_on_the_full_budget():
+    from protsae.plan import expand_sweeps, load_config
+
+    config = load_config(ROOT / "config/config.yaml", schema_path())
+    for mean_length in (None, 350):  # the default assumption, and a longer UniRef50 mean
+        plan = build_plan(config, Assumptions(mean_length=mean_length))
+        assert plan.disk_total < 1e12
+        assert plan.disk["activations/ (all layers)"] < 1e12
+        # every SAE sees at least one pass over every residue of the 1M sampled sequences
+        assert plan.tokens["sae_training_tokens"] >= plan.tokens["sampled_residues"]
+    specs = expand_sweeps(config["sae"]["sweeps"])
+    assert plan.jobs["train_sae"] == len(specs)
+    layers = {s.layer for s in specs}
+    assert plan.jobs["extract_activations"] == len(layers) * config["activations"]["shards"]
+    alt = plan.extraction_alternative
+    assert alt["layer_passes_per_sequence_early_exit"] == sum(layers)
+    assert alt["per_layer_early_exit_flops"] / alt["multi_layer_pass_flops"] == pytest.approx(
+        sum(layers) / max(layers)
+    )
+    assert all(row["fits"] for row in plan.memory)
+
+
+def test_demo_plan_follows_its_config(monkeypatch):
+    from protsae.plan import expand_sweeps, load_config
+
+    monkeypatch.chdir(ROOT)
+    config = load_config(ROOT / "config/demo.yaml", schema_path())
+    plan = build_plan(config)
+    specs = expand_sweeps(config["sae"]["sweeps"])
+    layers = {s.layer for s in specs}
+    assert plan.jobs["extract_activations"] == len(layers) * config["activations"]["shards"]
+    assert plan.tokens["sampled_sequences"] <= config["sequences"]["sample_size"]
+    assert plan.assumptions["sample_measured"] is True
+    d = config["esm"]["random_init"]["embed_dim"] if config["esm"]["random_init"] else None
+    if d is not None:
+        per_token = d * (2 if config["activations"]["dtype"] == "float16" else 4) + 6
+        assert plan.disk_extra["activations per layer"] == pytest.approx(
+            plan.tokens["stored_tokens_per_layer"] * per_token
+        )
