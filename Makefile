@@ -2,7 +2,7 @@
 VENV := .venv/bin
 SNAKEMAKE := $(VENV)/snakemake
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test lint bench clean-demo lock
 
 setup:
 	@bash tools/setup.sh
@@ -10,8 +10,9 @@ setup:
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
 
+# PROTSAE_REQUIRE_OPTIONAL: tests of optional packages (sae-lens, polars) fail instead of skipping.
 test: setup
-	$(VENV)/python -m pytest -q
+	PROTSAE_REQUIRE_OPTIONAL=1 $(VENV)/python -m pytest -q
 
 lint: setup
 	$(VENV)/ruff check src tests workflow benchmarks
@@ -27,3 +28,7 @@ bench: setup
 
 clean-demo:
 	rm -rf results/demo
+
+# Regenerate constraints.txt and envs/*.yaml from the tested .venv (after adding a dependency).
+lock:
+	$(VENV)/python tools/lock.py

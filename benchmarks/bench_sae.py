@@ -20,8 +20,9 @@ import time
 import numpy as np
 import torch
 
+from protsae.sae.config import lr_at
 from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE
-from protsae.sae.train import geometric_median, lr_at, make_optimizer, train_step
+from protsae.sae.train import geometric_median, make_optimizer, train_step
 
 
 class DenseTopKSAE(TopKSAE):

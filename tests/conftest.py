@@ -1,12 +1,18 @@
-"""Fixtures shared by the unit tests: where the repository and its demo data are, FASTA writing."""
+"""Fixtures shared by the tests: where the repository and its demo data are, FASTA writing,
+reading a whole activation shard."""
 
 from __future__ import annotations
 
 import gzip
+import importlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from protsae.activations import DTYPES, iter_shard, shard_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +48,45 @@ def write_fasta(tmp_path: Path) -> WriteFasta:
         return path
 
     return write
+
+
+ReadShard = Callable[[Path], tuple[list[str], np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="session")
+def read_shard() -> ReadShard:
+    """Read a whole (small) activation shard: ids, positions, vectors."""
+
+    def read(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        info = shard_info(path)
+        ids: list[str] = []
+        pos: list[np.ndarray] = []
+        xs: list[np.ndarray] = []
+        for batch in iter_shard(path):
+            ids.extend(batch.ids.to_pylist())
+            pos.append(batch.pos)
+            xs.append(batch.x)
+        if not xs:
+            return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
+        return ids, np.concatenate(pos), np.concatenate(xs)
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def optional_module() -> Callable[[str], object]:
+    """Import a test-only dependency of the dev extra (sae-lens, polars).
+
+    Skips when it is missing, except under ``PROTSAE_REQUIRE_OPTIONAL=1`` (``make test`` sets
+    it), where a missing package fails the test: the checks must run on every full test run.
+    """
+
+    def load(name: str) -> object:
+        if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+            return importlib.import_module(name)
+        return pytest.importorskip(
+            name,
+            reason=f"{name} is not installed (it is in the dev extra: pip install -e '.[dev]')",
+        )
+
+    return load

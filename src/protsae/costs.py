@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
     SaeSpec,
     downloads,
@@ -23,6 +24,7 @@ from protsae.plan import (
     is_local_source,
     local_source_path,
     model_name,
+    pretrained_specs,
 )
 
 #: fair-esm's ESM-2 models: (transformer layers, embedding width, attention heads).
@@ -209,23 +211,11 @@ def eval_set(config: dict[str, Any], assume: Assumptions) -> tuple[int, float]:
 
 
 def sae_grid(config: dict[str, Any]) -> tuple[list[SaeSpec], list[SaeSpec]]:
-    """(trained, imported) SAEs: the sweeps' expansion and the pretrained entries."""
+    """(trained, imported) SAEs: the sweeps' expansion and the pretrained entries, as the
+    workflow computes them (an SAE both trained and imported is a config error there)."""
     trained = expand_sweeps(config["sae"]["sweeps"])
-    imported = []
-    for layer, entry in config["sae"]["pretrained"].items():
-        path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))
-        imported.append(SaeSpec(int(layer), int(k), _safetensors_width(path)))
-    return trained, sorted(set(imported) - set(trained))
-
-
-def _safetensors_width(path: str | os.PathLike[str]) -> int:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as handle:
-        for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
-            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
-                return int(handle.get_slice(name).get_shape()[0])
-    raise ValueError(f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file")
+    imported = sorted(set(pretrained_specs(config)) - set(trained))
+    return trained, imported
 
 
 def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
@@ -291,6 +281,13 @@ def activation_bytes(tokens: float, shape: ModelShape, dtype: str) -> float:
 
 def ceil_div(a: float, b: float) -> int:
     return int(math.ceil(a / b))
+
+
+def training_tokens(config: dict[str, Any], sample: SequenceSample) -> float:
+    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = one pass over the
+    layer's cached training tokens."""
+    total = config["sae"]["training"]["total_tokens"]
+    return float(total) if total is not None else sample.stored_tokens
 
 
 # --------------------------------------------------------------------------- the plan
@@ -376,7 +373,8 @@ def _stages(
         "train_sae",
         len(trained),
         sum(
-            _sae_train_flops(shape, s, training["total_tokens"], training["auxk"]) for s in trained
+            _sae_train_flops(shape, s, training_tokens(config, sample), training["auxk"])
+            for s in trained
         ),
         "bf16" if training["bf16"] else "fp32",
     )
@@ -421,7 +419,7 @@ def _disk(
     mean_eval = eval_residues / max(1, n_eval)
     top_rows = min(2 * config["latents"]["top_examples"], n_eval)
     training = config["sae"]["training"]
-    log_rows = ceil_div(training["total_tokens"], training["batch_tokens"])
+    log_rows = ceil_div(training_tokens(config, sample), training["batch_tokens"])
 
     def top_bytes(spec: SaeSpec) -> float:
         rows = min(seq_stats_rows(spec, n_eval, mean_eval), spec.width * top_rows)
@@ -445,67 +443,6 @@ def _disk(
         * max((sae_file_bytes(shape, s) for s in trained), default=0),
     }
     return disk, extra
-
-
-def profile_mem_mb(profile: str | os.PathLike[str] | None = None) -> dict[str, int]:
-    """``mem_mb`` per rule from the SLURM profile (``default`` for rules it does not name)."""
-    import yaml
-
-    path = (
-        Path(profile)
-        if profile
-        else Path(__file__).resolve().parents[2] / "profiles/slurm/config.yaml"
-    )
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    out = {"default": int((data.get("default-resources") or {}).get("mem_mb", 0))}
-    for rule, res in (data.get("set-resources") or {}).items():
-        if isinstance(res, dict) and "mem_mb" in res:
-            out[rule] = int(res["mem_mb"])
-    return out
-
-
-def _memory(
-    config: dict,
-    shape: ModelShape,
-    sample: SequenceSample,
-    assume: Assumptions,
-    profile: dict[str, int],
-) -> list[dict[str, Any]]:
-    """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile."""
-    mb = 1e6
-    trained, imported = sae_grid(config)
-    widest = max((s.width for s in trained + imported), default=0)
-    d, batch = shape.d_model, config["esm"]["max_tokens_per_batch"]
-    model = shape.params * 4 * 2 / mb  # the checkpoint's tensors and the model's
-    forward = batch * d * 4 * 8 / mb  # hidden states, attention and 4x feed-forward buffers
-    sae = 4 * (2 * d * widest) / mb
-    sample_mb = sample.n * (sample.residues / max(1, sample.n) + 80) / mb
-    training = config["sae"]["training"]
-    base = assume.python_mb
-    rows = {
-        "extract_activations": base + model + forward + sample_mb + 2 * 64,
-        "train_sae": base
-        + training["shuffle_buffer_tokens"] * d * 4 / mb
-        + 2 * 64
-        + 4 * sae
-        + training["batch_tokens"] * widest * 4 * 3 / mb,
-        "evaluate_sae": base + model + forward + sae + sample_mb,
-        "latent_stats": base + model + forward + sae + (1 << 20) * 16 / mb + (1 << 18) * 80 / mb,
-    }
-    out = []
-    for rule, need in rows.items():
-        limit = profile.get(rule, profile.get("default"))
-        out.append(
-            {
-                "rule": rule,
-                "estimated_mb": round(need),
-                "profile_mem_mb": limit,
-                "fits": None if not limit else need <= limit,
-            }
-        )
-    return out
 
 
 def build_plan(
@@ -536,9 +473,8 @@ def build_plan(
         "holdout_sequences": sample.holdout_n,
         "stored_tokens_per_layer": sample.stored_tokens,
         "layers": len({s.layer for s in trained}),
-        "sae_training_tokens": config["sae"]["training"]["total_tokens"],
-        "epochs_over_cache": config["sae"]["training"]["total_tokens"]
-        / max(1.0, sample.stored_tokens),
+        "sae_training_tokens": training_tokens(config, sample),
+        "epochs_over_cache": training_tokens(config, sample) / max(1.0, sample.stored_tokens),
         "eval_set_sequences": n_eval,
         "eval_set_residues": eval_res,
     }
@@ -550,7 +486,7 @@ def build_plan(
         extraction_alternative=alternative,
         disk=disk,
         disk_extra=extra,
-        memory=_memory(config, shape, sample, assume, profile_mem_mb(profile)),
+        memory=job_memory(config, shape, sample, assume, profile_mem_mb(profile)),
         assumptions={
             "gpu": gpu.name,
             "peak_bf16_tflops": gpu.bf16 / 1e12,

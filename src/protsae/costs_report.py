@@ -65,8 +65,15 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
             ],
         ),
     ]
+    out += _extraction_and_storage(plan)
+    if a["notes"]:
+        out += ["", "assumptions:", *[f"  - {n}" for n in a["notes"]]]
+    return "\n".join(out) + "\n"
+
+
+def _extraction_and_storage(plan: Plan) -> list[str]:
     alt = plan.extraction_alternative
-    out += [
+    return [
         "",
         "extraction: one early-exit job per (layer, shard) vs one multi-layer pass per shard",
         *_table(
@@ -95,9 +102,9 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
         ),
         *[f"  {k}: {human_bytes(v)}" for k, v in plan.disk_extra.items()],
         "",
-        "peak host memory per job (estimate) vs the SLURM profile's mem_mb",
+        "peak host memory per job (estimate) vs the mem_mb a run requests (rule or profile)",
         *_table(
-            ["rule", "estimate MB", "profile mem_mb", "fits"],
+            ["rule", "estimate MB", "mem_mb", "fits"],
             [
                 [
                     r["rule"],
@@ -109,6 +116,3 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
             ],
         ),
     ]
-    if a["notes"]:
-        out += ["", "assumptions:", *[f"  - {n}" for n in a["notes"]]]
-    return "\n".join(out) + "\n"

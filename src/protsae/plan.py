@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
 FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
+# k written in a published SAE's file name, e.g. ``esm2_plm1280_l24_sae4096_k64_auxk640``.
+FILE_NAME_K = re.compile(r"(?:^|_)k(\d+)(?=[_.]|$)")
 ESM2_MAX_RESIDUES = 1022
 
 
@@ -151,6 +155,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                     f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
                     f"({n_layers} layers)"
                 )
+    problems += _pretrained_problems(config["sae"]["pretrained"])
     probe_sae = config["probes"]["sae"]
     if probe_sae["k"] > probe_sae["width"]:
         problems.append(
@@ -160,6 +165,33 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
         problems.append(f"config key sequences.max_length: ESM-2 takes at most {ESM2_MAX_RESIDUES}")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def k_in_file_name(path: str) -> int | None:
+    """The k a file name states (``..._k64_...``), or None when it states none."""
+    match = FILE_NAME_K.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _pretrained_problems(pretrained: dict[str, Any]) -> list[str]:
+    """``sae.pretrained.*.k`` must be given (an InterProt file does not store it) and must agree
+    with a k in the file name."""
+    problems = []
+    for layer, entry in pretrained.items():
+        key = f"config key sae.pretrained.{layer}.k"
+        if isinstance(entry, str) or "k" not in entry:
+            path = entry if isinstance(entry, str) else entry["path"]
+            problems.append(
+                f"{key}: required: an InterProt SAE file does not store its k, and a wrong k "
+                f"changes every reconstruction; write {{path: {path}, k: <k it was trained with>}}"
+            )
+            continue
+        named = k_in_file_name(entry["path"])
+        if named is not None and named != entry["k"]:
+            problems.append(
+                f"{key}: k={entry['k']}, but the file name {Path(entry['path']).name} says k{named}"
+            )
+    return problems
 
 
 def expand_sweeps(sweeps: list[dict[str, list[int]]]) -> list[SaeSpec]:
@@ -199,8 +231,16 @@ def model_num_layers(esm: dict[str, Any]) -> int | None:
 
 def fairesm_urls(name: str) -> tuple[str, str]:
     """fair-esm's own URLs of a model's weights and its contact-regression file."""
-    base = "https://dl.fbaipublicfiles.com/fair-esm"
-    return f"{base}/models/{name}.pt", f"{base}/regression/{name}-contact-regression.pt"
+    return (
+        f"{FAIRESM_BASE}/models/{name}.pt",
+        f"{FAIRESM_BASE}/regression/{name}-contact-regression.pt",
+    )
+
+
+def regression_path(checkpoint: str | Path) -> Path:
+    """Where fair-esm's loader looks for a checkpoint's contact-regression file: beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-contact-regression.pt")
 
 
 def source_file_name(name: str, url: str) -> str:
@@ -252,12 +292,34 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     return files
 
 
-def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str]:
-    """Imported SAEs: ``{SaeSpec: path}``; ``width_of(path)`` reads the width from the file."""
+def safetensors_width(path: str | Path) -> int:
+    """The width (decoder rows) of an InterProt or protsae SAE file, from its header alone."""
+    from safetensors import safe_open  # deferred: only configs with sae.pretrained need it
+
+    if not Path(path).is_file():
+        raise ConfigError(f"config key sae.pretrained: {path}: no such file")
+    with safe_open(str(path), "pt") as handle:
+        for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
+                return int(handle.get_slice(name).get_shape()[0])
+    raise ConfigError(
+        f"config key sae.pretrained: {path}: no w_dec/W_dec tensor, "
+        "not an InterProt or protsae SAE file"
+    )
+
+
+def pretrained_specs(
+    config: dict[str, Any], width_of: Callable[[str], int] = safetensors_width
+) -> dict[SaeSpec, str]:
+    """Imported SAEs: ``{SaeSpec: path}``; the width (part of the SAE's path) is read from the
+    file by ``width_of``, so the rules take it from the ``{width}`` wildcard like any SAE's."""
     specs = {}
     for layer, entry in config["sae"]["pretrained"].items():
-        path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))
-        specs[SaeSpec(int(layer), int(k), int(width_of(path)))] = path
+        problems = _pretrained_problems({layer: entry})
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        path = entry["path"]
+        specs[SaeSpec(int(layer), int(entry["k"]), int(width_of(path)))] = path
     return specs
 
 

@@ -32,7 +32,6 @@ from typing import Any
 
 from protsae.progress import Progress, get_logger
 
-FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
 CHUNK_BYTES = 1 << 20
 MAX_DELAY_S = 300.0
 USER_AGENT = "protsae-download/0.1 (python urllib)"
@@ -53,14 +52,6 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def fairesm_urls(model_name: str) -> tuple[str, str]:
-    """fair-esm's own URLs for a model's weights and its contact-regression head."""
-    return (
-        f"{FAIRESM_BASE}/models/{model_name}.pt",
-        f"{FAIRESM_BASE}/regression/{model_name}-contact-regression.pt",
-    )
 
 
 def partial_path(dest: str | os.PathLike[str]) -> Path:

@@ -11,7 +11,8 @@ import yaml
 
 from protsae.activations import is_holdout
 from protsae.cli import main
-from protsae.costs import GPUS, Assumptions, build_plan, profile_mem_mb
+from protsae.costs import GPUS, Assumptions, build_plan
+from protsae.costs_memory import profile_mem_mb, rule_mem_mb
 from protsae.plan import load_schema, schema_path, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,13 @@ def test_gpu_choice_scales_gpu_hours_by_peak(config):
         build_plan(config, Assumptions(gpu="tpu"))
 
 
+def test_null_budget_is_one_pass_over_the_cache(config):
+    config["sae"]["training"]["total_tokens"] = None
+    plan = build_plan(config)
+    assert plan.tokens["sae_training_tokens"] == plan.tokens["stored_tokens_per_layer"]
+    assert plan.tokens["epochs_over_cache"] == 1
+
+
 def test_assumed_lengths_when_the_fasta_is_remote(config):
     config["sources"]["uniref50"]["url"] = "https://example.org/uniref50.fasta.gz"
     plan = build_plan(config, Assumptions(mean_length=200))
@@ -132,21 +140,33 @@ def test_assumed_lengths_when_the_fasta_is_remote(config):
     assert any("mean sampled length 300" in n for n in plan.assumptions["notes"])
 
 
-def test_memory_against_the_profile(config, tmp_path):
+def test_mem_mb_from_the_rules_unless_the_profile_overrides(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.smk").write_text(
+        "rule heavy:\n    resources:\n        gpu=1,\n        mem_mb=32000,\n"
+        "checkpoint light:\n    resources:\n        mem_mb=900,\n"
+        "rule plain:\n    shell: 'true'\n"
+    )
     profile = tmp_path / "profile.yaml"
     profile.write_text(
         yaml.safe_dump(
-            {
-                "default-resources": {"mem_mb": 100},
-                "set-resources": {"train_sae": {"mem_mb": 100000}},
-            }
+            {"default-resources": {"mem_mb": 100}, "set-resources": {"light": {"mem_mb": 2000}}}
         )
     )
-    assert profile_mem_mb(profile) == {"default": 100, "train_sae": 100000}
+    assert rule_mem_mb(rules) == {"heavy": 32000, "light": 900}
+    assert profile_mem_mb(profile, rules) == {"heavy": 32000, "light": 2000, "default": 100}
+
+
+def test_memory_against_the_profile(config, tmp_path):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"set-resources": {"extract_activations": {"mem_mb": 100}}}))
     rows = {r["rule"]: r for r in build_plan(config, profile=profile).memory}
-    assert rows["train_sae"]["fits"] is True
     assert rows["extract_activations"]["profile_mem_mb"] == 100
     assert rows["extract_activations"]["fits"] is False  # a job's python alone needs more
+    # the others keep the mem_mb their rule declares
+    assert rows["train_sae"]["profile_mem_mb"] == rule_mem_mb()["train_sae"]
+    assert rows["train_sae"]["fits"] is True
 
 
 def test_the_shipped_schema_is_the_workflows():
@@ -189,6 +209,7 @@ def test_paper_config_fits_in_1tb_and_trains_on_the_full_budget():
         assert plan.disk_total < 1e12
         assert plan.disk["activations/ (all layers)"] < 1e12
         # every SAE sees at least one pass over every residue of the 1M sampled sequences
+        # (an explicit budget: with 40 cached residues per sequence, null would be far less)
         assert plan.tokens["sae_training_tokens"] >= plan.tokens["sampled_residues"]
     specs = expand_sweeps(config["sae"]["sweeps"])
     assert plan.jobs["train_sae"] == len(specs)

@@ -3,6 +3,7 @@ resumes after SIGKILL to the same weights as an uninterrupted run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,12 +17,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import protsae
 from protsae.activations import ShardWriter
 from protsae.sae import load_sae, train_sae
-from protsae.sae.train import LOG_SCHEMA, default_lr, geometric_median, lr_at
+from protsae.sae.config import TrainConfig, default_lr, lr_at
+from protsae.sae.train import LOG_SCHEMA, geometric_median
+
+ROOT = Path(__file__).resolve().parents[2]
 
 torch.set_num_threads(1)
 
@@ -59,9 +64,7 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
     )
     out = tmp_path / "sae"
     checkpoints = tmp_path / "checkpoints"
-    result = train_sae(
-        paths,
-        out,
+    config = TrainConfig(
         width=768,
         k=4,
         total_tokens=200_000,
@@ -69,10 +72,9 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
         batch_tokens=1024,
         dead_tokens=50_000,
         shuffle_buffer_tokens=8192,
-        checkpoint_dir=checkpoints,
         checkpoint_every=50,
-        device="cpu",
     )
+    result = train_sae(paths, out, config, checkpoint_dir=checkpoints, device="cpu")
     sae = load_sae(out / "sae.safetensors")
     W_dec = sae.W_dec.detach().numpy()
     best_cosine = (atoms @ W_dec.T).max(axis=1)
@@ -101,14 +103,17 @@ def _child_script(tmp_path: Path) -> Path:
     script.write_text(
         "import json, sys, time, torch\n"
         "torch.set_num_threads(1)\n"
-        "from protsae.sae.train import train_sae\n"
+        "from protsae.sae.train import TrainConfig, train_sae\n"
         "args = json.loads(sys.argv[1])\n"
         "block_at, marker = args.pop('block_at'), args.pop('marker')\n"
         "def on_step(step, tokens):\n"
         "    if step == block_at:\n"
         "        open(marker, 'w').write(str(step))\n"
         "        time.sleep(600)\n"
-        "result = train_sae(args.pop('shards'), args.pop('out'), on_step=on_step, **args)\n"
+        "shards, out = args.pop('shards'), args.pop('out')\n"
+        "run = {key: args.pop(key) for key in ('checkpoint_dir', 'device')}\n"
+        "config = TrainConfig(**args)\n"
+        "result = train_sae(shards, out, config, on_step=on_step, **run)\n"
         "print(json.dumps({'resumed_from_tokens': result.resumed_from_tokens,\n"
         "                  'resumed_from_step': result.resumed_from_step}))\n"
     )
@@ -187,30 +192,33 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
         total_tokens=30 * 128,
         batch_tokens=128,
         shuffle_buffer_tokens=500,
-        checkpoint_dir=tmp_path / "ckpt",
         checkpoint_every=10,
-        device="cpu",
     )
+    where = dict(checkpoint_dir=tmp_path / "ckpt", device="cpu")
 
     def crash(step: int, tokens: int) -> None:
         if step == 25:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_sae(paths, tmp_path / "a", k=4, on_step=crash, **settings)
+        train_sae(paths, tmp_path / "a", TrainConfig(k=4, **settings), on_step=crash, **where)
     checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
     saved = checkpoint.read_bytes()
-    assert train_sae(paths, None, k=3, **settings).resumed_from_step == 0
+    assert train_sae(paths, None, TrainConfig(k=3, **settings), **where).resumed_from_step == 0
     assert not checkpoint.exists()  # a finished run leaves no checkpoint behind
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(saved)
-    assert train_sae(paths, tmp_path / "a", k=4, **settings).resumed_from_step == 20
+    assert (
+        train_sae(paths, tmp_path / "a", TrainConfig(k=4, **settings), **where).resumed_from_step
+        == 20
+    )
 
 
 def test_wrong_d_model_is_an_error(tmp_path: Path) -> None:
     paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=500)
     with pytest.raises(ValueError, match="16-d"):
-        train_sae(paths, None, d_model=32, width=64, k=4, total_tokens=100, device="cpu")
+        config = TrainConfig(width=64, k=4, total_tokens=100)
+        train_sae(paths, None, config, d_model=32, device="cpu")
 
 
 def test_learning_rate_schedule() -> None:
@@ -245,11 +253,27 @@ def test_nan_in_a_shard_stops_training_naming_it(tmp_path: Path) -> None:
         train_sae(
             [*paths, bad],
             tmp_path / "out",
-            width=64,
-            k=4,
-            total_tokens=2000,
-            batch_tokens=100,
-            shuffle_buffer_tokens=5000,
+            TrainConfig(
+                width=64, k=4, total_tokens=2000, batch_tokens=100, shuffle_buffer_tokens=5000
+            ),
             device="cpu",
         )
     assert not (tmp_path / "out" / "sae.safetensors").exists()
+
+
+def test_train_config_mirrors_the_config_schema_and_reads_rule_params() -> None:
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    training = schema["properties"]["sae"]["properties"]["training"]["properties"]
+    names = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    assert set(training) <= names, set(training) - names
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for key, spec in training.items():
+        if defaults[key] is not dataclasses.MISSING:  # required fields have no default here
+            assert defaults[key] == spec["default"], key
+
+    # Values as a rule's params carry them: loosely typed, with keys that are not training's.
+    params = {"width": "64", "k": 4.0, "total_tokens": 1000, "lr": None, "auxk": "8"}
+    params |= {"bf16": 0, "seed": "3", "model_name": "m", "checkpoint_dir": "x"}
+    config = TrainConfig.from_mapping(params)
+    assert config == TrainConfig(width=64, k=4, total_tokens=1000, auxk=8, seed=3)
+    assert isinstance(config.width, int) and config.lr is None and config.bf16 is False

@@ -24,6 +24,7 @@ from protsae.sequences import (
     Reservoir,
     cluster_sequences,
     esm_residue_letters,
+    fasta,
     parse_swissprot,
     read_entry_list,
     read_fasta,
@@ -48,7 +49,7 @@ def test_read_fasta_agrees_with_biopython(
     write_fasta, tmp_path: Path, monkeypatch, block: int
 ) -> None:
     """Any block size, gzip or not (told by magic bytes, whatever the name)."""
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", block)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", block)
     rng = random.Random(block)
     records = [
         (f"UniRef50_{i} name {i} n=3 Tax=x", _random_protein(rng, rng.randint(1, 200)))
@@ -101,7 +102,7 @@ def test_text_before_first_header(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_names_file_and_last_record(write_fasta, monkeypatch) -> None:
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 4096)
     rng = random.Random(3)
     records = [(f"rec{i}", _random_protein(rng, 300)) for i in range(400)]
     whole = write_fasta("whole.fasta.gz", records, gz=True)
@@ -259,7 +260,7 @@ def _peak_bytes(path: Path, sample_size: int) -> tuple[int, pa.Table]:
 @pytest.mark.slow
 def test_sample_memory_does_not_grow_with_input(tmp_path: Path, monkeypatch) -> None:
     # Smaller blocks shrink the constant part (blocks in flight) so growth would show.
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 1 << 18)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 1 << 18)
     small, large = tmp_path / "small.fasta.gz", tmp_path / "large.fasta.gz"
     _write_many(small, 50_000)
     large_bytes = _write_many(large, 500_000)
@@ -494,7 +495,7 @@ def test_repeated_accessions_are_refused() -> None:
 
 
 def test_stopping_early_stops_the_read_ahead_thread(write_fasta, monkeypatch) -> None:
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 256)
     rng = random.Random(4)
     path = write_fasta(
         "many.fasta.gz", [(f"r{i}", _random_protein(rng, 100)) for i in range(2000)], gz=True

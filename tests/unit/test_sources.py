@@ -14,13 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from protsae.sources import (
-    ChecksumError,
-    DownloadError,
-    fairesm_urls,
-    fetch,
-    partial_path,
-)
+from protsae.sources import ChecksumError, DownloadError, fetch, partial_path
 
 BODY = random.Random(0).randbytes(300_000)
 ETAG = '"v1"'
@@ -268,12 +262,3 @@ def test_local_checksum_mismatch_and_missing_file(tmp_path: Path) -> None:
 def test_unsupported_scheme(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="unsupported URL scheme 'gopher'"):
         fetch("gopher://example.org/x", tmp_path / "x")
-
-
-def test_fairesm_urls() -> None:
-    model, regression = fairesm_urls("esm2_t33_650M_UR50D")
-    assert model == "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t33_650M_UR50D.pt"
-    assert regression == (
-        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
-        "esm2_t33_650M_UR50D-contact-regression.pt"
-    )

@@ -3,7 +3,8 @@
 
 rule extract_activations:
     input:
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
         sample=res("sequences", "uniref50_sample.parquet"),
     output:
         res("activations", "{model}", "L{layer}", "shard-{shard}.parquet"),
@@ -19,7 +20,6 @@ rule extract_activations:
         mem_mb=32000,
         runtime=720,
     params:
-        checkpoint=esm_checkpoint(),
         model_name=MODEL,
         layer=wildcard_int("layer"),
         shard=wildcard_int("shard"),

@@ -18,6 +18,7 @@ from protsae.plan import (
     load_schema,
     model_name,
     pretrained_specs,
+    regression_path,
     validate_config,
 )
 
@@ -38,22 +39,10 @@ SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
 SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
 
 
-def _safetensors_width(path):
-    """The SAE width of a published file, from its header alone (decoder rows)."""
-    from safetensors import safe_open
-
-    if not Path(path).exists():
-        raise WorkflowError(f"config key sae.pretrained: {path}: no such file")
-    with safe_open(path, "pt") as handle:
-        for name in handle.keys():
-            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
-                return handle.get_slice(name).get_shape()[0]
-    raise WorkflowError(
-        f"{path}: no w_dec/W_dec tensor, not an InterProt or protsae SAE file"
-    )
-
-
-PRETRAINED = pretrained_specs(config, _safetensors_width)
+try:
+    PRETRAINED = pretrained_specs(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 _clash = sorted(set(PRETRAINED) & set(SWEEP_SAES))
 if _clash:
     raise WorkflowError(
@@ -103,21 +92,35 @@ def latents_dir(spec):
 # ---- ESM-2 model -----------------------------------------------------------------
 
 
-def esm_checkpoint():
-    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init)."""
+def esm_checkpoint(wildcards=None):
+    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init).
+
+    Rules name it ``model=esm_checkpoint`` (the file the job passes to ``load_model``) and its
+    regression file ``regression=esm_regression`` beside it.
+    """
     esm = config["esm"]
     if esm["random_init"] or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
 
 
+def esm_regression(wildcards=None):
+    """The checkpoint's contact-regression file, which fair-esm's loader finds beside it:
+    made by the download or the random init; for a local checkpoint, used when present.
+    """
+    regression = regression_path(esm_checkpoint())
+    if (
+        regression.name in DOWNLOADS
+        or config["esm"]["random_init"]
+        or regression.exists()
+    ):
+        return [str(regression)]
+    return []
+
+
 def esm_files(wildcards=None):
-    """The checkpoint plus, for fair-esm downloads, its contact-regression file."""
-    files = [esm_checkpoint()]
-    regression = f"{MODEL}-contact-regression.pt"
-    if regression in DOWNLOADS:
-        files.append(f"{DOWNLOADS_DIR}/{regression}")
-    return files
+    """The checkpoint and its regression file as one list (prefer the two named inputs)."""
+    return [esm_checkpoint(), *esm_regression()]
 
 
 # ---- downloads -------------------------------------------------------------------
@@ -178,6 +181,14 @@ def pretrained_k(wildcards):
 
 
 # ---- aggregates and final targets ----------------------------------------------------
+
+
+def sae_coordinates():
+    """model, layer, k and width of every SAE, in the order of all_sae_evals and
+    all_latent_summaries (the aggregate tables take them as params, not from paths)."""
+    return [
+        {"model": MODEL, "layer": s.layer, "k": s.k, "width": s.width} for s in SAES
+    ]
 
 
 def all_sae_evals(wildcards=None):

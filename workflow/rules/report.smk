@@ -10,6 +10,8 @@ rule sae_metrics_table:
         res("logs", "tables", "sae_metrics.log"),
     conda:
         "../../envs/protsae.yaml"
+    params:
+        saes=sae_coordinates(),
     script:
         "../scripts/sae_metrics_table.py"
 
@@ -25,5 +27,7 @@ rule latent_summary_table:
         res("logs", "tables", "latent_summary.log"),
     conda:
         "../../envs/protsae.yaml"
+    params:
+        saes=sae_coordinates(),
     script:
         "../scripts/latent_summary_table.py"

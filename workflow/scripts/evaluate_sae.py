@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import holdout_records
+from protsae.activations import holdout_records
 from protsae.io import write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae
@@ -22,7 +22,7 @@ records = holdout_records(
 )
 metrics = evaluate_sae(
     sae,
-    params.checkpoint,  # the ESM-2 .pt among input.model (which may also list its regression file)
+    snakemake.input.model,
     records,
     layer=int(params.layer),
     max_tokens_per_batch=int(params.max_tokens_per_batch),

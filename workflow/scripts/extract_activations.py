@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import extract_shard, select_shard_records
+from protsae.activations import extract_shard, select_shard_records
 from protsae.progress import get_logger
 
 params = snakemake.params
@@ -23,7 +23,7 @@ logger.info(
 )
 tokens_per_sequence = params.tokens_per_sequence
 extract_shard(
-    params.checkpoint,  # the .pt itself; input.model may also list its regression file
+    snakemake.input.model,
     records,
     snakemake.output[0],
     layer=int(params.layer),

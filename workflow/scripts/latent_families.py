@@ -5,14 +5,14 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.io import write_parquet
-from protsae.latents import families_from_files, sae_width
+from protsae.latents import families_from_files
 from protsae.progress import get_logger
 
 table = families_from_files(
     snakemake.input.seq_stats,
     snakemake.input.swissprot,
     snakemake.input.clusters,
-    sae_width(snakemake.input.sae),
+    int(snakemake.params.width),
     thresholds=[float(t) for t in snakemake.params.thresholds],
     f1_threshold=float(snakemake.params.f1_threshold),
     min_train_members=int(snakemake.params.min_train_members),

@@ -10,12 +10,9 @@ from protsae.latents.encode import latent_stats_from_files
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params
-# The checkpoint file itself; the model input may also list its contact-regression file.
-checkpoint = params.checkpoint
-
 latent_stats_from_files(
     sae_path=snakemake.input.sae,
-    model_path=checkpoint,
+    model_path=snakemake.input.model,
     swissprot_path=snakemake.input.swissprot,
     clusters_path=snakemake.input.clusters,
     layer=int(params.layer),
