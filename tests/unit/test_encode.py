@@ -354,3 +354,42 @@ def test_import_protsae_stays_light():
     code = "import sys, protsae; f = protsae.encode; print(callable(f), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]  # torch loads when encode runs, not before
+
+
+def test_the_sae_activation_convention_is_honoured(grid, tmp_path):
+    """An SAE trained on InterProt's vectors is encoded on those vectors, not fair-esm's."""
+    import json
+    import shutil
+
+    tmp, sae_dir, _, _, seqs = grid
+    folder = tmp_path / "results" / "sae" / MODEL / f"L{LAYER}" / f"k{K}-w{WIDTH}"
+    shutil.copytree(sae_dir, folder)
+    cfg = json.loads((folder / "sae.json").read_text())
+    cfg["activation_convention"] = "interprot"
+    (folder / "sae.json").write_text(json.dumps(cfg))
+    seq_id = "Q00004"
+    fasta = write_fasta(tmp_path / "one.fasta", [(seq_id, seqs[seq_id])])
+    checkpoint = tmp / "resources" / "downloads" / f"{MODEL}.pt"
+    got = protsae.encode(fasta, folder, tmp_path / "ip", model=checkpoint, device="cpu")
+    table = pq.read_table(got.parquet).to_pandas()
+
+    model, alphabet = esm_mod.load_model(checkpoint, "cpu")
+    sae = sae_mod.load_sae(folder / "sae.safetensors")
+    assert sae.cfg.activation_convention == "interprot"
+    want = {}
+    for convention in ("interprot", "fair-esm"):
+        ((_, rep),) = esm_mod.layer_representations(
+            model, alphabet, [(seq_id, seqs[seq_id])], LAYER, 4096, convention=convention
+        )
+        with torch.no_grad():
+            top = sae.encode(rep)
+        values, indices = top.values.numpy(), top.indices.numpy()
+        pos, col = np.nonzero(values > 0)
+        want[convention] = {
+            (int(p), int(indices[p, c])): float(values[p, c]) for p, c in zip(pos, col, strict=True)
+        }
+    got_map = {(int(r.position), int(r.latent)): float(r.value) for r in table.itertuples()}
+    assert set(got_map) == set(want["interprot"])
+    assert set(got_map) != set(want["fair-esm"])
+    for key, value in got_map.items():
+        assert value == pytest.approx(want["interprot"][key], rel=1e-4, abs=1e-5)
