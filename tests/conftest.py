@@ -1,5 +1,5 @@
 """Fixtures shared by the tests: where the repository and its demo data are, FASTA writing,
-reading a whole activation shard."""
+reading a whole activation shard, an SAE's dense latents."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from protsae.activations import DTYPES, iter_shard, shard_info
 
@@ -90,3 +91,16 @@ def optional_module() -> Callable[[str], object]:
         )
 
     return load
+
+
+@pytest.fixture(scope="session")
+def dense_latents() -> Callable[[object, torch.Tensor], torch.Tensor]:
+    """``[N, width]`` latents of an SAE (zeros outside the top k): the dense view other SAE
+    libraries return, for comparing with them."""
+
+    def dense(sae, x: torch.Tensor) -> torch.Tensor:
+        top = sae.encode(x)
+        out = torch.zeros(x.shape[0], sae.cfg.width, dtype=top.values.dtype, device=x.device)
+        return out.scatter_(1, top.indices, top.values)
+
+    return dense

@@ -115,7 +115,8 @@ def shrink_demo(config: dict) -> dict:
     so tests that run it whole stay within their time budget on 2 CPUs."""
     config["sequences"]["sample_size"] = min(config["sequences"]["sample_size"], 150)
     training = config["sae"]["training"]
-    training["total_tokens"] = min(training["total_tokens"], 50 * training["batch_tokens"])
+    short = 50 * training["batch_tokens"]  # total_tokens null (one pass) is shortened too
+    training["total_tokens"] = min(training["total_tokens"] or short, short)
     config["sae"].setdefault("eval", {})["max_sequences"] = 10
     return config
 

@@ -182,3 +182,16 @@ def test_every_eval_key_is_documented_in_design_md() -> None:
     section = design.split("## eval.json metrics", 1)[1].split("\n## ", 1)[0]
     documented = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
     assert documented == list(evaluate.EVAL_KEYS)
+
+
+def test_at_the_last_layer_only_the_unmasked_variant_is_defined(tiny_esm: Path) -> None:
+    """At the last layer the LM head reads each position's own vector, and the masked
+    positions are never spliced: the masked variant cannot see the SAE (null, not NaN)."""
+    sae = _lossless_sae()
+    with torch.no_grad():
+        sae.W_dec.mul_(0.5)  # a poor reconstruction, visible wherever it is spliced
+    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 2, max_tokens_per_batch=64, device="cpu")
+    assert result["ce_sae"] == result["ce_zero"] == result["ce_clean"]
+    assert result["loss_recovered"] is None and result["delta_ce"] == 0.0
+    assert abs(result["delta_ce_unmasked"]) > 1e-3
+    assert result["loss_recovered_unmasked"] is not None

@@ -37,14 +37,14 @@ def _trained_looking_sae(normalize: str = "none") -> TopKSAE:
     return sae
 
 
-def _assert_same_model(a: TopKSAE, b: TopKSAE, x: torch.Tensor) -> None:
+def _assert_same_model(a: TopKSAE, b: TopKSAE, x: torch.Tensor, dense) -> None:
     with torch.no_grad():
-        torch.testing.assert_close(a.dense_latents(x), b.dense_latents(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(dense(a, x), dense(b, x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(a(x).x_hat, b(x).x_hat, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
-def test_own_format_round_trip(tmp_path: Path, normalize: str) -> None:
+def test_own_format_round_trip(tmp_path: Path, normalize: str, dense_latents) -> None:
     sae = _trained_looking_sae(normalize)
     save_sae(sae, tmp_path / "sae.safetensors", tmp_path / "sae.json")
     loaded = load_sae(tmp_path / "sae.safetensors")
@@ -54,7 +54,7 @@ def test_own_format_round_trip(tmp_path: Path, normalize: str) -> None:
     assert set(load_file(tmp_path / "sae.safetensors")) == {"W_enc", "b_enc", "W_dec", "b_dec"}
     saved = json.loads((tmp_path / "sae.json").read_text())
     assert saved["normalize"] == normalize and saved["activation_convention"] == "fair-esm"
-    _assert_same_model(sae, loaded, torch.randn(30, 16) * 2)
+    _assert_same_model(sae, loaded, torch.randn(30, 16) * 2, dense_latents)
 
 
 def test_own_format_errors_name_the_file(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_own_format_errors_name_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
-def test_saelens_layout_round_trip(tmp_path: Path, normalize: str) -> None:
+def test_saelens_layout_round_trip(tmp_path: Path, normalize: str, dense_latents) -> None:
     sae = _trained_looking_sae(normalize)
     export_saelens(sae, tmp_path / "saelens")
     cfg = json.loads((tmp_path / "saelens" / "cfg.json").read_text())
@@ -91,7 +91,7 @@ def test_saelens_layout_round_trip(tmp_path: Path, normalize: str) -> None:
         4,
         normalize,
     )
-    _assert_same_model(sae, loaded, torch.randn(30, 16) * 2)
+    _assert_same_model(sae, loaded, torch.randn(30, 16) * 2, dense_latents)
 
 
 def test_hook_names_say_what_the_vector_is() -> None:
@@ -127,7 +127,7 @@ def test_saelens_export_of_last_layer_and_convention(tmp_path: Path) -> None:
     )
 
 
-def test_saelens_options_are_folded_exactly(tmp_path: Path) -> None:
+def test_saelens_options_are_folded_exactly(tmp_path: Path, dense_latents) -> None:
     """A SAELens-written TopK SAE without b_dec subtraction and with decoder-norm rescaling."""
     torch.manual_seed(0)
     d, width, k = 12, 40, 4
@@ -158,7 +158,7 @@ def test_saelens_options_are_folded_exactly(tmp_path: Path) -> None:
     x_hat = (z / norms) @ W_dec + b_dec
     sae = load_saelens(tmp_path)
     with torch.no_grad():
-        torch.testing.assert_close(sae.dense_latents(x), z, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(dense_latents(sae, x), z, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(sae(x).x_hat, x_hat, atol=1e-4, rtol=1e-4)
     cfg["normalize_activations"] = "expected_average_only_in"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
@@ -168,7 +168,7 @@ def test_saelens_options_are_folded_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
 def test_sae_lens_package_loads_our_export(
-    tmp_path: Path, normalize: str, optional_module: Callable[[str], Any]
+    tmp_path: Path, normalize: str, optional_module: Callable[[str], Any], dense_latents
 ) -> None:
     sae_lens = optional_module("sae_lens")
     sae = _trained_looking_sae(normalize)
@@ -178,7 +178,7 @@ def test_sae_lens_package_loads_our_export(
     with torch.no_grad():
         their_latents = theirs.encode(x)
         their_x_hat = theirs.decode(their_latents)
-        torch.testing.assert_close(their_latents, sae.dense_latents(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(their_latents, dense_latents(sae, x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(their_x_hat, sae(x).x_hat, atol=1e-5, rtol=1e-5)
 
 
@@ -195,7 +195,7 @@ def _interprot_forward(x, w_enc, w_dec, b_enc, b_pre, k):
     return latents, recons
 
 
-def test_interprot_import_reproduces_their_forward(tmp_path: Path) -> None:
+def test_interprot_import_reproduces_their_forward(tmp_path: Path, dense_latents) -> None:
     torch.manual_seed(0)
     d, width, k = 20, 80, 6
     w_enc = torch.randn(d, width) / d**0.5
@@ -213,7 +213,7 @@ def test_interprot_import_reproduces_their_forward(tmp_path: Path) -> None:
     x = torch.randn(50, d) * 4 + 1.5
     latents, recons = _interprot_forward(x, w_enc, w_dec, b_enc, b_pre, k)
     with torch.no_grad():
-        torch.testing.assert_close(sae.dense_latents(x), latents, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(dense_latents(sae, x), latents, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(sae(x).x_hat, recons, atol=1e-4, rtol=1e-5)
 
     save_sae(sae, tmp_path / "sae.safetensors", tmp_path / "sae.json")

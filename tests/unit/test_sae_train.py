@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import signal
@@ -23,7 +24,9 @@ from safetensors.torch import load_file
 import protsae
 from protsae.activations import ShardWriter
 from protsae.sae import load_sae, train_sae
+from protsae.sae import train as train_module
 from protsae.sae.config import TrainConfig, default_lr, lr_at
+from protsae.sae.model import SAEConfig, TopKSAE
 from protsae.sae.train import LOG_SCHEMA, geometric_median
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,3 +280,78 @@ def test_train_config_mirrors_the_config_schema_and_reads_rule_params() -> None:
     config = TrainConfig.from_mapping(params)
     assert config == TrainConfig(width=64, k=4, total_tokens=1000, auxk=8, seed=3)
     assert isinstance(config.width, int) and config.lr is None and config.bf16 is False
+
+
+def test_one_pass_budget_and_the_epoch_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
+    common = dict(width=64, k=4, batch_tokens=128, shuffle_buffer_tokens=500, dead_tokens=600)
+    logger = logging.getLogger("test_sae_train.budget")  # propagates to caplog's handler
+    run = dict(device="cpu", logger=logger)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        one_pass = train_sae(paths, tmp_path / "a", TrainConfig(**common), **run)
+    # total_tokens None: as many full batches as the 1000 cached tokens hold, none seen twice.
+    assert one_pass.steps == 1000 // 128 and one_pass.tokens == 896
+    training = json.loads((tmp_path / "a" / "sae.json").read_text())["training"]
+    assert training["total_tokens"] is None and training["tokens_per_epoch"] == 1000
+    assert training["epochs"] == pytest.approx(0.896)
+    assert "0.90 epoch(s) over 1,000 cached tokens" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        longer = train_sae(paths, tmp_path / "b", TrainConfig(total_tokens=2500, **common), **run)
+    assert longer.steps == 20  # ceil(2500 / 128): a budget beyond the data is allowed ...
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("2.56 epoch(s)" in message for message in warnings), warnings  # ... and said
+    training = json.loads((tmp_path / "b" / "sae.json").read_text())["training"]
+    assert training["epochs"] == pytest.approx(2.56) and training["total_tokens"] == 2500
+
+
+def _with_planted_dead_latents(dead: list[int]) -> type[TopKSAE]:
+    """TopKSAE whose latents ``dead`` start with tiny encoder columns: their pre-activation is
+    positive on some tokens but never among the top k, so no reconstruction gradient reaches
+    them. Only AuxK (which trains dead latents on the residual) can bring them back."""
+
+    class Planted(TopKSAE):
+        def __init__(self, cfg: SAEConfig, seed: int | None = None) -> None:
+            super().__init__(cfg, seed=seed)
+            with torch.no_grad():
+                self.W_enc[:, dead] *= 0.01
+
+    return Planted
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auxk_revives_planted_dead_latents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=48, active=3, n_tokens=4000)
+    planted = list(range(0, 64, 4))  # 16 of 64 latents
+    monkeypatch.setattr(train_module, "TopKSAE", _with_planted_dead_latents(planted))
+    common = dict(
+        width=64,
+        k=3,
+        total_tokens=300 * 128,
+        lr=5e-3,
+        batch_tokens=128,
+        dead_tokens=1024,
+        shuffle_buffer_tokens=2000,
+        seed=seed,
+    )
+    dead = {}
+    for auxk in (0, None):  # 0: AuxK off; None: on, with k_aux = d_model / 2
+        result = train_sae(paths, None, TrainConfig(auxk=auxk, **common), device="cpu")
+        dead[auxk] = result.sae.cfg.training["dead_latents_train"]
+        assert result.sae.cfg.training["dead_fraction_train"] == dead[auxk] / 64
+    assert dead[0] >= len(planted)  # without AuxK the planted latents never come back
+    assert dead[None] < dead[0]
+    assert dead[None] < len(planted) // 2
+
+
+def test_dead_fraction_train_is_null_for_runs_shorter_than_dead_tokens(tmp_path: Path) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
+    config = TrainConfig(width=64, k=4, total_tokens=512, batch_tokens=128, dead_tokens=600)
+    training = train_sae(paths, None, config, device="cpu").sae.cfg.training
+    assert training["dead_fraction_train"] is None and training["dead_latents_train"] is None

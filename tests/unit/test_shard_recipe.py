@@ -1,5 +1,6 @@
 """The "Reading the activation shards without protsae" recipe in docs/design.md, run as written:
-each of its code blocks must give exactly the array protsae.activations.read_shard gives."""
+each of its code blocks must give exactly the array protsae's own reader
+(``protsae.activations.iter_shard``, through the ``read_shard`` fixture) gives."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protsae.activations import ShardWriter, read_shard
+from protsae.activations import ShardWriter
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 SECTION = "## Reading the activation shards without protsae"
@@ -25,7 +26,10 @@ def recipe_blocks() -> list[str]:
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_recipe_blocks_read_the_same_vectors_as_protsae(
-    tmp_path: Path, dtype: str, optional_module: Callable[[str], object]
+    tmp_path: Path,
+    dtype: str,
+    optional_module: Callable[[str], object],
+    read_shard: Callable[[Path], tuple],
 ) -> None:
     optional_module("polars")
     rng = np.random.default_rng(0)

@@ -97,7 +97,7 @@ def test_sae_outputs(run):
             assert column in log.column_names
         assert log["tokens"].to_pylist()[-1] >= config["sae"]["training"]["total_tokens"]
         metrics = json.loads((folder / "eval.json").read_text())
-        assert list(metrics) == list(EVAL_KEYS)
+        assert set(metrics) == set(EVAL_KEYS)  # (write_json sorts the keys)
         assert metrics["activation_convention"] == "fair-esm"
         assert metrics["l0"] <= spec.k and metrics["n_tokens"] > 0
         assert not (folder / "checkpoint").exists()  # removed once training finished

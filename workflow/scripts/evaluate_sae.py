@@ -1,4 +1,4 @@
-"""Evaluate one SAE on held-out sequences: FVE, MSE, L0, dead fraction, masked-LM loss recovered."""
+"""Evaluate one SAE on held-out sequences: eval.json (keys: protsae.sae.evaluate.EVAL_METRICS)."""
 
 import sys
 

@@ -3,6 +3,7 @@ the learning-rate schedule it implies (docs/method.md, "Schedule")."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -37,8 +38,9 @@ class TrainConfig:
     """Number of latents (dictionary size)."""
     k: int
     """Latents kept per token by the top-k activation."""
-    total_tokens: int
-    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens)."""
+    total_tokens: int | None = None
+    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens). None = one pass
+    over the cached training tokens (steps = their count // batch_tokens, at least 1)."""
     lr: float | None = None
     """Peak Adam learning rate; None = 2e-4 / sqrt(width / 16384)."""
     batch_tokens: int = 4096
@@ -97,11 +99,20 @@ class Schedule:
     base_lr: float
     warmup_steps: int
     log_every: int
+    epochs: float
+    """Passes over the training tokens the steps make (above 1: tokens are seen again)."""
 
     @classmethod
-    def of(cls, config: TrainConfig) -> Schedule:
-        total_steps = max(1, math.ceil(config.total_tokens / config.batch_tokens))
+    def of(cls, config: TrainConfig, tokens_per_epoch: int) -> Schedule:
+        """The schedule of ``config`` on shards holding ``tokens_per_epoch`` training tokens."""
+        if tokens_per_epoch < 1:
+            raise ValueError(f"no training tokens (tokens_per_epoch={tokens_per_epoch})")
+        if config.total_tokens is None:  # one pass: every batch full, no token seen twice
+            total_steps = max(1, tokens_per_epoch // config.batch_tokens)
+        else:
+            total_steps = max(1, math.ceil(config.total_tokens / config.batch_tokens))
         return cls(
+            epochs=total_steps * config.batch_tokens / tokens_per_epoch,
             total_steps=total_steps,
             base_lr=config.lr if config.lr is not None else default_lr(config.width),
             warmup_steps=(
@@ -116,3 +127,22 @@ class Schedule:
 
     def lr(self, step: int, decay_fraction: float) -> float:
         return lr_at(step, self.total_steps, self.base_lr, self.warmup_steps, decay_fraction)
+
+
+def log_budget(
+    config: TrainConfig, schedule: Schedule, tokens_per_epoch: int, logger: logging.Logger
+) -> None:
+    """Say how many passes over the data the budget makes; warn when tokens will repeat."""
+    budget = "one pass" if config.total_tokens is None else f"{config.total_tokens:,} tokens"
+    message = "training budget %s: %d steps x %d tokens = %.2f epoch(s) over %s cached tokens"
+    args = (
+        budget,
+        schedule.total_steps,
+        config.batch_tokens,
+        schedule.epochs,
+        f"{tokens_per_epoch:,}",
+    )
+    if schedule.epochs > 1:
+        logger.warning(message + "; tokens are seen more than once", *args)
+    else:
+        logger.info(message, *args)

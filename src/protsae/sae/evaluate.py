@@ -16,6 +16,9 @@ BOS and EOS for an ``interprot`` SAE.
   the cross-entropy is over every residue, and the splice covers every trained position.
   (InterProt's own code also scores BOS/EOS and averages per sequence; here the average is
   per residue.)
+- At the last layer no unmasked position feeds the scored ``<mask>`` positions any more, so
+  the masked variant cannot see the SAE: ``loss_recovered`` is null there (ce_zero = ce_clean)
+  and the ``*_unmasked`` keys are the measure. Undefined values are written as null, not NaN.
 
 :data:`EVAL_METRICS` documents every key of ``eval.json``; ``docs/design.md`` lists the same.
 """
@@ -47,7 +50,10 @@ EVAL_METRICS: dict[str, str] = {
     "ce_clean": "masked-LM cross-entropy (nats) over the masked residues, clean",
     "ce_sae": "the same with layer L replaced by the reconstruction at unmasked trained positions",
     "ce_zero": "the same with layer L zeroed at those positions",
-    "loss_recovered": "(ce_zero - ce_sae) / (ce_zero - ce_clean): 1 as good as clean, 0 as zeroing",
+    "loss_recovered": (
+        "(ce_zero - ce_sae) / (ce_zero - ce_clean): 1 as good as clean, 0 as zeroing; null when "
+        "ce_zero = ce_clean (the last layer: no spliced position feeds a masked one)"
+    ),
     "delta_ce": "ce_sae - ce_clean",
     "ce_clean_unmasked": "InterProt's variant: cross-entropy over every residue, nothing masked",
     "ce_sae_unmasked": "the same with the reconstruction at every trained position",
@@ -237,6 +243,12 @@ def evaluate_sae(
         raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
     device = esm_lib.resolve_device(device)
     model, alphabet = esm_lib.load_model(esm_checkpoint, device)
+    if layer == model.num_layers:
+        get_logger().warning(
+            "layer %d is the model's last: the masked loss recovered is undefined there (no "
+            "spliced position feeds a masked one); see loss_recovered_unmasked",
+            layer,
+        )
     sae = sae.to(device).eval()
     args = (sae, model, alphabet, records, layer)
     result: dict[str, Any] = _reconstruction(*args, max_tokens_per_batch, device)
@@ -249,4 +261,9 @@ def evaluate_sae(
         "n_masked": masked["n_scored"],
         "activation_convention": sae.cfg.activation_convention,
     }
-    return {key: result[key] for key in EVAL_KEYS}
+    return {key: _finite_or_none(result[key]) for key in EVAL_KEYS}
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN (an undefined ratio) becomes None, so ``eval.json`` is strict JSON (null)."""
+    return None if isinstance(value, float) and math.isnan(value) else value

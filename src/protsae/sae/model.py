@@ -274,12 +274,6 @@ class TopKSAE(nn.Module):
             return self._from_sae_space(y, stats)
         return y
 
-    def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, width] latent activations, for analyses that want a dense view of few tokens."""
-        top = self.encode(x)
-        dense = torch.zeros(x.shape[0], self.cfg.width, dtype=top.values.dtype, device=x.device)
-        return dense.scatter_(1, top.indices, top.values)
-
     def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
         """Reconstruct ``x`` [N, d_model]; with ``dead_mask`` [width] also the AuxK loss.
 

@@ -27,7 +27,7 @@ import torch
 from protsae.device import resolve_device
 from protsae.io import atomic_path, write_parquet
 from protsae.progress import Progress, get_logger
-from protsae.sae.config import Schedule, TrainConfig
+from protsae.sae.config import Schedule, TrainConfig, log_budget
 from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
 from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
@@ -353,14 +353,18 @@ def _finish(
     """Record the training summary in the SAE's config and write the outputs; the log table."""
     tokens = schedule.total_steps * settings["batch_tokens"]
     log = pa.Table.from_pylist(run.log_rows, schema=LOG_SCHEMA)
+    dead_tokens = settings["dead_tokens"]
+    dead = run.tokens_since_fired >= dead_tokens
     run.sae.cfg.training = {
         **settings,
         "steps": schedule.total_steps,
         "tokens_trained": tokens,
-        "epochs": tokens / stream.tokens_per_epoch,
+        "tokens_per_epoch": stream.tokens_per_epoch,
+        "epochs": schedule.epochs,
         "shards": [p.name for p in stream.paths],
         "final_fve": run.log_rows[-1]["fve"],
-        "final_dead_fraction": run.log_rows[-1]["dead_fraction"],
+        "dead_fraction_train": float(dead.float().mean()) if tokens >= dead_tokens else None,
+        "dead_latents_train": int(dead.sum()) if tokens >= dead_tokens else None,
     }
     if outputs is not None:
         if not isinstance(outputs, TrainOutputs):
@@ -396,7 +400,7 @@ def train_sae(
     device = resolve_device(device)
     autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
     stream = _open_stream(shard_paths, config, d_model, device, logger)
-    schedule = Schedule.of(config)
+    schedule = Schedule.of(config, stream.tokens_per_epoch)
     settings = _settings(config, schedule, bf16=autocast_dtype is not None)
     run = _new_run(config, stream, schedule, model_name, layer, device)
     fingerprint = _fingerprint(stream, settings)
@@ -418,6 +422,7 @@ def train_sae(
         schedule.base_lr,
         device,
     )
+    log_budget(config, schedule, stream.tokens_per_epoch, logger)
     remaining = (schedule.total_steps - run.step) * config.batch_tokens
     progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
