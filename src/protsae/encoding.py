@@ -75,11 +75,11 @@ class SaeFolder:
         return self.results / "latents" / self.model / f"L{self.layer}" / self.name
 
     @property
-    def browser_dir(self) -> Path | None:
-        """Where the feature browser's pages of this SAE's latents are expected (see README)."""
+    def browser_page(self) -> Path | None:
+        """The feature browser's latent page (``results/browser/latent.html``, see README)."""
         if self.results is None:
             return None
-        return self.results / "browser" / self.model / f"L{self.layer}" / self.name
+        return self.results / "browser" / "latent.html"
 
 
 @dataclass

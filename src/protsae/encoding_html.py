@@ -2,9 +2,9 @@
 
 Pages load nothing: no scripts, fonts or styles from elsewhere, and a Content-Security-Policy
 that forbids any fetch. Every id, name and annotation is HTML-escaped. Latents link to the
-feature browser's page for them, ``results/browser/{model}/L{layer}/k{k}-w{width}/latent-{n}.html``,
-when ``results/browser/`` exists (the path is this module's assumption about the browser's layout:
-:func:`browser_link` is the one place that states it).
+feature browser's page for them, ``results/browser/latent.html#sae=L{layer}-k{k}-w{width}&latent={n}``
+(the browser's layout in docs/design.md), when that page exists; :func:`browser_link` is the one
+place that knows the layout.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def page_name(seq_id: str, taken: set[str]) -> str:
 
 def browser_link(sae: SaeFolder, latent: int, page_dir: Path) -> str | None:
     """Relative URL of the browser's page for ``latent``, or None when there is no browser."""
-    if sae.results is None or not (sae.results / "browser").is_dir() or sae.browser_dir is None:
+    page = sae.browser_page
+    if page is None or not page.is_file():
         return None
-    target = sae.browser_dir / f"latent-{latent}.html"
-    return quote(os.path.relpath(target, page_dir).replace(os.sep, "/"))
+    where = quote(os.path.relpath(page, page_dir).replace(os.sep, "/"))
+    return f"{where}#sae=L{sae.layer}-{quote(sae.name)}&latent={latent}"
 
 
 def _colour(value: float, vmax: float) -> str:

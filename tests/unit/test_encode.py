@@ -213,18 +213,21 @@ def test_browser_links_point_at_the_results_browser(grid, tmp_path):
     browser = tmp / "results" / "browser"
     fasta = write_fasta(tmp_path / "one.fasta", [("Q00003", seqs["Q00003"])])
     protsae.encode(fasta, sae_dir, tmp_path / "nolinks", html=True, device="cpu")
-    assert '<a href="../' not in (tmp_path / "nolinks" / "Q00003.html").read_text()
+    assert "latent.html" not in (tmp_path / "nolinks" / "Q00003.html").read_text()
     browser.mkdir()
+    (browser / "latent.html").write_text("<!DOCTYPE html>")
     try:
-        protsae.encode(fasta, sae_dir, tmp_path / "links", html=True, device="cpu")
+        result = protsae.encode(fasta, sae_dir, tmp_path / "links", html=True, device="cpu")
     finally:
+        (browser / "latent.html").unlink()
         browser.rmdir()
     text = (tmp_path / "links" / "Q00003.html").read_text()
-    hrefs = re.findall(r'href="([^"]+latent-\d+\.html)"', text)
-    assert hrefs
-    for href in hrefs:
-        target = (tmp_path / "links" / href).resolve()
-        assert target.parent == (browser / MODEL / f"L{LAYER}" / f"k{K}-w{WIDTH}").resolve()
+    hrefs = re.findall(r'href="([^"#]+)#sae=([^&"]+)&amp;latent=(\d+)"', text)
+    active = set(pq.read_table(result.parquet)["latent"].to_pylist())
+    assert {int(latent) for _, _, latent in hrefs} == active  # every active latent links
+    for page, sae, _ in hrefs:
+        assert (tmp_path / "links" / page).resolve() == (browser / "latent.html").resolve()
+        assert sae == f"L{LAYER}-k{K}-w{WIDTH}"
 
 
 def test_html_colours_by_the_chosen_latent(encoded, grid):
