@@ -396,3 +396,22 @@ def test_the_sae_activation_convention_is_honoured(grid, tmp_path):
     assert set(got_map) != set(want["fair-esm"])
     for key, value in got_map.items():
         assert value == pytest.approx(want["interprot"][key], rel=1e-4, abs=1e-5)
+
+
+def test_an_sae_outside_the_results_tree_takes_results_and_model(grid, tmp_path):
+    import shutil
+
+    tmp, sae_dir, _, _, seqs = grid
+    loose = tmp_path / "my_sae"
+    shutil.copytree(sae_dir, loose)
+    fasta = write_fasta(tmp_path / "one.fasta", [("Q00005", seqs["Q00005"])])
+    checkpoint = tmp / "resources" / "downloads" / f"{MODEL}.pt"
+    with pytest.raises(InputError, match="weights of model 'esm2_tiny' not found"):
+        protsae.encode(fasta, loose, tmp_path / "a", device="cpu")
+    plain = protsae.encode(fasta, loose, tmp_path / "a", model=checkpoint, device="cpu")
+    assert pd_read_tsv(plain.tsv)["pattern_class"].isna().all()  # no latents/ to annotate from
+    annotated = protsae.encode(
+        fasta, loose, tmp_path / "b", results=tmp / "results", model=checkpoint, device="cpu"
+    )
+    tsv = pd_read_tsv(annotated.tsv)
+    assert (tsv["pattern_class"] == [PATTERN_CLASSES[lat % 9] for lat in tsv["latent"]]).all()
