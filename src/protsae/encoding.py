@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,9 @@ import pyarrow.parquet as pq
 from protsae.io import AtomicParquetWriter, write_text
 from protsae.progress import Progress, get_logger
 from protsae.sequences import InputError, esm_residue_letters, read_fasta
+
+if TYPE_CHECKING:
+    from protsae.latents.stats import Encoder
 
 #: Longest sequence ESM-2 takes (1024 positions minus BOS and EOS).
 MAX_RESIDUES = 1022
@@ -268,7 +272,9 @@ def read_annotations(sae: SaeFolder) -> pa.Table | None:
 # --------------------------------------------------------------------------- encoding
 
 
-def _in_input_order(encoder, records: Sequence[tuple[str, str]]) -> Iterator[SequenceLatents]:
+def _in_input_order(
+    encoder: Encoder, records: Sequence[tuple[str, str]]
+) -> Iterator[SequenceLatents]:
     """Encode chunk by chunk and yield in the FASTA's order (the encoder yields longest first)."""
     for start in range(0, len(records), _CHUNK_SEQUENCES):
         chunk = records[start : start + _CHUNK_SEQUENCES]
