@@ -35,6 +35,7 @@ include: "workflow/rules/sequences.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/latents.smk"
+include: "workflow/rules/probes.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -262,14 +262,33 @@ def local_source_path(url: str) -> str:
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+# The format each source must have (protsae.filetypes.KINDS), checked before a download
+# takes its final name. Probe data sets come in several layouts (archives, FASTA, CSV):
+# "any" refuses an HTML page or an empty file and checks archives are whole.
+SOURCE_KINDS = {
+    "uniref50": "fasta",
+    "swissprot": "swissprot",
+    "interpro_entries": "entry_list",
+    "secondary_structure": "any",
+    "localization": "any",
+    "thermostability": "any",
+    "expression": "any",
+}
+
+
 def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Every file the download rule may fetch: ``{file name: {url, md5, sha256, source}}``."""
+    """Every file the download rule may fetch:
+    ``{file name: {url, md5, sha256, md5_url, source, label, kind}}``; ``label`` names the
+    config key."""
     files = {
         source_file_name(name, src["url"]): {
             "url": src["url"],
             "md5": src.get("md5", ""),
             "sha256": src.get("sha256", ""),
+            "md5_url": src.get("md5_url", ""),
             "source": name,
+            "label": f"sources.{name}",
+            "kind": SOURCE_KINDS.get(name, "text"),
         }
         for name, src in config["sources"].items()
     }
@@ -282,12 +301,16 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
             "md5": esm.get("model_md5") or "",
             "sha256": "",
             "source": "esm",
+            "label": "esm.model",
+            "kind": "checkpoint",
         }
         files[f"{esm['model']}-contact-regression.pt"] = {
             "url": regression_url,
             "md5": "",
             "sha256": "",
             "source": "esm",
+            "label": "esm.model (contact regression)",
+            "kind": "checkpoint",
         }
     return files
 

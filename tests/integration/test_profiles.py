@@ -13,7 +13,7 @@ from workflow_runs import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
-GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats")
+GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit")
 BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", re.MULTILINE)
 RULE_RESOURCES = re.compile(r"^    resources:\n((?:        .*\n)+)", re.MULTILINE)
 

@@ -118,6 +118,9 @@ def shrink_demo(config: dict) -> dict:
     short = 50 * training["batch_tokens"]  # total_tokens null (one pass) is shortened too
     training["total_tokens"] = min(training["total_tokens"] or short, short)
     config["sae"].setdefault("eval", {})["max_sequences"] = 10
+    probes = config.get("probes") or {}
+    if probes.get("layers"):
+        probes["layers"] = probes["layers"][-1:]  # every task, one layer
     return config
 
 

@@ -52,7 +52,12 @@ def test_defaults_are_the_papers_values():
     config = validate_config(minimal(), SCHEMA)
     assert config["results"] == "results"
     assert config["esm"]["model"] == "esm2_t33_650M_UR50D"
-    assert config["sequences"] == {"sample_size": 1000000, "max_length": 1022, "seed": 0}
+    assert config["sequences"] == {
+        "sample_size": 1000000,
+        "max_length": 1022,
+        "seed": 0,
+        "swissprot_invalid": "error",
+    }
     assert config["clustering"]["min_seq_id"] == 0.3
     assert config["clustering"]["coverage"] == 0.9
     assert config["clustering"]["sensitivity"] == 8

@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 import protsae
 from protsae.activations import ShardWriter
+from protsae.io import LockHeld
 from protsae.sae import load_sae, train_sae
 from protsae.sae import train as train_module
 from protsae.sae.config import TrainConfig, default_lr, lr_at
@@ -355,3 +356,49 @@ def test_dead_fraction_train_is_null_for_runs_shorter_than_dead_tokens(tmp_path:
     config = TrainConfig(width=64, k=4, total_tokens=512, batch_tokens=128, dead_tokens=600)
     training = train_sae(paths, None, config, device="cpu").sae.cfg.training
     assert training["dead_fraction_train"] is None and training["dead_latents_train"] is None
+
+
+def test_second_trainer_on_one_checkpoint_folder_fails_naming_the_first(tmp_path: Path) -> None:
+    """After `kill -9 snakemake` its trainer runs on; a rerun's trainer must not resume from
+    the checkpoint that one is still writing."""
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=2000)
+    settings = {
+        "width": 64,
+        "k": 2,
+        "total_tokens": 40 * 128,
+        "batch_tokens": 128,
+        "shuffle_buffer_tokens": 500,
+        "checkpoint_every": 5,
+    }
+    first = {
+        **settings,
+        "shards": [str(p) for p in paths],
+        "out": str(tmp_path / "run"),
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "device": "cpu",
+        "marker": str(tmp_path / "blocked"),
+        "block_at": 12,
+    }
+    proc = _run_child(_child_script(tmp_path), first, wait=False)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "blocked").exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "child never reached step 12"
+            time.sleep(0.05)
+        with pytest.raises(LockHeld, match=f"pid {proc.pid} on "):
+            train_sae(
+                paths,
+                tmp_path / "second",
+                TrainConfig(**settings),
+                checkpoint_dir=tmp_path / "ckpt",
+                device="cpu",
+            )
+        assert not (tmp_path / "second").exists()
+    finally:
+        proc.kill()
+        proc.communicate()
+    result = train_sae(
+        paths, tmp_path / "second", TrainConfig(**settings), checkpoint_dir=tmp_path / "ckpt"
+    )
+    assert result.resumed_from_step == 10  # the first one's last checkpoint, now free

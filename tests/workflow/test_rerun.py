@@ -134,7 +134,8 @@ def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: P
     )
     try:
         deadline = time.monotonic() + 180
-        while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        # checkpoint.pt itself: the temporary file it is written to shows up first
+        while not (checkpoints / "checkpoint.pt").is_file():
             assert run.poll() is None, f"training ended ({run.returncode}) before a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 180 s"
             time.sleep(0.2)

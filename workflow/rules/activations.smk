@@ -1,4 +1,6 @@
 # ESM-2 residue activations of one layer, in deterministic shards of the UniRef50 sample.
+# `eval_set` is not read: no ESM job starts before the evaluation set has passed its checks
+# (entries ESM-2 can read, a test cluster); ancient, so a new evaluation set reruns nothing here.
 
 
 rule extract_activations:
@@ -6,6 +8,7 @@ rule extract_activations:
         model=esm_checkpoint,
         regression=esm_regression,
         sample=res("sequences", "uniref50_sample.parquet"),
+        eval_set=ancient(res("sequences", "swissprot_clusters.parquet")),
     output:
         res("activations", "{model}", "L{layer}", "shard-{shard}.parquet"),
     log:

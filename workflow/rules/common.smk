@@ -6,13 +6,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from protsae.store import content_key
 from protsae.plan import (
     ConfigError,
     SaeSpec,
     downloads,
     expand_sweeps,
-    is_local_source,
-    local_source_path,
     source_file_name,
     is_checkpoint_path,
     load_schema,
@@ -127,8 +126,18 @@ def esm_files(wildcards=None):
 
 
 def source_file(name):
-    """Where the download stage puts config source ``name``."""
-    return f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
+    """The link to config source ``name`` (ancient: touching a source reruns nothing; a
+    consumer reruns when the source's bytes change through ``source_record``)."""
+    return ancient(
+        f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
+    )
+
+
+def source_record(name):
+    """The record of config source ``name`` (its checksums; rewritten only when its bytes
+    change): every rule reading ``source_file(name)`` takes this too."""
+    file = source_file_name(name, config["sources"][name]["url"])
+    return f"{DOWNLOADS_DIR}/{file}.json"
 
 
 def download_field(field):
@@ -139,10 +148,13 @@ def download_field(field):
     return get
 
 
-def download_input(wildcards):
-    """A local source is the download's input, so editing that file reruns what reads it."""
-    url = DOWNLOADS[wildcards.file]["url"]
-    return [local_source_path(url)] if is_local_source(url) else []
+def download_content(wildcards):
+    """What the download's bytes must be (protsae.store.content_key): the job reruns when
+    this changes, never because a file was touched or a checksum it has was added."""
+    try:
+        return content_key(DOWNLOADS[wildcards.file], wildcards.file, DOWNLOADS_DIR)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
 
 # ---- wildcards as typed params -----------------------------------------------------
@@ -199,6 +211,75 @@ def all_latent_summaries(wildcards=None):
     return [f"{latents_dir(spec)}/summary.json" for spec in SAES]
 
 
+# ---- probes ----------------------------------------------------------------------
+
+from protsae.probes.config import probe_sae_specs, probe_tasks, task_grid, task_training
+
+try:
+    PROBE_SAES = probe_sae_specs(config["probes"], SAES)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+PROBE_TASKS = probe_tasks(config["sources"])
+PROBE_SAE_NAME = SaeSpec(0, **config["probes"]["sae"]).name
+PROBE_FEATURES = ["esm", f"sae-{PROBE_SAE_NAME}"]
+PROBE_DIR = res("probes", "{model}", "L{layer}", "{task}")
+
+
+def probe_dir(layer, task):
+    return res("probes", MODEL, f"L{layer}", task)
+
+
+def probe_source(wildcards):
+    return source_file(wildcards.task)
+
+
+def probe_sae_files(wildcards):
+    """The SAE a probe encodes with: none for ESM features."""
+    if wildcards.features == "esm":
+        return []
+    spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+    return [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/sae.json"]
+
+
+def probe_latent_table(name):
+    def get(wildcards):
+        spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
+        return f"{latents_dir(spec)}/{name}.parquet"
+
+    get.__name__ = f"probe_latent_{name}"
+    return get
+
+
+def probe_grid(wildcards):
+    return task_grid(config["probes"], wildcards.task)
+
+
+def probe_training(wildcards):
+    return task_training(config["probes"], wildcards.task)
+
+
+def all_probe_results(wildcards=None):
+    return [
+        f"{probe_dir(spec.layer, task)}/{features}.json"
+        for spec in PROBE_SAES
+        for task in PROBE_TASKS
+        for features in PROBE_FEATURES
+    ]
+
+
+def probe_targets():
+    if not (PROBE_SAES and PROBE_TASKS):
+        return []
+    targets = all_probe_results()
+    for spec in PROBE_SAES:
+        for task in PROBE_TASKS:
+            targets += [
+                f"{probe_dir(spec.layer, task)}/{name}.parquet"
+                for name in ("top_latents", "coefficients")
+            ]
+    return targets + [res("tables", "probes.csv")]
+
+
 def get_final_targets():
     targets = [
         res("sequences", "uniref50_sample.parquet"),
@@ -218,4 +299,5 @@ def get_final_targets():
             res("tables", "sae_metrics.csv"),
             res("tables", "latent_summary.csv"),
         ]
+    targets += probe_targets()
     return targets

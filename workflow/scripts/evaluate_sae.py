@@ -8,9 +8,11 @@ import pyarrow.parquet as pq
 import torch
 
 from protsae.activations import holdout_records
-from protsae.io import write_json
+from protsae.io import claim_outputs, write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)

@@ -8,7 +8,10 @@ import pyarrow.parquet as pq
 import torch
 
 from protsae.activations import extract_shard, select_shard_records
+from protsae.io import claim_outputs
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 logger = get_logger()

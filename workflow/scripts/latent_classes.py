@@ -4,9 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.latents import PatternRules, classes_from_files
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 rules = PatternRules(

@@ -4,9 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.latents import families_from_files
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 table = families_from_files(
     snakemake.input.seq_stats,

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import torch
 
+from protsae.io import claim_outputs
 from protsae.sae.train import TrainConfig, TrainOutputs, train_sae
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)

@@ -1,26 +1,11 @@
 """Evaluating an SAE on held-out sequences: reconstruction quality and ESM loss recovered.
 
 Everything is computed in the SAE's activation convention (``sae.cfg.activation_convention``,
-see :mod:`protsae.conventions`), on the positions the SAE was trained on: real residues, plus
-BOS and EOS for an ``interprot`` SAE.
-
-- Reconstruction statistics (FVE, MSE, L0, ``dead_fraction_eval``) are taken over those
-  positions of the held-out records, with nothing masked.
-- Loss recovered compares three runs of ESM scoring the same 15% masked residues: clean, with
-  layer L's output replaced by the SAE reconstruction, and with it zero-ablated. The
-  reconstruction (and the zero ablation) replace layer L only at trained positions that are
-  not masked: ``<mask>`` positions (exactly the scored ones) and, for a fair-esm SAE, BOS and
-  EOS keep their clean activations, because the SAE never saw such inputs in training and
-  splicing there would measure out-of-distribution inputs as much as the SAE.
-- ``*_unmasked``: InterProt's variant, for comparison with published SAEs: nothing is masked,
-  the cross-entropy is over every residue, and the splice covers every trained position.
-  (InterProt's own code also scores BOS/EOS and averages per sequence; here the average is
-  per residue.)
-- At the last layer no unmasked position feeds the scored ``<mask>`` positions any more, so
-  the masked variant cannot see the SAE: ``loss_recovered`` is null there (ce_zero = ce_clean)
-  and the ``*_unmasked`` keys are the measure. Undefined values are written as null, not NaN.
-
-:data:`EVAL_METRICS` documents every key of ``eval.json``; ``docs/design.md`` lists the same.
+:mod:`protsae.conventions`) at the positions it was trained on (residues; plus BOS/EOS for
+``interprot``). Loss recovered scores masked residues with layer L replaced only at unmasked
+trained positions; the ``*_unmasked`` keys are InterProt's variant (nothing masked). Which
+positions are replaced and why, and the last-layer case, are docs/method.md's "Loss recovered"
+decision. :data:`EVAL_METRICS` documents every ``eval.json`` key (docs/design.md lists them).
 """
 
 from __future__ import annotations
@@ -37,7 +22,7 @@ from protsae.conventions import trains_on_bos_eos
 from protsae.progress import Progress, get_logger
 from protsae.sae.model import SAEConfig, TopKSAE
 
-#: Every key of ``eval.json`` with what it means (the order is the file's).
+#: Every key of ``eval.json`` with what it means.
 EVAL_METRICS: dict[str, str] = {
     "fve": "fraction of variance explained at the SAE's trained positions of held-out sequences",
     "mse": "mean squared reconstruction error per dimension at those positions",
@@ -107,7 +92,8 @@ class ReconstructionStats:
 
 
 def sae_edit(sae: TopKSAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction.
+    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction
+    (``masked_lm_cross_entropy``'s ``edit_positions`` restricts it to trained positions).
 
     Runs in float32 with autocast off, so the SAE is the one evaluated, not its bf16 rounding.
     """

@@ -12,6 +12,7 @@ stale checkpoint must never be resumed by a later, different run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,15 +26,21 @@ import pyarrow as pa
 import torch
 
 from protsae.device import resolve_device
-from protsae.io import atomic_path, write_parquet
+from protsae.io import exclusive_lock, remove_stale_parts, write_parquet
 from protsae.progress import Progress, get_logger
+from protsae.sae.checkpoint import (
+    CHECKPOINT_NAME,
+    RunState,
+    fingerprint_of,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from protsae.sae.config import Schedule, TrainConfig, log_budget
 from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
 from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
 LOG_SCHEMA = pa.schema(
     [
         pa.field("step", pa.int64()),
@@ -97,34 +104,6 @@ class TrainResult:
     resumed_from_tokens: int
 
 
-def _fingerprint(stream: ActivationStream, settings: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a checkpoint to belong to this run."""
-    rows = [0] * len(stream.paths)
-    for unit in stream.row_groups:
-        rows[unit.shard] += unit.rows
-    shards = [[path.name, n] for path, n in zip(stream.paths, rows, strict=True)]
-    return {"shards": shards, **settings}
-
-
-def _load_checkpoint(
-    path: Path, fingerprint: dict[str, Any], logger: logging.Logger
-) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: training from scratch is the safe answer
-        logger.warning("%s: unreadable checkpoint (%s); training from scratch", path, err)
-        return None
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        logger.warning(
-            "%s: checkpoint belongs to a run with other settings or data; training from scratch",
-            path,
-        )
-        return None
-    return state
-
-
 def _append_log_row(
     rows: list[dict[str, Any]],
     interval: dict[str, Any],
@@ -170,40 +149,6 @@ def _empty_interval() -> dict[str, Any]:
     return {key: 0.0 for key in _INTERVAL_KEYS} | {"count": 0}
 
 
-@dataclass
-class _Run:
-    """The mutable state of a training run: exactly what a checkpoint saves."""
-
-    sae: TopKSAE
-    optimizer: torch.optim.Optimizer
-    tokens_since_fired: torch.Tensor
-    log_rows: list[dict[str, Any]]
-    interval: dict[str, Any]
-    step: int = 0
-
-    def state_dict(self, fingerprint: dict[str, Any], stream_state: Any) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "step": self.step,
-            "model": self.sae.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "stream": stream_state,
-            "tokens_since_fired": self.tokens_since_fired.cpu(),
-            "log_rows": self.log_rows,
-            "interval": {key: float(value) for key, value in self.interval.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any], stream: ActivationStream) -> None:
-        self.sae.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        stream.load_state_dict(state["stream"])
-        self.tokens_since_fired.copy_(state["tokens_since_fired"])
-        self.log_rows = list(state["log_rows"])
-        self.interval = dict(state["interval"])
-        self.step = int(state["step"])
-
-
 def _open_stream(
     shard_paths: Sequence[str | os.PathLike[str]],
     config: TrainConfig,
@@ -229,7 +174,7 @@ def _open_stream(
 
 
 def _restore_or_init(
-    run: _Run,
+    run: RunState,
     stream: ActivationStream,
     checkpoint_path: Path | None,
     fingerprint: dict[str, Any],
@@ -238,7 +183,7 @@ def _restore_or_init(
     logger: logging.Logger,
 ) -> None:
     """Resume ``run`` from a matching checkpoint, or start it: ``b_dec`` from the data."""
-    state = _load_checkpoint(checkpoint_path, fingerprint, logger) if checkpoint_path else None
+    state = load_checkpoint(checkpoint_path, fingerprint, logger) if checkpoint_path else None
     if state is None:
         device = run.tokens_since_fired.device
         _init_decoder_bias(run.sae, stream, config.median_sample_tokens, device)
@@ -253,7 +198,7 @@ def _restore_or_init(
     )
 
 
-def _account(run: _Run, out: SAEOutput, tokens: int) -> None:
+def _account(run: RunState, out: SAEOutput, tokens: int) -> None:
     """Fold one step's output into the dead-latent counters and the open log interval."""
     with torch.no_grad():
         active = out.values > 0
@@ -269,7 +214,7 @@ def _account(run: _Run, out: SAEOutput, tokens: int) -> None:
 
 
 def _train_loop(
-    run: _Run,
+    run: RunState,
     stream: ActivationStream,
     config: TrainConfig,
     schedule: Schedule,
@@ -306,14 +251,6 @@ def _train_loop(
     run.sae.eval()
 
 
-def _remove_checkpoint(path: Path | None) -> None:
-    """A finished run leaves no checkpoint (nor an empty checkpoint directory) behind."""
-    if path and path.exists():
-        path.unlink()
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
-
-
 def _new_run(
     config: TrainConfig,
     stream: ActivationStream,
@@ -321,7 +258,7 @@ def _new_run(
     model_name: str | None,
     layer: int | None,
     device: torch.device,
-) -> _Run:
+) -> RunState:
     """A fresh SAE (seeded) with its optimiser; model and layer default to the shards'."""
     cfg = SAEConfig(
         d_model=stream.d_model,
@@ -334,7 +271,7 @@ def _new_run(
         layer=stream.layer if layer is None else layer,
     )
     sae = TopKSAE(cfg, seed=config.seed).to(device)
-    return _Run(
+    return RunState(
         sae=sae,
         optimizer=make_optimizer(sae, schedule.base_lr),
         tokens_since_fired=torch.zeros(config.width, dtype=torch.long, device=device),
@@ -344,7 +281,7 @@ def _new_run(
 
 
 def _finish(
-    run: _Run,
+    run: RunState,
     outputs: TrainOutputs | str | os.PathLike[str] | None,
     settings: dict[str, Any],
     schedule: Schedule,
@@ -394,7 +331,8 @@ def train_sae(
     ``config.checkpoint_every`` steps and a restarted call resumes from it, ending with the
     same weights an uninterrupted run would have. ``on_step(step, tokens)`` is called after
     each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
-    metadata; ``d_model``, when given, must match the shards.
+    metadata; ``d_model``, when given, must match the shards. A second trainer on the same
+    ``checkpoint_dir`` fails at once (:class:`protsae.io.LockHeld`, naming the first).
     """
     logger = logger or get_logger()
     device = resolve_device(device)
@@ -403,52 +341,56 @@ def train_sae(
     schedule = Schedule.of(config, stream.tokens_per_epoch)
     settings = _settings(config, schedule, bf16=autocast_dtype is not None)
     run = _new_run(config, stream, schedule, model_name, layer, device)
-    fingerprint = _fingerprint(stream, settings)
+    fingerprint = fingerprint_of(stream, settings)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    _restore_or_init(
-        run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
-    )
-    resumed_from_step = run.step
-    logger.info(
-        "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
-        "tokens, lr %.3g, device %s",
-        stream.d_model,
-        config.width,
-        config.k,
-        len(stream.paths),
-        f"{stream.tokens_per_epoch:,}",
-        schedule.total_steps,
-        config.batch_tokens,
-        schedule.base_lr,
-        device,
-    )
-    log_budget(config, schedule, stream.tokens_per_epoch, logger)
-    remaining = (schedule.total_steps - run.step) * config.batch_tokens
-    progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
+    # One trainer per checkpoint folder: a second one would resume from a file being written.
+    with exclusive_lock(checkpoint_dir) if checkpoint_dir else contextlib.nullcontext():
+        if checkpoint_path:
+            remove_stale_parts(checkpoint_path)
+        _restore_or_init(
+            run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
+        )
+        resumed_from_step = run.step
+        logger.info(
+            "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
+            "tokens, lr %.3g, device %s",
+            stream.d_model,
+            config.width,
+            config.k,
+            len(stream.paths),
+            f"{stream.tokens_per_epoch:,}",
+            schedule.total_steps,
+            config.batch_tokens,
+            schedule.base_lr,
+            device,
+        )
+        log_budget(config, schedule, stream.tokens_per_epoch, logger)
+        remaining = (schedule.total_steps - run.step) * config.batch_tokens
+        progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 
-    def checkpoint(stream_state: Any) -> None:
-        _save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
+        def checkpoint(stream_state: Any) -> None:
+            save_checkpoint(checkpoint_path, run.state_dict(fingerprint, stream_state))
 
-    _train_loop(
-        run,
-        stream,
-        config,
-        schedule,
-        checkpoint if checkpoint_path else None,
-        autocast_dtype,
-        on_step,
-        progress,
-    )
-    log = _finish(run, outputs, settings, schedule, stream)
-    _remove_checkpoint(checkpoint_path)
-    return TrainResult(
-        sae=run.sae,
-        log=log,
-        steps=schedule.total_steps,
-        tokens=schedule.total_steps * config.batch_tokens,
-        resumed_from_step=resumed_from_step,
-        resumed_from_tokens=resumed_from_step * config.batch_tokens,
-    )
+        _train_loop(
+            run,
+            stream,
+            config,
+            schedule,
+            checkpoint if checkpoint_path else None,
+            autocast_dtype,
+            on_step,
+            progress,
+        )
+        log = _finish(run, outputs, settings, schedule, stream)
+        remove_checkpoint(checkpoint_path)
+        return TrainResult(
+            sae=run.sae,
+            log=log,
+            steps=schedule.total_steps,
+            tokens=schedule.total_steps * config.batch_tokens,
+            resumed_from_step=resumed_from_step,
+            resumed_from_tokens=resumed_from_step * config.batch_tokens,
+        )
 
 
 def train_step(
@@ -489,8 +431,3 @@ def _init_decoder_bias(
         sample = sae.standardize(sample)[0]
     with torch.no_grad():
         sae.b_dec.copy_(geometric_median(sample))
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)

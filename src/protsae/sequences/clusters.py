@@ -141,7 +141,10 @@ def cluster_sequences(
         max_length,
     )
     if not chosen:
-        return CLUSTERS_SCHEMA.empty_table()
+        raise InputError(
+            f"no Swiss-Prot entry of at most {max_length} residues among {len(accessions)}; "
+            "the evaluation set would be empty"
+        )
     representative = _easy_cluster(
         chosen, min_seq_id, coverage, sensitivity, threads, workdir, logger
     )
@@ -152,6 +155,12 @@ def cluster_sequences(
     members = [a for a, _ in chosen]
     clusters = [representative[a] for a in members]
     splits = ["test" if c in test else "train" for c in clusters]
+    if not test:
+        raise InputError(
+            f"the evaluation set has no test representative: {len(members)} entries in "
+            f"{len(set(clusters))} cluster(s) with test_fraction {test_fraction}; latent "
+            "families are scored on test clusters, so give Swiss-Prot entries of 2+ clusters"
+        )
     logger.info(
         "%d entries in %d clusters; %d test clusters (%d entries), seed %d",
         len(members),

@@ -15,13 +15,14 @@ import random
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import pyarrow as pa
 
+from protsae.filetypes import sniff
 from protsae.progress import Progress, get_logger
 from protsae.sequences.common import InputError, esm_residue_letters, open_binary
 
@@ -74,7 +75,7 @@ def _read_ahead(path: str | os.PathLike[str], depth: int = 4) -> Iterator[bytes]
         try:
             with open_binary(path) as fh:
                 while not stop.is_set():
-                    block = fh.read(BLOCK_BYTES)
+                    block = _read_block(fh, put)
                     put(block)  # b"" marks the end
                     if not block:
                         return
@@ -94,6 +95,23 @@ def _read_ahead(path: str | os.PathLike[str], depth: int = 4) -> Iterator[bytes]
     finally:
         stop.set()
         helper.join()
+
+
+def _read_block(fh: IO[bytes], put: Callable[[bytes], None]) -> bytes:
+    """Up to ``BLOCK_BYTES`` from ``fh`` in ``read1`` steps; on an error (a gzip stream cut
+    short) the bytes read before it are handed on first, so the record reached is known."""
+    block = bytearray()
+    try:
+        while len(block) < BLOCK_BYTES:
+            chunk = fh.read1(BLOCK_BYTES - len(block))  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            block += chunk
+    except BaseException:
+        if block:
+            put(bytes(block))
+        raise
+    return bytes(block)
 
 
 # Upper-cases and drops line breaks in one C-level pass over a record's sequence lines.
@@ -119,7 +137,12 @@ def _record_batches(path: str | os.PathLike[str]) -> Iterator[list[tuple[bytes, 
             start = data.find(b">")
             if start < 0 or data[:start].strip():
                 if data.strip():
-                    raise InputError(f"{path}: sequence data before the first '>' header")
+                    found = sniff(data[:4096])
+                    raise InputError(
+                        f"{path}: it is {found}, not a FASTA file"
+                        if found
+                        else f"{path}: sequence data before the first '>' header"
+                    )
                 return []
             data = data[start + 1 :]
         batch = []
@@ -151,6 +174,10 @@ def _record_batches(path: str | os.PathLike[str]) -> Iterator[list[tuple[bytes, 
             yield split(data)
         yield split(b"".join(pending))
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        data = b"".join(pending)
+        cut = data.rfind(b"\n>")
+        if cut >= 0:
+            yield split(data[: cut + 1])  # the whole records before the damage
         last = last_header.decode("utf-8", "replace").split(maxsplit=1)
         raise InputError(
             f"{path}: truncated or corrupt gzip data ({exc}) after record #{number}"
@@ -196,8 +223,14 @@ def read_fasta(
                     logger.warning("%s: duplicate id %r dropped (first kept)", path, record_id)
                 continue
             seen.add(record_id)
+        if not raw_sequence.isascii():
+            byte = next(b for b in raw_sequence if b > 127)
+            raise InputError(
+                f"{path}: record #{number} ({record_id!r}) has the byte 0x{byte:02x} in its "
+                "sequence (not a residue letter; not ASCII)"
+            )
         stats.records += 1
-        yield FastaRecord(record_id, header, raw_sequence.decode("latin-1"))
+        yield FastaRecord(record_id, header, raw_sequence.decode("ascii"))
     if stats.duplicates or stats.nonascii_headers:
         logger.warning(
             "%s: %d duplicate ids dropped, %d headers with non-ASCII bytes",
@@ -265,41 +298,47 @@ def sample_uniref50(
     Records with letters ESM has no token for are skipped and counted. Rows come back in
     file order. Memory depends on ``sample_size``, not on the file: ids are not
     remembered, so a repeated id is caught (and dropped) only when it is drawn while its
-    first record is in the sample (UniRef50 ids are unique by construction).
+    first record is in the sample (UniRef50 ids are unique by construction). While the
+    sample fills, a repeated id takes no place, so the sample is full whenever the file
+    has ``sample_size`` distinct eligible ids. The first ids of each reason to drop a
+    record are logged with the counts.
     """
     logger = logger or get_logger()
     allowed = esm_residue_letters().encode()
     reservoir = Reservoir(sample_size, seed)
     kept: list[tuple[int, bytes, bytes] | None] = [None] * sample_size  # (order, id, sequence)
     slot_of: dict[bytes, int] = {}
-    seen = too_long = invalid = duplicates = nonascii = 0
+    seen = too_long = invalid = duplicates = drawn_duplicates = nonascii = 0
     bad_letters: Counter[str] = Counter()
+    dropped: dict[str, list[str]] = {"too long": [], "letters": [], "repeated": []}
     progress = Progress(f"sample {Path(path).name}", None, "records", logger, interval=30.0)
 
     for batch in _record_batches(path):
         seen += len(batch)
-        for header, sequence in batch:
+        for index, (header, sequence) in enumerate(batch):
             if not header.isascii():
                 nonascii += 1
             if len(sequence) > max_length:
                 too_long += 1
+                _name_dropped(dropped["too long"], header)
                 continue
             outside = sequence.translate(None, allowed)
             if outside:
                 invalid += 1
                 bad_letters.update(outside.decode("latin-1"))
+                _name_dropped(dropped["letters"], header)
                 continue
-            slot = reservoir.offer()
-            if slot < 0:
+            filling = reservoir.offered < sample_size
+            slot = -1 if filling else reservoir.offer()
+            if not filling and slot < 0:
                 continue
-            words = header.split(None, 1)
-            if not words:
-                number = seen - len(batch) + batch.index((header, sequence)) + 1
-                raise InputError(f"{path}: record #{number} has an empty header")
-            record_id = words[0]
+            record_id = _record_id(header, path, seen - len(batch) + index + 1)
             if record_id in slot_of:  # its first record is in the sample: keep that one
                 duplicates += 1
+                drawn_duplicates += not filling
+                _name_dropped(dropped["repeated"], header)
                 continue
+            slot = reservoir.offer() if filling else slot
             previous = kept[slot]
             if previous is not None:
                 del slot_of[previous[1]]
@@ -310,7 +349,7 @@ def sample_uniref50(
     rows = sorted(item for item in kept if item is not None)
     counts = {
         "seen": seen,
-        "eligible": reservoir.offered - duplicates,
+        "eligible": reservoir.offered - drawn_duplicates,
         "kept": len(rows),
         "too_long": too_long,
         "invalid_letters": invalid,
@@ -318,7 +357,27 @@ def sample_uniref50(
         "nonascii_headers": nonascii,
     }
     _log_sample(path, counts, max_length, sample_size, bad_letters, logger)
+    named = "; ".join(f"{why}: {', '.join(ids)}" for why, ids in dropped.items() if ids)
+    if named:
+        logger.info("%s: first dropped ids (up to %d per reason): %s", path, MAX_NAMED, named)
     return _sample_table(rows, counts)
+
+
+MAX_NAMED = 5
+
+
+def _name_dropped(names: list[str], header: bytes) -> None:
+    """Remember the id of a dropped record, for the first ``MAX_NAMED`` of a reason."""
+    if len(names) < MAX_NAMED:
+        words = header.split(None, 1)
+        names.append(words[0].decode("utf-8", "replace") if words else "(empty header)")
+
+
+def _record_id(header: bytes, path: str | os.PathLike[str], number: int) -> bytes:
+    words = header.split(None, 1)
+    if not words:
+        raise InputError(f"{path}: record #{number} has an empty header")
+    return words[0]
 
 
 def _log_sample(

@@ -1,7 +1,10 @@
 """Swiss-Prot entries with their InterPro accessions, parsed by Biopython behind a guard.
 
 The guard names the file and record when the input is broken (a missing ``//``, a record
-Biopython cannot read).
+Biopython cannot read). An entry without a sequence, or with letters ESM-2 has no token for
+(bytes that are not UTF-8 included), is an error naming its accession and line, or with
+``invalid="skip"`` is left out and named in the log. A file without entries is an error:
+the evaluation set would be empty.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import IO
 import pyarrow as pa
 
 from protsae.progress import Progress, get_logger
-from protsae.sequences.common import InputError, open_text
+from protsae.sequences.common import InputError, esm_residue_letters, open_text
 from protsae.sequences.interpro import read_entry_list
 
 SWISSPROT_SCHEMA = pa.schema(
@@ -84,6 +87,12 @@ class _GuardedLines:
 
 def iter_swissprot(path: str | os.PathLike[str]) -> Iterator:
     """Biopython ``SwissProt.Record`` objects, with errors that name the file and the record."""
+    for record, _ in _records_and_lines(path):
+        yield record
+
+
+def _records_and_lines(path: str | os.PathLike[str]) -> Iterator[tuple]:
+    """(Biopython record, line number where it starts) for each entry of the file."""
     from Bio import SwissProt
 
     with open_text(path) as fh:
@@ -101,23 +110,56 @@ def iter_swissprot(path: str | os.PathLike[str]) -> Iterator:
                     f"{path}: cannot parse {lines.describe()} at line {lines.line_number}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            yield record
+            yield record, lines.record_start
+
+
+MAX_NAMED = 10
+
+
+def _sequence_problem(sequence: str, allowed: frozenset[str]) -> str | None:
+    """Why a sequence cannot go through ESM-2, or None."""
+    if not sequence:
+        return "has no sequence (no SQ block)"
+    outside = sorted(set(sequence) - allowed)
+    if not outside:
+        return None
+    if "\ufffd" in outside:
+        return "has bytes that are not UTF-8 in its sequence"
+    return f"has letters outside the ESM-2 alphabet in its sequence: {''.join(outside)!r}"
 
 
 def parse_swissprot(
     dat_path: str | os.PathLike[str],
     entry_list_path: str | os.PathLike[str],
     logger: logging.Logger | None = None,
+    invalid: str = "error",
 ) -> pa.Table:
-    """One row per Swiss-Prot entry with its InterPro accessions and the Family ones among them."""
+    """One row per Swiss-Prot entry with its InterPro accessions and the Family ones among them.
+
+    ``invalid`` says what an entry ESM-2 cannot read does: ``"error"`` (an
+    :class:`InputError` naming it) or ``"skip"`` (left out, named in the log).
+    """
+    if invalid not in ("error", "skip"):
+        raise ValueError(f"invalid must be 'error' or 'skip', got {invalid!r}")
     logger = logger or get_logger()
     entries = read_entry_list(entry_list_path)
     columns: dict[str, list] = {name: [] for name in SWISSPROT_SCHEMA.names}
     unknown: set[str] = set()
+    skipped: list[str] = []
+    allowed = frozenset(esm_residue_letters())
     progress = Progress(f"parse {Path(dat_path).name}", None, "entries", logger, interval=30.0)
-    for record in iter_swissprot(dat_path):
+    for record, line in _records_and_lines(dat_path):
         if not record.accessions:
             raise InputError(f"{dat_path}: entry {record.entry_name!r} has no AC line")
+        problem = _sequence_problem(record.sequence, allowed)
+        if problem:
+            where = f"entry {record.accessions[0]} (line {line}) {problem}"
+            if invalid == "error":
+                raise InputError(
+                    f"{dat_path}: {where}; set sequences.swissprot_invalid: skip to leave such entries out"
+                )
+            skipped.append(where)
+            continue
         interpro = [ref[1] for ref in record.cross_references if ref[0] == "InterPro"]
         unknown.update(acc for acc in interpro if acc not in entries)
         columns["accession"].append(record.accessions[0])
@@ -129,6 +171,20 @@ def parse_swissprot(
             [acc for acc in interpro if entries.get(acc, ("",))[0] == "Family"]
         )
         progress.update(1)
+    if skipped:
+        logger.warning(
+            "%s: skipped %d entries ESM-2 cannot read: %s%s",
+            dat_path,
+            len(skipped),
+            "; ".join(skipped[:MAX_NAMED]),
+            "; ..." if len(skipped) > MAX_NAMED else "",
+        )
+    if not columns["accession"]:
+        raise InputError(
+            f"{dat_path}: no Swiss-Prot entries"
+            + (f" left after skipping {len(skipped)}" if skipped else "")
+            + "; the evaluation set would be empty"
+        )
     table = pa.table(columns, schema=SWISSPROT_SCHEMA)
     with_families = sum(1 for f in columns["families"] if f)
     logger.info(

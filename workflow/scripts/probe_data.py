@@ -1,0 +1,24 @@
+"""Read one probe task's source file: records, splits and counts of what was dropped."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from protsae.probes.formats import task_data_from_file
+from protsae.progress import get_logger
+
+params = snakemake.params
+data = task_data_from_file(
+    snakemake.wildcards.task,
+    snakemake.input[0],
+    snakemake.output.table,
+    snakemake.output.counts,
+    long_sequences=params.long_sequences,
+    validation_fraction=float(params.validation_fraction),
+    test_fraction=float(params.test_fraction),
+    seed=int(params.seed),
+    ss_test_set=params.ss_test_set,
+    meltome_split=params.meltome_split,
+    expression_column=params.expression_column,
+)
+get_logger().info("%s: %s", snakemake.wildcards.task, dict(sorted(data.counts.items())))
