@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protsae.costs_jobs import jobs_per_rule, sae_grid
 from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
     SaeSpec,
-    downloads,
-    expand_sweeps,
     is_checkpoint_path,
     is_local_source,
     local_source_path,
     model_name,
-    pretrained_specs,
 )
 
 #: fair-esm's ESM-2 models: (transformer layers, embedding width, attention heads).
@@ -208,49 +206,6 @@ def eval_set(config: dict[str, Any], assume: Assumptions) -> tuple[int, float]:
             "assumed (override with --eval-sequences)"
         )
     return n, n * 350.0
-
-
-def sae_grid(config: dict[str, Any]) -> tuple[list[SaeSpec], list[SaeSpec]]:
-    """(trained, imported) SAEs: the sweeps' expansion and the pretrained entries, as the
-    workflow computes them (an SAE both trained and imported is a config error there)."""
-    trained = expand_sweeps(config["sae"]["sweeps"])
-    imported = sorted(set(pretrained_specs(config)) - set(trained))
-    return trained, imported
-
-
-def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
-    """Jobs of each rule in a run from scratch, counted like the workflow's DAG."""
-    trained, imported = sae_grid(config)
-    saes = len(trained) + len(imported)
-    layers = {s.layer for s in trained}
-    esm = config["esm"]
-    n_downloads = len(
-        [d for d in downloads(config).values() if d["source"] in _USED_SOURCES | {"esm"}]
-    )
-    jobs = {"download": n_downloads}
-    if esm.get("random_init"):
-        jobs["esm_random_init"] = 1
-    jobs |= {
-        "sample_uniref50": 1,
-        "parse_swissprot": 1,
-        "cluster_swissprot": 1,
-        "extract_activations": len(layers) * config["activations"]["shards"],
-        "train_sae": len(trained),
-        "import_sae": len(imported),
-        "evaluate_sae": saes,
-        "latent_stats": saes,
-        "latent_classes": saes,
-        "latent_families": saes,
-        "latent_summary": saes,
-        "sae_metrics_table": int(saes > 0),
-        "latent_summary_table": int(saes > 0),
-        "all": 1,
-    }
-    return {rule: n for rule, n in jobs.items() if n}
-
-
-#: Config sources the current stages read (probe data sets join when the probe stage does).
-_USED_SOURCES = {"uniref50", "swissprot", "interpro_entries"}
 
 
 def sae_file_bytes(shape: ModelShape, spec: SaeSpec) -> int:
@@ -478,9 +433,12 @@ def build_plan(
         "eval_set_sequences": n_eval,
         "eval_set_residues": eval_res,
     }
+    jobs = jobs_per_rule(config)
+    if "probe_fit" in jobs:
+        assume.notes.append("probe jobs are counted; their compute and disk are not estimated")
     return Plan(
         model=shape,
-        jobs=jobs_per_rule(config),
+        jobs=jobs,
         tokens=tokens,
         stages=stages,
         extraction_alternative=alternative,

@@ -60,7 +60,7 @@ def job_memory(
     profile: dict[str, int],
 ) -> list[dict[str, Any]]:
     """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile."""
-    from protsae.costs import sae_grid
+    from protsae.costs_jobs import sae_grid
 
     mb = 1e6
     trained, imported = sae_grid(config)
