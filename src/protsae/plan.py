@@ -366,6 +366,14 @@ def pretrained_specs(
     return specs
 
 
+def schema_path() -> Path:
+    """The config schema: shipped with the package (a link to ``workflow/schemas/`` in a checkout)."""
+    packaged = Path(__file__).with_name("schemas") / "config.schema.yaml"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
     """Read and validate a config file (for tools and tests outside Snakemake)."""
     with open(path) as handle:

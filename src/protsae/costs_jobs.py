@@ -1,0 +1,61 @@
+"""Jobs per rule of a run from scratch, counted with the workflow's own expansion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protsae.plan import SaeSpec, downloads, expand_sweeps, pretrained_specs
+
+
+def sae_grid(config: dict[str, Any]) -> tuple[list[SaeSpec], list[SaeSpec]]:
+    """(trained, imported) SAEs: the sweeps' expansion and the pretrained entries, as the
+    workflow computes them (an SAE both trained and imported is a config error there)."""
+    trained = expand_sweeps(config["sae"]["sweeps"])
+    imported = sorted(set(pretrained_specs(config)) - set(trained))
+    return trained, imported
+
+
+def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
+    """Jobs of each rule in a run from scratch, counted like the workflow's DAG."""
+    trained, imported = sae_grid(config)
+    saes = len(trained) + len(imported)
+    layers = {s.layer for s in trained}
+    esm = config["esm"]
+    n_downloads = len(downloads(config))  # every configured source has a stage reading it
+    jobs = {"download": n_downloads}
+    if esm.get("random_init"):
+        jobs["esm_random_init"] = 1
+    jobs |= {
+        "sample_uniref50": 1,
+        "parse_swissprot": 1,
+        "cluster_swissprot": 1,
+        "extract_activations": len(layers) * config["activations"]["shards"],
+        "train_sae": len(trained),
+        "import_sae": len(imported),
+        "evaluate_sae": saes,
+        "latent_stats": saes,
+        "latent_classes": saes,
+        "latent_families": saes,
+        "latent_summary": saes,
+        **_probe_jobs(config, trained + imported),
+        "sae_metrics_table": int(saes > 0),
+        "latent_summary_table": int(saes > 0),
+        "all": 1,
+    }
+    return {rule: n for rule, n in jobs.items() if n}
+
+
+def _probe_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
+    """The probe stage's jobs (counted; their compute is not priced, see docs/scaling.md)."""
+    from protsae.probes.config import probe_sae_specs, probe_tasks
+
+    specs, tasks = probe_sae_specs(config["probes"], saes), probe_tasks(config["sources"])
+    if not (specs and tasks):
+        return {}
+    pairs = len(specs) * len(tasks)
+    return {
+        "probe_data": len(tasks),
+        "probe_fit": 2 * pairs,  # ESM-embedding and SAE-latent probes
+        "probe_interpret": pairs,
+        "probes_table": 1,
+    }
