@@ -436,6 +436,10 @@ def build_plan(
     jobs = jobs_per_rule(config)
     if "probe_fit" in jobs:
         assume.notes.append("probe jobs are counted; their compute and disk are not estimated")
+    assume.notes.append(
+        "not counted: report figures, the feature browser and steering (its jobs fan out over "
+        "the family-specific latents latent_families finds)"
+    )
     return Plan(
         model=shape,
         jobs=jobs,
