@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protsae.costs_downstream import CHECKPOINT_BOUNDED, add_downstream
 from protsae.costs_jobs import jobs_per_rule, sae_grid
 from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
@@ -257,6 +258,7 @@ class Stage:
     flops: float
     precision: str  # which peak applies: bf16 (ESM under autocast) or fp32
     gpu_hours: float = 0.0
+    cpu_hours: float = 0.0  # CPU-only work of the stage (BLAST, Clustal Omega), rough
 
 
 @dataclass
@@ -290,6 +292,8 @@ class Plan:
             "tokens": self.tokens,
             "stages": [vars(s) for s in self.stages],
             "gpu_hours_total": sum(s.gpu_hours for s in self.stages),
+            "cpu_hours_total": sum(s.cpu_hours for s in self.stages),
+            "jobs_upper_bound": sorted(CHECKPOINT_BOUNDED & set(self.jobs)),
             "extraction_alternative": self.extraction_alternative,
             "disk_bytes": self.disk,
             "disk_bytes_total": self.disk_total,
@@ -414,9 +418,6 @@ def build_plan(
     n_eval, eval_res = eval_set(config, assume)
     stages, alternative = _stages(config, shape, sample, n_eval, eval_res)
     gpu = GPUS[assume.gpu]
-    for stage in stages:
-        peak = gpu.bf16 if stage.precision == "bf16" else gpu.fp32
-        stage.gpu_hours = stage.flops / (peak * assume.utilization) / 3600
     peak = gpu.bf16 * assume.utilization * 3600
     alternative["per_layer_early_exit_gpu_hours"] = alternative["per_layer_early_exit_flops"] / peak
     alternative["multi_layer_pass_gpu_hours"] = alternative["multi_layer_pass_flops"] / peak
@@ -434,12 +435,10 @@ def build_plan(
         "eval_set_residues": eval_res,
     }
     jobs = jobs_per_rule(config)
-    if "probe_fit" in jobs:
-        assume.notes.append("probe jobs are counted; their compute and disk are not estimated")
-    assume.notes.append(
-        "not counted: report figures, the feature browser and steering (its jobs fan out over "
-        "the family-specific latents latent_families finds)"
-    )
+    add_downstream(config, shape, assume, (n_eval, eval_res), stages, disk, extra)
+    for stage in stages:
+        peak = gpu.bf16 if stage.precision == "bf16" else gpu.fp32
+        stage.gpu_hours = stage.flops / (peak * assume.utilization) / 3600
     return Plan(
         model=shape,
         jobs=jobs,

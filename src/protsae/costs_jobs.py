@@ -21,6 +21,7 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
     saes = len(trained) + len(imported)
     layers = {s.layer for s in trained}
     esm = config["esm"]
+    probes = jobs_probe(config, trained + imported)
     n_downloads = len(downloads(config))  # every configured source has a stage reading it
     jobs = {"download": n_downloads}
     if esm.get("random_init"):
@@ -37,16 +38,18 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "latent_classes": saes,
         "latent_families": saes,
         "latent_summary": saes,
-        **_probe_jobs(config, trained + imported),
+        **probes,
+        **_steering_jobs(config, trained + imported),
         "sae_metrics_table": int(saes > 0),
         "latent_summary_table": int(saes > 0),
+        **_report_jobs(config, saes, bool(probes)),
         "all": 1,
     }
     return {rule: n for rule, n in jobs.items() if n}
 
 
-def _probe_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
-    """The probe stage's jobs (counted; their compute is not priced, see docs/scaling.md)."""
+def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
+    """The probe stage's jobs: data per task, two fits and one interpretation per (layer, task)."""
     from protsae.probes.config import probe_sae_specs, probe_tasks
 
     specs, tasks = probe_sae_specs(config["probes"], saes), probe_tasks(config["sources"])
@@ -58,4 +61,34 @@ def _probe_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
         "probe_fit": 2 * pairs,  # ESM-embedding and SAE-latent probes
         "probe_interpret": pairs,
         "probes_table": 1,
+    }
+
+
+def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
+    """The steering stage's jobs. Its per-latent jobs fan out over the family-specific latents
+    the ``latent_families`` checkpoint finds, so they are an upper bound here: at most
+    ``min(steering.max_latents, width)`` latents per SAE (and one BLAST database if any)."""
+    latents = sum(min(config["steering"]["max_latents"], s.width) for s in saes)
+    return {
+        "steering_blastdb": int(bool(saes)),
+        "steering_homologs": latents,
+        "steer_latent": latents,
+        "steering_summary": len(saes),
+    }
+
+
+def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
+    """Figures (sweeps with more than one SAE, SAE quality, one max-activation and one steering
+    figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
+    from protsae.figures.grid import figure_sweeps
+
+    sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
+    return {
+        "figure_sweep": len(sweeps),
+        "figure_sae_quality": int(saes > 0),
+        "figure_max_activation": saes,
+        "figure_steering": saes,
+        "figure_probes": int(probes),
+        "figure_probe_coefficients": int(probes),
+        "feature_browser": int(saes > 0),
     }

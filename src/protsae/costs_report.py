@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from protsae.costs import Plan
+from protsae.costs_downstream import CHECKPOINT_BOUNDED
 
 
 def human_bytes(n: float) -> str:
@@ -30,6 +31,7 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
     """The plan as aligned text tables."""
     m = plan.model
     a = plan.assumptions
+    bounded = CHECKPOINT_BOUNDED & set(plan.jobs)
     out = [
         f"plan for {config_name or 'config'}: model {m.name} ({m.layers} layers, d_model "
         f"{m.d_model}, {m.params / 1e6:.1f}M parameters)",
@@ -37,7 +39,16 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
         "jobs per rule",
         *_table(
             ["rule", "jobs"],
-            [[r, str(n)] for r, n in plan.jobs.items()] + [["total", str(sum(plan.jobs.values()))]],
+            [[r, f"<= {n}" if r in CHECKPOINT_BOUNDED else str(n)] for r, n in plan.jobs.items()]
+            + [["total", f"{'<= ' if bounded else ''}{sum(plan.jobs.values())}"]],
+        ),
+        *(
+            [
+                "(<= : fans out over the family-specific latents latent_families finds, at most "
+                "steering.max_latents per SAE)"
+            ]
+            if bounded
+            else []
         ),
         "",
         "tokens",
@@ -49,9 +60,16 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
         f"compute on {a['gpu']} at {a['utilization']:.0%} of peak "
         f"({a['peak_bf16_tflops']:g} TFLOP/s bf16, {a['peak_fp32_tflops']:g} fp32)",
         *_table(
-            ["stage", "jobs", "FLOPs", "precision", "GPU-hours"],
+            ["stage", "jobs", "FLOPs", "precision", "GPU-hours", "CPU-hours"],
             [
-                [s.rule, str(s.jobs), f"{s.flops:.3g}", s.precision, f"{s.gpu_hours:.3g}"]
+                [
+                    s.rule,
+                    str(s.jobs),
+                    f"{s.flops:.3g}",
+                    s.precision,
+                    f"{s.gpu_hours:.3g}",
+                    f"{s.cpu_hours:.3g}" if s.cpu_hours else "-",
+                ]
                 for s in plan.stages
             ]
             + [
@@ -61,6 +79,7 @@ def format_plan(plan: Plan, config_name: str = "") -> str:
                     f"{sum(s.flops for s in plan.stages):.3g}",
                     "",
                     f"{sum(s.gpu_hours for s in plan.stages):.3g}",
+                    f"{sum(s.cpu_hours for s in plan.stages):.3g}",
                 ]
             ],
         ),
