@@ -96,22 +96,17 @@ def _plan_parser(sub: argparse._SubParsersAction) -> None:
 def _run_plan(args: argparse.Namespace) -> int:
     import json
 
-    import yaml
-
     from protsae.costs import Assumptions, build_plan
     from protsae.costs_report import format_plan
-    from protsae.plan import ConfigError, load_schema, schema_path, validate_config
+    from protsae.plan import ConfigError, load_config, schema_path
 
     try:
-        with open(args.config) as handle:
-            raw = yaml.safe_load(handle) or {}
+        config = load_config(args.config, args.schema or schema_path())
+    except ConfigError as err:
+        print(err, file=sys.stderr)  # the file, then the same lines the workflow stops with
+        return 1
     except OSError as err:
         raise FileNotFoundError(f"{args.config}: cannot read the config ({err.strerror})") from None
-    try:
-        config = validate_config(raw, load_schema(args.schema or schema_path()))
-    except ConfigError as err:
-        print(err, file=sys.stderr)  # the same text the workflow stops with
-        return 1
     assume = Assumptions(
         gpu=args.gpu,
         utilization=args.utilization,

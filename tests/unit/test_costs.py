@@ -195,7 +195,10 @@ def test_cli_config_error_is_the_validators_message(tmp_path, capsys):
     )
     assert main(["plan", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("invalid config:\n  config key <top level>: unknown key(s) 'bogus'")
+    # protsae.plan.load_config's message: the file, then the validator's lines
+    assert err.startswith(
+        f"{path}: invalid config:\n  config key <top level>: unknown key(s) 'bogus'"
+    )
     assert main(["plan", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: cannot read the config" in capsys.readouterr().err
 

@@ -43,8 +43,9 @@ def test_config_error_is_the_workflows_message(demo_config, capsys):
     assert proc.returncode != 0
     assert main(["plan", str(path)]) == 1
     message = capsys.readouterr().err.strip().splitlines()
-    assert len(message) >= 2 and message[0] == "invalid config:"
-    for line in message:
+    # the file first (protsae.plan.load_config), then the lines the workflow stops with
+    assert len(message) >= 2 and message[0] == f"{path}: invalid config:"
+    for line in message[1:]:
         assert line.strip() in proc.stderr + proc.stdout
 
 
