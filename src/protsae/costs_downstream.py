@@ -43,7 +43,7 @@ TASK_OUTPUTS = {"secondary_structure": 3, "localization": 10, "thermostability":
 BLASTP_CELLS_PER_CPU_S = 1e10  # query residues x database residues per CPU-second (heuristic)
 CLUSTALO_S_PER_UNIT = 1e-7  # CPU-seconds per (sequences^2 x length) of an alignment
 MAKEBLASTDB_RESIDUES_PER_S = 5e7
-FIGURE_BYTES = 80_000 + 150_000  # one figure's PNG and SVG
+FIGURE_BYTES = 60_000 + 55_000  # one figure's PNG and SVG (demo figures: 40-80 kB each)
 
 
 @dataclass
@@ -171,10 +171,13 @@ def steering_cpu_hours(
 
 def steering_disk(
     config: dict[str, Any], saes: list[SaeSpec], n_eval: int, eval_residues: float
-) -> float:
-    """BLAST database, and per steered latent its conservation (40 B per residue), alignments
-    (1.2 B per aligned residue of each homolog) and steering table (30 B per residue and
-    multiplier); a summary per SAE."""
+) -> tuple[float, float]:
+    """(BLAST database and one summary per SAE; the per-latent tables at their upper bound).
+
+    Per steered latent: conservation (40 B per residue), alignments (1.2 B per aligned residue
+    of each homolog) and the steering table (30 B per residue and multiplier). Latents the
+    checkpoint finds fewer of, or skips (too few homologs), write less.
+    """
     st = config["steering"]
     mean = eval_residues / max(1, n_eval)
     residues = st["sequences"] * mean
@@ -182,7 +185,7 @@ def steering_disk(
     per_latent = residues * (40 + 1.2 * hits + 30 * len(st["multipliers"]))
     db = 1.3 * eval_residues + 60 * n_eval
     summaries = len(saes) * (2000 + 100 * len(st["conservation_bins"]) * st["max_latents"])
-    return db + steered_latents(config, saes) * per_latent + summaries
+    return db + summaries, steered_latents(config, saes) * per_latent
 
 
 def report_disk(
@@ -248,8 +251,8 @@ def add_downstream(
                 cpu_hours=ds.steering_cpu_hours(config, saes, n_eval, eval_res),
             )
         )
-        disk["steering/ (BLAST db, per-latent tables)"] = ds.steering_disk(
-            config, saes, n_eval, eval_res
+        disk["steering/ (BLAST db, summaries)"], extra["steering per-latent tables (at most)"] = (
+            ds.steering_disk(config, saes, n_eval, eval_res)
         )
         figures = sum(n for r, n in jobs.items() if r.startswith("figure_"))
         disk["figures/"], disk["browser/"] = ds.report_disk(config, figures, saes, mean_eval)

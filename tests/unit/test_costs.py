@@ -243,3 +243,107 @@ def test_demo_plan_follows_its_config(monkeypatch):
         assert plan.disk_extra["activations per layer"] == pytest.approx(
             plan.tokens["stored_tokens_per_layer"] * per_token
         )
+
+
+# ---- probes, steering and the report stage ----------------------------------------------
+
+LOC = {"P1": ("Nucleus-U", 8), "P2": ("Cytoplasm-S", 14), "P3": ("Nucleus-U test", 20)}
+LOC_DROPPED = ("Cytoplasm-Nucleus-U", 30)  # DeepLoc's reader drops this location
+
+
+@pytest.fixture
+def probed(config):
+    """The fixed config plus a local DeepLoc file: one probe task at layer 1 (SAE k2-w16)."""
+    text = "".join(f">{acc} {label}\n{'A' * n}\n" for acc, (label, n) in LOC.items())
+    Path("loc.fasta").write_text(text + f">P9 {LOC_DROPPED[0]}\n{'A' * LOC_DROPPED[1]}\n")
+    config["sources"]["localization"] = {"url": "loc.fasta"}
+    return config
+
+
+def test_probe_jobs_flops_and_disk_by_hand(probed):
+    plan = build_plan(probed)
+    assert plan.jobs["probe_data"] == 1
+    assert plan.jobs["probe_fit"] == 2  # ESM and SAE features at layer 1
+    assert plan.jobs["probe_interpret"] == 1 and plan.jobs["probes_table"] == 1
+    assert plan.jobs["figure_probes"] == plan.jobs["figure_probe_coefficients"] == 1
+    lengths = [n for _, n in LOC.values()]  # P9 dropped
+    tokens = sum(n + 2 for n in lengths)
+    mean_t = sum((n + 2) ** 2 for n in lengths) / tokens
+    forward = tokens * 1 * (24 * D**2 + 4 * mean_t * D)  # to layer 1
+    stage = {s.rule: s for s in plan.stages}["probe_fit"]
+    assert stage.flops == pytest.approx(2 * forward + tokens * 2 * D * 16)  # + SAE encode
+    assert stage.jobs == 2
+    # data: 1 byte per residue + 40 per record; 10 localization classes: coefficients 16 B per
+    # feature and class (ESM d + SAE width), interpretation 24 B per latent and class plus
+    # top latents (10 listed per class and sign, 200 B each), two JSON score files
+    data = sum(lengths) + 40 * len(lengths)
+    per_probe = 16 * 10 * (D + 16) + 24 * 10 * 16 + 200 * 2 * 10 * 10 + 2 * 2000
+    assert plan.disk["probes/ (data, coefficients, scores)"] == pytest.approx(data + per_probe)
+    assert any("probe fitting" in n and "not counted" in n for n in plan.assumptions["notes"])
+    assert not any("not estimated" in n for n in plan.assumptions["notes"])
+
+
+def test_steering_bound_flops_cpu_and_disk_by_hand(config):
+    from protsae.costs_downstream import (
+        BLASTP_CELLS_PER_CPU_S,
+        CLUSTALO_S_PER_UNIT,
+        MAKEBLASTDB_RESIDUES_PER_S,
+    )
+
+    config["steering"].update(max_latents=10, sequences=3, multipliers=[1, 2])
+    plan = build_plan(config)
+    # three SAEs of width 16, at most 10 family-specific latents each (the checkpoint decides)
+    assert plan.jobs["steer_latent"] == plan.jobs["steering_homologs"] == 30
+    assert plan.jobs["steering_summary"] == 3 and plan.jobs["steering_blastdb"] == 1
+    assert plan.to_dict()["jobs_upper_bound"] == [
+        "steer_latent",
+        "steering_blastdb",
+        "steering_homologs",
+    ]
+    # steered sequences: the evaluation set's mean length (one 40-residue entry), + BOS/EOS
+    tokens = 3 * (40 + 2)
+    forward = LAYERS * (24 * D**2 + 4 * 42 * D)  # the whole model, for the logits
+    want = sum(
+        10 * tokens * (3 * forward + 2 * (2 * D * 16 + 2 * k * D))  # plain + 2 clamped
+        for k in (2, 2, 4)
+    )
+    stage = {s.rule: s for s in plan.stages}["steer_latent"]
+    assert stage.jobs == 30 and stage.flops == pytest.approx(want)
+    # CPU: one blastp (40 x 40 database residues) and one alignment of the single hit per
+    # steered sequence, and one makeblastdb
+    seconds = 30 * 3 * (40 * 40 / BLASTP_CELLS_PER_CPU_S + CLUSTALO_S_PER_UNIT * 1 * 40)
+    seconds += 40 / MAKEBLASTDB_RESIDUES_PER_S
+    assert stage.cpu_hours == pytest.approx(seconds / 3600)
+    # disk in the total: the BLAST database and a summary per SAE (bins x latents rows)
+    bins = len(config["steering"]["conservation_bins"])
+    assert plan.disk["steering/ (BLAST db, summaries)"] == pytest.approx(
+        1.3 * 40 + 60 * 1 + 3 * (2000 + 100 * bins * 10)
+    )
+    # beside it, the per-latent tables at their bound: 120 residues per latent, 40 B of
+    # conservation, 1.2 B per aligned hit residue, 30 B per multiplier
+    assert plan.disk_extra["steering per-latent tables (at most)"] == pytest.approx(
+        30 * 120 * (40 + 1.2 * 1 + 30 * 2)
+    )
+
+
+def test_report_jobs_and_disk_by_hand(config):
+    from protsae.costs_downstream import FIGURE_BYTES
+
+    plan = build_plan(config)
+    # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation
+    # and one steering figure per SAE; no probe task configured: no probe figures
+    figures = {
+        "figure_sweep": 2,
+        "figure_sae_quality": 1,
+        "figure_max_activation": 3,
+        "figure_steering": 3,
+    }
+    assert {r: n for r, n in plan.jobs.items() if r.startswith("figure_")} == figures
+    assert plan.jobs["feature_browser"] == 1
+    assert plan.disk["figures/"] == 9 * FIGURE_BYTES
+    top = config["browser"]["top_sequences"]
+    per_latent = 1500 + top * (1.2 * 40 + 300) + 150
+    assert plan.disk["browser/"] == pytest.approx(300_000 + 3 * 16 * per_latent)
+    stage = {s.rule: s for s in plan.stages}["report (figures, browser)"]
+    assert stage.jobs == 10 and stage.flops == 0 and stage.gpu_hours == 0
+    assert stage.cpu_hours > 0  # the browser's Clustal Omega alignment per latent
