@@ -394,7 +394,8 @@ def _disk(
         "latents/*/seq_stats.parquet": sum(seq_stats_rows(s, n_eval, mean_eval) * 30 for s in saes),
         "latents/*/top_examples.parquet": sum(top_bytes(s) for s in saes),
         "latents/*/classes, families, summary": sum(s.width * 60 for s in saes),
-        "logs/, benchmarks/, tables/": sum(jobs_per_rule(config).values()) * 6000,
+        "logs/, benchmarks/, tables/": 6000
+        * sum(n for r, n in jobs_per_rule(config).items() if r not in CHECKPOINT_BOUNDED),
     }
     extra = {
         "activations per layer": act,

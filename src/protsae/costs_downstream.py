@@ -43,7 +43,7 @@ TASK_OUTPUTS = {"secondary_structure": 3, "localization": 10, "thermostability":
 BLASTP_CELLS_PER_CPU_S = 1e10  # query residues x database residues per CPU-second (heuristic)
 CLUSTALO_S_PER_UNIT = 1e-7  # CPU-seconds per (sequences^2 x length) of an alignment
 MAKEBLASTDB_RESIDUES_PER_S = 5e7
-FIGURE_BYTES = 60_000 + 55_000  # one figure's PNG and SVG (demo figures: 40-80 kB each)
+FIGURE_BYTES = 75_000  # one figure's PNG and SVG together (the demo's figures' mean)
 
 
 @dataclass
@@ -113,20 +113,23 @@ def probe_flops(shape: ModelShape, specs: list[SaeSpec], sizes: dict[str, TaskSi
 def probe_disk(
     shape: ModelShape, specs: list[SaeSpec], sizes: dict[str, TaskSize], top_n: int
 ) -> tuple[float, float]:
-    """(bytes under results/probes, the largest job's scratch file): data tables, coefficient
-    tables (16 bytes per feature and output), interpretations, JSON scores; the scratch file is
-    the dense float32 ESM residue features of a residue-level task (in a temporary folder)."""
+    """(bytes under results/probes, the largest job's scratch file), with sizes fitted to the
+    demo's parquet files: data tables (1 B per residue, 1.3 with per-residue labels, 40 B per
+    record); per probe two coefficient tables (1.5 kB + 6 B per feature and output), the
+    interpretation (coefficients: 4 kB + 8 B per latent and output; top latents: 5 kB + 100 B
+    per listed latent) and two JSON scores (0.7 kB). The scratch file holds the dense float32
+    ESM residue features of a residue-level task (in a temporary folder)."""
     data = sum(
-        s.residues * (3 if task in RESIDUE_TASKS else 1) + 40 * s.records
+        s.residues * (1.3 if task in RESIDUE_TASKS else 1.0) + 40 * s.records
         for task, s in sizes.items()
     )
     per_probe = 0.0
     for spec in specs:
         for task in sizes:
             outputs = TASK_OUTPUTS[task]
-            per_probe += 16 * outputs * (shape.d_model + spec.width)  # esm + sae .coef.parquet
-            per_probe += 24 * outputs * spec.width + 200 * 2 * outputs * top_n  # interpret
-            per_probe += 2 * 2000  # the two JSON score files
+            per_probe += 2 * 1500 + 6 * outputs * (shape.d_model + spec.width)
+            per_probe += 4000 + 8 * outputs * spec.width + 5000 + 100 * 2 * outputs * top_n
+            per_probe += 2 * 700
     scratch = max(
         (s.residues * shape.d_model * 4 for t, s in sizes.items() if t in RESIDUE_TASKS),
         default=0.0,

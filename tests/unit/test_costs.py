@@ -273,11 +273,12 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     stage = {s.rule: s for s in plan.stages}["probe_fit"]
     assert stage.flops == pytest.approx(2 * forward + tokens * 2 * D * 16)  # + SAE encode
     assert stage.jobs == 2
-    # data: 1 byte per residue + 40 per record; 10 localization classes: coefficients 16 B per
-    # feature and class (ESM d + SAE width), interpretation 24 B per latent and class plus
-    # top latents (10 listed per class and sign, 200 B each), two JSON score files
+    # data: 1 byte per residue + 40 per record; 10 localization classes: two coefficient
+    # tables (1.5 kB + 6 B per feature and class, ESM d and SAE width), the interpretation
+    # (4 kB + 8 B per latent and class; 5 kB + 100 B per top latent, 10 per class and sign),
+    # two JSON score files
     data = sum(lengths) + 40 * len(lengths)
-    per_probe = 16 * 10 * (D + 16) + 24 * 10 * 16 + 200 * 2 * 10 * 10 + 2 * 2000
+    per_probe = 3000 + 6 * 10 * (D + 16) + 4000 + 8 * 10 * 16 + 5000 + 100 * 2 * 10 * 10 + 1400
     assert plan.disk["probes/ (data, coefficients, scores)"] == pytest.approx(data + per_probe)
     assert any("probe fitting" in n and "not counted" in n for n in plan.assumptions["notes"])
     assert not any("not estimated" in n for n in plan.assumptions["notes"])
