@@ -436,7 +436,7 @@ def build_plan(
         "eval_set_residues": eval_res,
     }
     jobs = jobs_per_rule(config)
-    add_downstream(config, shape, assume, (n_eval, eval_res), stages, disk, extra)
+    more_memory = add_downstream(config, shape, assume, (n_eval, eval_res), stages, disk, extra)
     for stage in stages:
         peak = gpu.bf16 if stage.precision == "bf16" else gpu.fp32
         stage.gpu_hours = stage.flops / (peak * assume.utilization) / 3600
@@ -448,7 +448,7 @@ def build_plan(
         extraction_alternative=alternative,
         disk=disk,
         disk_extra=extra,
-        memory=job_memory(config, shape, sample, assume, profile_mem_mb(profile)),
+        memory=job_memory(config, shape, sample, assume, profile_mem_mb(profile), more_memory),
         assumptions={
             "gpu": gpu.name,
             "peak_bf16_tflops": gpu.bf16 / 1e12,

@@ -218,8 +218,9 @@ def add_downstream(
     stages: list,
     disk: dict[str, float],
     extra: dict[str, float],
-) -> None:
-    """Append the probe, steering and report stages and their disk (:mod:`protsae.costs_downstream`)."""
+) -> dict[str, float]:
+    """Append the probe, steering and report stages and their disk; return the MB their GPU
+    jobs hold besides the model and its forward buffers (for the memory table)."""
     import protsae.costs_downstream as ds
     from protsae.costs import Stage
     from protsae.costs_jobs import jobs_per_rule, jobs_probe, sae_grid
@@ -230,6 +231,7 @@ def add_downstream(
     n_eval, eval_res = eval_data
     mean_eval = eval_res / max(1, n_eval)
     jobs = jobs_per_rule(config)
+    memory: dict[str, float] = {}
     if jobs_probe(config, saes):
         specs = probe_sae_specs(config["probes"], saes)
         sizes = ds.task_sizes(config, probe_tasks(config["sources"]), assume)
@@ -240,6 +242,7 @@ def add_downstream(
             shape, specs, sizes, config["probes"]["top_latents"]
         )
         extra["probe scratch: ESM residue features (largest job, temp folder)"] = scratch
+        memory["probe_fit"] = probe_features_mb(shape, specs, sizes)
         assume.notes.append(
             "probe fitting (linear models on the pooled or per-residue features) is not counted: "
             "it is small next to the ESM forwards that make the features"
@@ -273,3 +276,22 @@ def add_downstream(
             "(the family-specific ones latent_families finds; often fewer); its CPU-hours "
             "(blastp, Clustal Omega) are rough"
         )
+        widest = max(s.width for s in saes)
+        memory["steer_latent"] = 4 * 2 * shape.d_model * widest / 1e6  # the SAE's weights
+    return memory
+
+
+def probe_features_mb(shape: ModelShape, specs: list[SaeSpec], sizes: dict[str, TaskSize]) -> float:
+    """The largest probe job's features in memory: a protein-level task's pooled float32 rows
+    (ESM d or SAE width wide) three times (the array, the fit's scaled copy and its work), or a
+    residue-level task's sparse SAE rows (k values and columns, 8 B each) twice; the dense ESM
+    residue features live in a memory-mapped scratch file instead."""
+    widest = max(s.width for s in specs)
+    k = max(s.k for s in specs)
+    need = 0.0
+    for task, size in sizes.items():
+        if task in RESIDUE_TASKS:
+            need = max(need, 2 * size.residues * k * 8)
+        else:
+            need = max(need, 3 * size.records * max(shape.d_model, widest) * 4)
+    return need / 1e6

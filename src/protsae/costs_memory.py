@@ -58,8 +58,10 @@ def job_memory(
     sample: SequenceSample,
     assume: Assumptions,
     profile: dict[str, int],
+    esm_jobs: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile."""
+    """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile;
+    ``esm_jobs``: further rules that load the model, with the MB they hold besides it."""
     from protsae.costs_jobs import sae_grid
 
     mb = 1e6
@@ -82,6 +84,8 @@ def job_memory(
         "evaluate_sae": base + model + forward + sae + sample_mb,
         "latent_stats": base + model + forward + sae + (1 << 20) * 16 / mb + (1 << 18) * 80 / mb,
     }
+    for rule, held in (esm_jobs or {}).items():
+        rows[rule] = base + model + forward + held
     out = []
     for rule, need in rows.items():
         limit = profile.get(rule, profile.get("default"))

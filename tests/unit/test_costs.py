@@ -281,6 +281,14 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     per_probe = 3000 + 6 * 10 * (D + 16) + 4000 + 8 * 10 * 16 + 5000 + 100 * 2 * 10 * 10 + 1400
     assert plan.disk["probes/ (data, coefficients, scores)"] == pytest.approx(data + per_probe)
     assert any("probe fitting" in n and "not counted" in n for n in plan.assumptions["notes"])
+    # memory: python, the model twice, forward buffers, then the probe's pooled features
+    # (3 records x max(d, width) float32, three copies) / the steered SAE's weights
+    params = LAYERS * 12 * D**2 + 2 * 33 * D
+    esm_job = 700 + params * 8 / 1e6 + probed["esm"]["max_tokens_per_batch"] * D * 4 * 8 / 1e6
+    rows = {r["rule"]: r for r in plan.memory}
+    assert rows["probe_fit"]["estimated_mb"] == round(esm_job + 3 * 3 * D * 4 / 1e6)
+    assert rows["steer_latent"]["estimated_mb"] == round(esm_job + 4 * 2 * D * 16 / 1e6)
+    assert rows["probe_fit"]["profile_mem_mb"] == rule_mem_mb()["probe_fit"]
     assert not any("not estimated" in n for n in plan.assumptions["notes"])
 
 
@@ -348,3 +356,18 @@ def test_report_jobs_and_disk_by_hand(config):
     stage = {s.rule: s for s in plan.stages}["report (figures, browser)"]
     assert stage.jobs == 10 and stage.flops == 0 and stage.gpu_hours == 0
     assert stage.cpu_hours > 0  # the browser's Clustal Omega alignment per latent
+
+
+def test_probe_features_memory_by_hand():
+    from protsae.costs import ModelShape
+    from protsae.costs_downstream import TaskSize, probe_features_mb
+    from protsae.plan import SaeSpec
+
+    shape, specs = ModelShape("m", 6, 320), [SaeSpec(2, 8, 4096), SaeSpec(4, 16, 1024)]
+    loc = TaskSize(1000, 300_000.0, 0.0, True)
+    ss = TaskSize(2000, 500_000.0, 0.0, True)
+    # pooled protein rows: 1000 x widest (4096) float32, three copies
+    assert probe_features_mb(shape, specs, {"localization": loc}) == 3 * 1000 * 4096 * 4 / 1e6
+    # residue rows: 500k x largest k (16) x (value + column, 8 B), twice
+    both = probe_features_mb(shape, specs, {"localization": loc, "secondary_structure": ss})
+    assert both == max(3 * 1000 * 4096 * 4, 2 * 500_000 * 16 * 8) / 1e6
