@@ -192,14 +192,21 @@ def steering_disk(
 
 
 def report_disk(
-    config: dict[str, Any], figures: int, saes: list[SaeSpec], mean_eval_length: float
+    config: dict[str, Any], figures: int, saes: list[SaeSpec], n_eval: int, mean_length: float
 ) -> tuple[float, float]:
-    """(figures, browser) bytes: a PNG and an SVG per figure; the browser writes one script per
-    latent (stats, histogram, ``browser.top_sequences`` aligned sequences with their activations)
-    plus an index row per latent and its static files."""
+    """(figures, browser) bytes: :data:`FIGURE_BYTES` per figure; the browser's static files
+    (25 kB), per latent a script (1 kB of stats and histogram) and an index row (150 B), and per
+    top sequence shown (``browser.top_sequences`` per latent, at most the latent's active
+    sequences) its entry: 200 B, the aligned sequence (1.2 B per residue) and 12 B per active
+    position (sizes from the browser's test pages)."""
+    from protsae.costs import distinct_latents, seq_stats_rows
+
     top = config["browser"]["top_sequences"]
-    per_latent = 1500 + top * (1.2 * mean_eval_length + 300) + 150
-    browser = 300_000 + sum(s.width for s in saes) * per_latent if saes else 0.0
+    browser = 25_000.0 if saes else 0.0
+    for spec in saes:
+        entries = min(seq_stats_rows(spec, n_eval, mean_length), spec.width * top)
+        active = mean_length * spec.k / max(1.0, distinct_latents(spec, mean_length))
+        browser += spec.width * 1150 + entries * (200 + 1.2 * mean_length + 12 * active)
     return figures * FIGURE_BYTES, browser
 
 
@@ -261,7 +268,9 @@ def add_downstream(
             ds.steering_disk(config, saes, n_eval, eval_res)
         )
         figures = sum(n for r, n in jobs.items() if r.startswith("figure_"))
-        disk["figures/"], disk["browser/"] = ds.report_disk(config, figures, saes, mean_eval)
+        disk["figures/"], disk["browser/"] = ds.report_disk(
+            config, figures, saes, n_eval, mean_eval
+        )
         stages.append(
             Stage(
                 "report (figures, browser)",

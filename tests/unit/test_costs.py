@@ -350,9 +350,15 @@ def test_report_jobs_and_disk_by_hand(config):
     assert {r: n for r, n in plan.jobs.items() if r.startswith("figure_")} == figures
     assert plan.jobs["feature_browser"] == 1
     assert plan.disk["figures/"] == 9 * FIGURE_BYTES
-    top = config["browser"]["top_sequences"]
-    per_latent = 1500 + top * (1.2 * 40 + 300) + 150
-    assert plan.disk["browser/"] == pytest.approx(300_000 + 3 * 16 * per_latent)
+    # browser: 25 kB static; per latent 1 kB + a 150 B index row; per top sequence shown
+    # (the one evaluation sequence of 40 residues, for each latent active in it) 200 B, its
+    # aligned residues (1.2 B each) and 12 B per active position
+    want = 25_000.0
+    for k in (2, 2, 4):
+        active_latents = 16 * (1 - (1 - k / 16) ** math.sqrt(40))  # < 16 x top_sequences
+        positions = 40 * k / active_latents
+        want += 16 * 1150 + active_latents * (200 + 1.2 * 40 + 12 * positions)
+    assert plan.disk["browser/"] == pytest.approx(want)
     stage = {s.rule: s for s in plan.stages}["report (figures, browser)"]
     assert stage.jobs == 10 and stage.flops == 0 and stage.gpu_hours == 0
     assert stage.cpu_hours > 0  # the browser's Clustal Omega alignment per latent
