@@ -96,10 +96,10 @@ def test_the_splice_without_a_clamp_reproduces_the_logits(model, tokens, normali
 
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
-def test_clamping_to_the_current_values_changes_nothing(model, tokens, normalize):
+def test_clamping_to_the_current_values_changes_nothing(model, tokens, normalize, dense_latents):
     sae = make_sae(normalize)
     x = layer_vectors(model, sae, tokens)
-    dense = sae.dense_latents(x)
+    dense = dense_latents(sae, x)
     latent = int(dense.gt(0).sum(0).argmax())  # the most often active latent
     assert 0 < int(dense[:, latent].gt(0).sum()) < len(x)
     same = clamp_latent(sae, x, latent, dense[:, latent])
@@ -118,11 +118,11 @@ def test_clamping_to_the_current_values_changes_nothing(model, tokens, normalize
 
 @pytest.mark.parametrize("normalize", ["none", "token_standardize"])
 def test_a_clamp_moves_the_layer_vector_only_along_the_latents_decoder_row(
-    model, tokens, normalize
+    model, tokens, normalize, dense_latents
 ):
     sae = make_sae(normalize)
     x = layer_vectors(model, sae, tokens)
-    dense = sae.dense_latents(x)
+    dense = dense_latents(sae, x)
     latent, value = int(dense.gt(0).sum(0).argmax()), 3.0
     moved = clamp_latent(sae, x, latent, value)
     scale = (value - dense[:, latent])[:, None]
@@ -149,10 +149,10 @@ def test_only_residue_positions_are_edited(model, tokens):
     assert (out[mask] - h[mask]).abs().max() > 1.0
 
 
-def test_steered_sequences_are_argmaxes_over_the_standard_residues(model, tokens):
+def test_steered_sequences_are_argmaxes_over_the_standard_residues(model, tokens, dense_latents):
     sae = make_sae()
     x = layer_vectors(model, sae, tokens)
-    latent = int(sae.dense_latents(x).gt(0).sum(0).argmax())
+    latent = int(dense_latents(sae, x).gt(0).sum(0).argmax())
     out = steered_sequences(
         model[0], model[1], sae, RECORDS, LAYER, latent, [None, 200.0], max_tokens_per_batch=40
     )
