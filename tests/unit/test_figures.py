@@ -97,6 +97,18 @@ def test_quality_figure_bars_match_the_metrics_table(dead):
     assert labels == ["L2 k4 w256", "L2 k8 w256", "L4 k8 w256"]
 
 
+def test_quality_figure_marks_a_missing_value():
+    metrics = pd.DataFrame(
+        {"layer": [2, 4], "k": [8, 8], "width": [256, 256], "fve": [0.9, 0.8], "l0": [8, 8]}
+        | {"dead_fraction": [0.1, 0.2], "loss_recovered": [0.5, float("nan")]}
+    )
+    lr_ax = sae_quality_figure(metrics).axes[3]
+    heights = [bar.get_height() for bar in lr_ax.containers[0]]
+    assert heights[0] == 0.5 and np.isnan(heights[1])
+    (label,) = lr_ax.texts
+    assert label.get_text() == "n/a" and label.get_position()[0] == 1.0
+
+
 def test_quality_figure_names_a_missing_column():
     with pytest.raises(ValueError, match="dead_fraction"):
         sae_quality_figure(

@@ -72,9 +72,10 @@ def test_quality_figure_matches_the_metrics_table(run, tmp_path):
     figure = sae_quality_figure(metrics)
     fve_ax, l0_ax, _, lr_ax = figure.axes
     ordered = metrics.sort_values(["layer", "k", "width"])
-    assert np.allclose([b.get_height() for b in fve_ax.containers[0]], ordered.fve)
-    assert np.allclose([b.get_height() for b in l0_ax.containers[0]], ordered.l0)
-    assert np.allclose([b.get_height() for b in lr_ax.containers[0]], ordered.loss_recovered)
+    for ax, column in ((fve_ax, "fve"), (l0_ax, "l0"), (lr_ax, "loss_recovered")):
+        heights = [b.get_height() for b in ax.containers[0]]
+        assert np.allclose(heights, ordered[column], equal_nan=True)
+        assert len(ax.texts) == ordered[column].isna().sum()  # each missing value says n/a
     assert len(ordered) == len(expand_sweeps(config["sae"]["sweeps"]))
     assert_same_svg(figure, results / "figures/sae_quality.svg", tmp_path)
 

@@ -30,7 +30,8 @@ def sae_quality_figure(metrics: pd.DataFrame) -> Figure:
     """One bar panel per metric, one bar (group) per SAE of ``tables/sae_metrics.csv``.
 
     The dead-fraction panel draws one bar container per dead-fraction column present, with
-    that column's name as label; the other panels one container labelled with the metric.
+    that column's name as label; the other panels one container labelled with the metric. A
+    missing value (NaN) has no bar and an "n/a" label.
     """
     required = {"layer", "k", "width", "fve", "l0", "loss_recovered"}
     missing = sorted(required - set(metrics.columns))
@@ -47,7 +48,10 @@ def sae_quality_figure(metrics: pd.DataFrame) -> Figure:
         step = 0.8 / len(columns)
         for i, column in enumerate(columns):
             values = rows[column].to_numpy(dtype=float)
-            ax.bar(x - 0.4 + step * (i + 0.5), values, width=step, label=column)
+            where = x - 0.4 + step * (i + 0.5)
+            ax.bar(where, values, width=step, label=column)
+            for at in where[np.isnan(values)]:  # e.g. loss recovered without a clean/zero gap
+                ax.text(at, 0, "n/a", ha="center", va="bottom", fontsize="small")
         if key == "l0":
             ax.plot(x, rows["k"].to_numpy(), "k_", markersize=30, markeredgewidth=2, label="k")
         if len(columns) > 1 or key == "l0":
