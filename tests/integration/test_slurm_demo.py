@@ -24,6 +24,7 @@ from workflow_runs import (
     compare_results,
     copy_workflow,
     job_headers,
+    random_esm,
     shrink_demo,
     snakemake,
     write_config,
@@ -46,7 +47,7 @@ def one_sae_demo(config: dict) -> dict:
     config["probes"].update(
         layers=first["layers"][:1], sae={"k": first["ks"][:1][0], "width": first["widths"][0]}
     )
-    return shrink_demo(config)
+    return shrink_demo(random_esm(config))
 
 
 def site_profile(committed: dict, cluster: SlurmCluster) -> dict:

@@ -92,12 +92,15 @@ def latents_dir(spec):
 
 
 def esm_checkpoint(wildcards=None):
-    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init).
+    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, random init or
+    pre-trained here).
 
     Rules name it ``model=esm_checkpoint`` (the file the job passes to ``load_model``) and its
     regression file ``regression=esm_regression`` beside it.
     """
     esm = config["esm"]
+    if esm["pretrain"]:
+        return res("esm", f"{MODEL}.pt")
     if esm["random_init"] or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
@@ -111,6 +114,7 @@ def esm_regression(wildcards=None):
     if (
         regression.name in DOWNLOADS
         or config["esm"]["random_init"]
+        or config["esm"]["pretrain"]
         or regression.exists()
     ):
         return [str(regression)]
@@ -440,3 +444,17 @@ def browser_saes():
 def browser_targets():
     """The feature browser folder, when there are SAEs to browse."""
     return [res("browser")] if SAES else []
+
+
+# ---- ESM-2 pre-trained here (esm.pretrain) ------------------------------------------
+
+
+def pretrain_setting(name):
+    """A params function for one esm.pretrain value (None when the config trains no model)."""
+
+    def get(wildcards):
+        pretrain = config["esm"]["pretrain"]
+        return pretrain[name] if pretrain else None
+
+    get.__name__ = f"pretrain_{name}"
+    return get
