@@ -32,6 +32,7 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/sequences.smk"
+include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/latents.smk"

@@ -17,8 +17,11 @@ import re
 import shutil
 from pathlib import Path
 
+import planted
+
 SEED = 20250101
-N_RANDOM = 250
+PLANTED_SEED = 20250102
+N_RANDOM = 50
 LENGTHS = (50, 400)
 WIDTH = 60
 
@@ -109,7 +112,13 @@ def synthetic_records(rng: random.Random) -> list[tuple[str, str]]:
     return records
 
 
-def build_uniref50(source: Path, out: Path) -> None:
+def uniref_header(protein: planted.Protein) -> str:
+    what = "Synthetic protein of planted famil" + ("ies" if len(protein.families) > 1 else "y")
+    acc = protein.accession
+    return f"UniRef50_{acc} {what} n=1 Tax=synthetic construct TaxID=32630 RepID={acc}"
+
+
+def build_uniref50(source: Path, out: Path, proteins: list[planted.Protein]) -> None:
     rng = random.Random(SEED)
     text = [
         fasta_text(h, s, width=None)
@@ -120,6 +129,7 @@ def build_uniref50(source: Path, out: Path) -> None:
         made_up = f"UniRef50_{accession} DeepLoc protein {accession} (synthetic header) n=1 Tax=unknown RepID={accession}"
         text.append(fasta_text(made_up, sequence))
     text += [fasta_text(h, s) for h, s in synthetic_records(rng)]
+    text += [fasta_text(uniref_header(p), p.sequence) for p in proteins if p.source == "uniref50"]
     with (
         open(out / "uniref50.fasta.gz", "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
@@ -127,7 +137,7 @@ def build_uniref50(source: Path, out: Path) -> None:
         gz.write("".join(text).encode("ascii"))
 
 
-def build_entry_list(source: Path, out: Path) -> None:
+def build_entry_list(source: Path, out: Path, families: list[planted.Family]) -> None:
     real = (source / "interpro/entry.list").read_text().splitlines()
     known = {line.split("\t")[0] for line in real[1:]}
     dat = (source / "swissprot/sample.dat").read_text()
@@ -137,6 +147,7 @@ def build_entry_list(source: Path, out: Path) -> None:
             known.add(accession)
             rows.append(f"{accession}\t{DEMO_TYPES[accession]}\t{name}")
     assert len(rows) == len(DEMO_TYPES) == 30, len(rows)
+    rows += [f"{f.accession}\t{f.entry_type}\t{f.name}" for f in families]
     (out / "entry.list").write_text("\n".join(real + rows) + "\n")
 
 
@@ -147,9 +158,16 @@ def main() -> None:
     args = parser.parse_args()
     source, out = args.source_data, args.out
     (out / "flip_ss").mkdir(parents=True, exist_ok=True)
-    build_uniref50(source, out)
-    build_entry_list(source, out)
-    shutil.copyfile(source / "swissprot/sample.dat", out / "uniprot_sprot.dat")
+    families, proteins = planted.planted_proteins(random.Random(PLANTED_SEED), BACKGROUND)
+    build_uniref50(source, out, proteins)
+    build_entry_list(source, out, families)
+    by_accession = {f.accession: f for f in families}
+    records = [
+        planted.swissprot_record(p, by_accession) for p in proteins if p.source == "swissprot"
+    ]
+    real = (source / "swissprot/sample.dat").read_bytes()
+    (out / "uniprot_sprot.dat").write_bytes(real + "".join(records).encode("ascii"))
+    (out / "planted_families.tsv").write_text(planted.truth_table(families, proteins))
     shutil.copyfile(source / "deeploc/deeploc_test_sample.fasta", out / "deeploc.fasta")
     for name in ("sequences.fasta", "sampled.fasta", "mask.fasta"):
         shutil.copyfile(source / "flip/secondary_structure" / name, out / "flip_ss" / name)

@@ -125,6 +125,8 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
 
 def _check_cross_keys(config: dict[str, Any]) -> None:
     problems = []
+    if config["esm"].get("random_init") and config["esm"].get("pretrain"):
+        problems.append("config key esm: random_init and pretrain exclude each other; set one")
     n_layers = model_num_layers(config["esm"])
     for i, sweep in enumerate(config["sae"]["sweeps"]):
         for k in sweep["ks"]:
@@ -230,19 +232,25 @@ def is_checkpoint_path(model: str) -> bool:
 
 
 def model_name(esm: dict[str, Any]) -> str:
-    """The ``{model}`` wildcard: fair-esm name, checkpoint stem, or ``random-t{L}-d{D}-s{seed}``."""
+    """The ``{model}`` wildcard: fair-esm name, checkpoint stem, ``random-t{L}-d{D}-s{seed}``
+    (random init) or ``pretrained-t{L}-d{D}-s{seed}`` (trained here, ``esm.pretrain``)."""
     random_init = esm.get("random_init")
     if random_init:
         return f"random-t{random_init['layers']}-d{random_init['embed_dim']}-s{random_init.get('seed', 0)}"
+    pretrain = esm.get("pretrain")
+    if pretrain:
+        return (
+            f"pretrained-t{pretrain['layers']}-d{pretrain['embed_dim']}-s{pretrain.get('seed', 0)}"
+        )
     model = esm["model"]
     return Path(model).stem if is_checkpoint_path(model) else model
 
 
 def model_num_layers(esm: dict[str, Any]) -> int | None:
     """Number of transformer layers, when the config says (random init or an ``esm2_tNN_`` name)."""
-    random_init = esm.get("random_init")
-    if random_init:
-        return int(random_init["layers"])
+    made_here = esm.get("random_init") or esm.get("pretrain")
+    if made_here:
+        return int(made_here["layers"])
     match = FAIRESM_LAYERS.match(Path(esm["model"]).stem)
     return int(match.group(1)) if match else None
 
@@ -284,7 +292,8 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
         for name, src in config["sources"].items()
     }
     esm = config["esm"]
-    if not esm.get("random_init") and not is_checkpoint_path(esm["model"]):
+    made_here = esm.get("random_init") or esm.get("pretrain")
+    if not made_here and not is_checkpoint_path(esm["model"]):
         # fair-esm file names are kept: its loader finds the regression file by name.
         model_url, regression_url = fairesm_urls(esm["model"])
         files[f"{esm['model']}.pt"] = {

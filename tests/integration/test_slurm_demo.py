@@ -24,6 +24,7 @@ from workflow_runs import (
     compare_results,
     copy_workflow,
     job_headers,
+    random_esm,
     shrink_demo,
     snakemake,
     write_config,
@@ -42,7 +43,7 @@ def one_sae_demo(config: dict) -> dict:
     config["sae"]["sweeps"] = [
         {"layers": first["layers"][:1], "ks": first["ks"][:1], "widths": first["widths"][:1]}
     ]
-    return shrink_demo(config)
+    return shrink_demo(random_esm(config))
 
 
 def site_profile(committed: dict, cluster: SlurmCluster) -> dict:

@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from workflow_runs import copy_workflow, shrink_demo, snakemake, write_config  # noqa: E402
+from workflow_runs import (  # noqa: E402
+    RANDOM_ESM,
+    copy_workflow,
+    shrink_demo,
+    snakemake,
+    write_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -38,11 +44,18 @@ def run_snakemake(*args: str, cwd: Path = ROOT, check: bool = True, timeout: int
 
 @pytest.fixture
 def demo_config(tmp_path):
-    """Write a copy of config/demo.yaml (results in tmp) with overrides; return its path."""
+    """Write a copy of config/demo.yaml (results in tmp) with overrides; return its path.
 
-    def make(**overrides):
+    ``random_esm=True`` swaps the demo's trained ESM-2 for a random-init one (seconds to build)
+    for tests that run jobs but do not look at what the model learnt.
+    """
+
+    def make(random_esm: bool = False, **overrides):
         config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
         config["results"] = str(tmp_path / "results")
+        if random_esm:
+            config["esm"].pop("pretrain", None)
+            config["esm"]["random_init"] = dict(RANDOM_ESM)
         for key, value in overrides.items():
             node = config
             *parents, last = key.split(".")

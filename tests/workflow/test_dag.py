@@ -39,7 +39,8 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["sample_uniref50"] == 1
     assert counts["cluster_swissprot"] == 1
     assert counts["download"] == 3
-    assert counts["esm_random_init"] == 1
+    assert counts["pretrain_esm"] == 1  # the demo trains its own small ESM-2
+    assert "esm_random_init" not in counts
     assert counts["sae_metrics_table"] == 1
 
 
@@ -87,3 +88,18 @@ def test_gpu_rules_request_a_gpu_and_no_job_gets_a_config_section(demo_config):
     # params name single values: config["section"]["key"], never a bare section
     for match in re.finditer(r"^\s+\w+=config(\[[^\]]+\])+,?$", text, flags=re.M):
         assert match.group(0).count("[") >= 2, match.group(0)
+
+
+def test_random_init_and_pretrain_exclude_each_other(demo_config):
+    config = demo_config(**{"esm.random_init": {"layers": 2, "embed_dim": 32}})
+    proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "random_init and pretrain exclude each other" in proc.stderr + proc.stdout
+
+
+def test_a_random_init_demo_builds_no_trained_model(demo_config):
+    config = demo_config(random_esm=True)
+    proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
+    counts = job_counts(proc.stdout)
+    assert counts["esm_random_init"] == 1
+    assert "pretrain_esm" not in counts

@@ -29,7 +29,7 @@ def interprot_file(path, d_model=64, width=128):
 
 def test_pretrained_sae_is_imported_and_analysed_not_trained(demo_config, tmp_path):
     weights = interprot_file(tmp_path / "esm2_plm64_l3_sae128.safetensors")
-    config = demo_config(**{"sae.pretrained": {3: {"path": str(weights), "k": 8}}})
+    config = demo_config(random_esm=True, **{"sae.pretrained": {3: {"path": str(weights), "k": 8}}})
     proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
     counts = job_counts(proc.stdout)
     assert counts["import_sae"] == 1

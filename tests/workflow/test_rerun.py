@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from protsae.plan import model_num_layers
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from workflow_runs import (  # noqa: E402
     copy_workflow,
@@ -55,7 +57,7 @@ def test_finished_run_has_nothing_to_do(finished: Path):
 
 def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
     layers = DEMO["sae"]["sweeps"][0]["layers"]
-    new = next(n for n in range(1, DEMO["esm"]["random_init"]["layers"] + 1) if n not in layers)
+    new = next(n for n in range(1, model_num_layers(DEMO["esm"]) + 1) if n not in layers)
 
     def add_layer(config):
         config["sae"]["sweeps"][0]["layers"] = [*layers, new]
@@ -103,7 +105,7 @@ def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
     required |= {"latent_classes", "latent_families", "latent_summary", "latent_summary_table"}
     assert required <= rules, f"not rerun: {required - rules}"
     forbidden = {"extract_activations", "train_sae", "evaluate_sae", "sample_uniref50"}
-    forbidden |= {"esm_random_init", "sae_metrics_table"}
+    forbidden |= {"esm_random_init", "pretrain_esm", "sae_metrics_table"}
     assert not forbidden & rules, f"rerun without cause: {forbidden & rules}"
 
 

@@ -104,8 +104,11 @@ def latents_dir(spec):
 
 
 def esm_checkpoint():
-    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, or random init)."""
+    """The ESM-2 checkpoint file every ESM job loads (downloaded, local, random init or
+    pre-trained here)."""
     esm = config["esm"]
+    if esm["pretrain"]:
+        return res("esm", f"{MODEL}.pt")
     if esm["random_init"] or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
@@ -114,6 +117,8 @@ def esm_checkpoint():
 def esm_files(wildcards=None):
     """The checkpoint plus, for fair-esm downloads, its contact-regression file."""
     files = [esm_checkpoint()]
+    if config["esm"]["pretrain"]:
+        files.append(res("esm", f"{MODEL}-contact-regression.pt"))
     regression = f"{MODEL}-contact-regression.pt"
     if regression in DOWNLOADS:
         files.append(f"{DOWNLOADS_DIR}/{regression}")
@@ -232,3 +237,17 @@ def get_final_targets():
             res("tables", "latent_summary.csv"),
         ]
     return targets
+
+
+# ---- ESM-2 pre-trained here (esm.pretrain) ------------------------------------------
+
+
+def pretrain_setting(name):
+    """A params function for one esm.pretrain value (None when the config trains no model)."""
+
+    def get(wildcards):
+        pretrain = config["esm"]["pretrain"]
+        return pretrain[name] if pretrain else None
+
+    get.__name__ = f"pretrain_{name}"
+    return get

@@ -1,0 +1,33 @@
+"""Masked-LM pre-training of a small ESM-2 on the non-held-out UniRef50 sample sequences."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import pyarrow.parquet as pq
+import torch
+
+from protsae.pretrain import PretrainSettings, pretrain_esm, training_records
+
+params = snakemake.params
+torch.set_num_threads(snakemake.threads)
+records = training_records(
+    pq.read_table(snakemake.input.sample, columns=["id", "sequence"]),
+    float(params.holdout_fraction),
+)
+settings = PretrainSettings(
+    layers=int(params.layers),
+    embed_dim=int(params.embed_dim),
+    heads=int(params.heads),
+    steps=int(params.steps),
+    batch_tokens=int(params.batch_tokens),
+    lr=float(params.lr),
+    seed=int(params.seed),
+)
+pretrain_esm(
+    records,
+    snakemake.output.model,
+    settings,
+    checkpoint_dir=params.checkpoint_dir,
+    checkpoint_every=int(params.checkpoint_every),
+)
