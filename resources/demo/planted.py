@@ -1,6 +1,7 @@
 """Synthetic protein families with a known answer, for the demo (imported by make_demo_data.py).
 
-Each family descends from its own random ancestor (Swiss-Prot composition). A member keeps
+Each family descends from its own random ancestor (Swiss-Prot composition with a family-specific
+bias toward a few residues). A member keeps
 each ancestral residue outside the motifs with probability ``KEEP``, otherwise draws a new
 one, and gains or loses short stretches, so members of one family share well under 30%
 identity. The family's 2-3 motifs (6-15 residues) are copied into every member, except
@@ -29,6 +30,12 @@ KEEP = 0.05
 # bind metals, glycines and prolines that set turns, aromatics): motif residues are drawn
 # from the background composition reweighted by these factors, which makes a motif stand out
 # from the random background within a few residues.
+# Families differ in composition, as real ones do (membrane families are hydrophobic, others
+# charged or disordered): each family's ancestor and its members' new residues are drawn from
+# the background with FAMILY_BIASED residues of the family's own choosing weighted by
+# FAMILY_BIAS.
+FAMILY_BIAS = 2.5
+FAMILY_BIASED = 4
 MOTIF_ENRICHMENT = {"C": 5.0, "W": 5.0, "H": 4.0, "Y": 3.0, "M": 3.0, "F": 2.0, "G": 2.0, "P": 2.0}
 INDEL_EVERY = 40  # on average one insertion or deletion per this many linker residues
 # Proteins carrying two families' motifs: (first family, second family, how many), 0-based.
@@ -59,6 +66,7 @@ class Family:
     name: str
     ancestor_linkers: list[str]
     motifs: list[Motif]
+    composition: dict[str, float]
 
 
 @dataclass
@@ -95,11 +103,13 @@ def make_family(index: int, rng: random.Random, background: dict[str, float]) ->
     # n_motifs + 1 linkers, each at least 8 residues, so motifs never touch the ends
     cuts = sorted(rng.sample(range(8, linker_total - 8), n_motifs))
     bounds = [0, *cuts, linker_total]
-    linker = _draw(rng, background, linker_total)
+    biased = set(rng.sample(sorted(background), FAMILY_BIASED))
+    composition = {a: w * (FAMILY_BIAS if a in biased else 1.0) for a, w in background.items()}
+    linker = _draw(rng, composition, linker_total)
     linkers = [linker[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
     entry_type = "Domain" if index in DOMAIN_FAMILIES else "Family"
     name = f"Synthetic_planted_{entry_type.lower()}_{index + 1:02d}"
-    return Family(accession, entry_type, name, linkers, motifs)
+    return Family(accession, entry_type, name, linkers, motifs, composition)
 
 
 def _mutate_linker(linker: str, rng: random.Random, background: dict[str, float]) -> str:
@@ -122,10 +132,9 @@ def _member_motif(motif: Motif, rng: random.Random) -> str:
     return "".join(letters)
 
 
-def add_member(
-    protein: Protein, family: Family, rng: random.Random, background: dict[str, float]
-) -> None:
+def add_member(protein: Protein, family: Family, rng: random.Random) -> None:
     """Append one new member of ``family`` to ``protein`` (a fusion gets a second family this way)."""
+    background = family.composition
     parts = [_mutate_linker(family.ancestor_linkers[0], rng, background)]
     offset = len(protein.sequence) + len(parts[0])
     for motif, linker in zip(family.motifs, family.ancestor_linkers[1:], strict=True):
@@ -152,7 +161,7 @@ def planted_proteins(
         ):
             for m in range(rng.randint(*sizes)):
                 protein = Protein(f"SYNF{f + 1:02d}{tag}{m + 1:03d}", source, [family.accession])
-                add_member(protein, family, rng, background)
+                add_member(protein, family, rng)
                 proteins.append(protein)
     for first, second, count in FUSIONS:
         for source, tag in (("swissprot", "M"), ("uniref50", "U")):
@@ -161,7 +170,7 @@ def planted_proteins(
                 pair = [families[first], families[second]]
                 protein = Protein(accession, source, [f.accession for f in pair])
                 for family in pair:
-                    add_member(protein, family, rng, background)
+                    add_member(protein, family, rng)
                 proteins.append(protein)
     return families, proteins
 

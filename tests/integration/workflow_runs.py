@@ -111,16 +111,18 @@ def write_config(workdir: Path, name: str, edit, base: str = "demo") -> Path:
 
 
 def shrink_demo(config: dict) -> dict:
-    """The demo's DAG (same sources, layers, SAEs, shards) on shorter SAE training and
-    evaluation, so tests that run it whole stay within their time budget on 2 CPUs.
+    """The demo's DAG (same sources, layers, SAEs, shards) with SAE training and evaluation
+    capped at the demo's own sizes, so tests that run it whole stay within their time budget
+    on 2 CPUs even if the demo grows.
 
-    The sample and the ESM-2 pre-training stay as the demo has them: what the finished demo
-    must show (tests/workflow/test_demo_outputs.py) rests on the model learning the planted
-    families. Tests that need any model at all take `random_esm` as well.
+    The data, the ESM-2 pre-training and the demo's SAE budgets stay as they are: what the
+    finished demo must show (tests/workflow/test_demo_outputs.py) rests on the model and the
+    SAEs learning the planted families. Tests that need any model at all take `random_esm`.
     """
     training = config["sae"]["training"]
-    training["total_tokens"] = min(training["total_tokens"], 50 * training["batch_tokens"])
-    config["sae"].setdefault("eval", {})["max_sequences"] = 10
+    training["total_tokens"] = min(training["total_tokens"], 200 * training["batch_tokens"])
+    config["sae"].setdefault("eval", {})
+    config["sae"]["eval"]["max_sequences"] = min(config["sae"]["eval"].get("max_sequences", 30), 30)
     return config
 
 

@@ -24,6 +24,15 @@ ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 TINY = PretrainSettings(layers=2, embed_dim=32, heads=4, steps=6, batch_tokens=1024, lr=3e-3)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny matrices: more threads only contend (ten times slower on a busy 2-core machine)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _repeats(n: int, seed: int, unit: str = "WCHGPYKE") -> list[tuple[str, str]]:
     """Tandem repeats of one 8-residue unit at a random phase: every residue is determined by
     its neighbours, while the unigram model (8 equally common letters) pays ln 8 per residue."""

@@ -14,7 +14,7 @@ rule pretrain_esm:
         res("benchmarks", "esm", "pretrain_{model}.tsv")
     conda:
         "../../envs/protsae.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
