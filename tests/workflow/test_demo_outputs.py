@@ -213,3 +213,41 @@ def test_a_family_latent_fires_on_its_planted_motif(run, planted):
             if len(mine):
                 best = max(best, motif_hit_fraction(mine, latent.family, planted))
     assert best > 0.5, best
+
+
+def test_steering_covers_the_family_specific_latents(run):
+    from protsae.latents.families import family_specific_latents
+    from protsae.steering.steer import LATENT_SCHEMA
+    from protsae.steering.summary import SUMMARY_SCHEMA
+
+    results, config = run
+    multipliers = set(config.get("steering", {}).get("multipliers", [0.5, 1, 1.5, 2, 4]))
+    max_latents = config.get("steering", {}).get("max_latents", 20)
+    swissprot = pq.read_table(results / "sequences/swissprot.parquet").to_pydict()
+    sequence_of = dict(zip(swissprot["accession"], swissprot["sequence"], strict=True))
+    steered_any = False
+    for spec in expand_sweeps(config["sae"]["sweeps"]):
+        folder = results / f"steering/{MODEL}/L{spec.layer}/{spec.name}"
+        summary = pq.read_table(folder / "summary.parquet")
+        assert summary.schema.remove_metadata() == SUMMARY_SCHEMA
+        families = results / f"latents/{MODEL}/L{spec.layer}/{spec.name}/families.parquet"
+        latents = family_specific_latents(families, max_latents)
+        rows = summary.to_pylist()
+        assert {r["latent"] for r in rows if r["scope"] == "latent"} == set(latents)
+        for latent in latents:
+            table = pq.read_table(folder / f"latent-{latent}.parquet")
+            assert table.schema.remove_metadata() == LATENT_SCHEMA
+            mine = [r for r in rows if r["latent"] == latent]
+            if table.num_rows == 0:  # skipped: one summary row with the reason
+                assert len(mine) == 1 and mine[0]["skip_reason"]
+                continue
+            steered_any = True
+            frame = table.to_pandas()
+            assert set(frame.multiplier) == multipliers
+            for (seq_id, _), group in frame.groupby(["id", "multiplier"]):
+                assert "".join(group.sort_values("pos").original) == sequence_of[seq_id]
+            assert frame.conservation.between(0, 1).all()
+            assert set(frame.steered) <= set("ACDEFGHIKLMNPQRSTVWY")
+            kept = {r["kept"] for r in mine}
+            assert len(kept) == 1  # one decision per latent
+    assert steered_any, "no family-specific latent of the demo was steered"
