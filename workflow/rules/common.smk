@@ -121,11 +121,6 @@ def esm_regression(wildcards=None):
     return []
 
 
-def esm_files(wildcards=None):
-    """The checkpoint and its regression file as one list (prefer the two named inputs)."""
-    return [esm_checkpoint(), *esm_regression()]
-
-
 # ---- downloads -------------------------------------------------------------------
 
 
@@ -258,6 +253,10 @@ def probe_dir(layer, task):
 
 def probe_source(wildcards):
     return source_file(wildcards.task)
+
+
+def probe_source_record(wildcards):
+    return source_record(wildcards.task)
 
 
 def probe_sae_files(wildcards):

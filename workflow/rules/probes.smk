@@ -10,7 +10,8 @@ wildcard_constraints:
 
 rule probe_data:
     input:
-        probe_source,
+        source=probe_source,
+        record=probe_source_record,
     output:
         table=res("probes", "data", "{task}.parquet"),
         counts=res("probes", "data", "{task}.json"),

@@ -175,6 +175,7 @@ rule feature_browser:
         top_examples=all_latent_files("top_examples.parquet"),
         swissprot=res("sequences", "swissprot.parquet"),
         entries=source_file("interpro_entries"),
+        entries_record=source_record("interpro_entries"),
         probes=all_probe_tables("top_latents"),
         steering=all_steering_summaries,
     output:

@@ -56,7 +56,8 @@ rule steer_latent:
         conservation=f"{STEERING_DIR}/conservation/latent-{{latent}}.parquet",
         sae=f"{SAE_DIR}/sae.safetensors",
         sae_json=f"{SAE_DIR}/sae.json",
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
     output:
         f"{STEERING_DIR}/latent-{{latent}}.parquet",
     log:
@@ -70,7 +71,6 @@ rule steer_latent:
         mem_mb=8000,
         runtime=60,
     params:
-        checkpoint=esm_checkpoint(),
         layer=wildcard_int("layer"),
         multipliers=config["steering"]["multipliers"],
         only_where_active=config["steering"]["only_where_active"],

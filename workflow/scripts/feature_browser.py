@@ -5,6 +5,9 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.browser import build_browser
+from protsae.io import claim_outputs
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 build_browser(
     snakemake.output[0],

@@ -4,13 +4,16 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from protsae.io import claim_outputs
 from protsae.probes.formats import task_data_from_file
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 data = task_data_from_file(
     snakemake.wildcards.task,
-    snakemake.input[0],
+    snakemake.input.source,
     snakemake.output.table,
     snakemake.output.counts,
     long_sequences=params.long_sequences,

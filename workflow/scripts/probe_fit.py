@@ -6,7 +6,10 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.io import claim_outputs
 from protsae.probes.run import ProbeSettings, probe_from_files
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params

@@ -4,7 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from protsae.io import claim_outputs
 from protsae.probes.interpret import interpret_from_files
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 inp, params = snakemake.input, snakemake.params
 interpret_from_files(

@@ -6,14 +6,17 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.io import claim_outputs
 from protsae.steering.steer import steer_latent_from_files
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params
 steer_latent_from_files(
     conservation_path=snakemake.input.conservation,
     sae_path=snakemake.input.sae,
-    model_path=params.checkpoint,  # the checkpoint itself; the model input may list more files
+    model_path=snakemake.input.model,
     layer=int(params.layer),
     multipliers=[float(m) for m in params.multipliers],
     out_path=snakemake.output[0],

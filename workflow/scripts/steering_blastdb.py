@@ -8,8 +8,11 @@ import os
 
 import pyarrow.parquet as pq
 
+from protsae.io import claim_outputs
 from protsae.progress import get_logger
 from protsae.steering.homologs import build_blast_db, tool_versions
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 get_logger().info("tools: %s", tool_versions(["makeblastdb"]))
 table = pq.read_table(snakemake.input[0], columns=["accession", "sequence"])

@@ -7,10 +7,12 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import os
 from pathlib import Path
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.progress import get_logger
 from protsae.steering.family import latent_conservation, read_target
 from protsae.steering.homologs import tool_versions
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 logger = get_logger()
 logger.info("tools: %s", tool_versions(["blastp", "clustalo"]))
