@@ -171,10 +171,34 @@ def test_paper_config_grid():
     assert thermo["md5"] == "0f8b1e848568f7566713d53594c0ca90"
 
 
-def test_demo_config_is_valid_and_uses_random_weights():
+def test_demo_config_is_valid_and_trains_its_own_model():
     config = load_config(ROOT / "config/demo.yaml", ROOT / "workflow/schemas/config.schema.yaml")
-    assert model_name(config["esm"]).startswith("random-")
+    pretrain = config["esm"]["pretrain"]
+    assert model_name(config["esm"]) == (
+        f"pretrained-t{pretrain['layers']}-d{pretrain['embed_dim']}-s{pretrain['seed']}"
+    )
+    assert model_num_layers(config["esm"]) == pretrain["layers"]
     assert not any(name.endswith(".pt") for name in downloads(config))
+
+
+def test_pretrain_gets_its_defaults_and_excludes_random_init():
+    raw = minimal()
+    raw["esm"] = {"pretrain": {"layers": 4, "embed_dim": 48, "steps": 10}}
+    config = validate_config(raw, SCHEMA)
+    assert config["esm"]["pretrain"] == {
+        "layers": 4,
+        "embed_dim": 48,
+        "heads": 4,
+        "steps": 10,
+        "batch_tokens": 8192,
+        "lr": 1.0e-3,
+        "seed": 0,
+        "checkpoint_every": 100,
+    }
+    assert model_name(config["esm"]) == "pretrained-t4-d48-s0"
+    raw["esm"]["random_init"] = {"layers": 4, "embed_dim": 48}
+    with pytest.raises(ConfigError, match="random_init and pretrain exclude each other"):
+        validate_config(raw, SCHEMA)
 
 
 def test_checkpoint_path_model_is_named_by_its_stem(tmp_path):
