@@ -2,16 +2,20 @@
 VENV := .venv/bin
 SNAKEMAKE := $(VENV)/snakemake
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test lint bench clean-demo lock
 
 setup:
 	@bash tools/setup.sh
 
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "Report: $(CURDIR)/results/demo/report.html"
+	@echo "Feature browser: file://$(CURDIR)/results/demo/browser/index.html"
 
+# PROTSAE_REQUIRE_OPTIONAL: tests of optional packages (sae-lens, polars) fail instead of skipping.
 test: setup
-	$(VENV)/python -m pytest -q
+	PROTSAE_REQUIRE_OPTIONAL=1 $(VENV)/python -m pytest -q
 
 lint: setup
 	$(VENV)/ruff check src tests workflow benchmarks
@@ -27,3 +31,7 @@ bench: setup
 
 clean-demo:
 	rm -rf results/demo
+
+# Regenerate constraints.txt and envs/*.yaml from the tested .venv (after adding a dependency).
+lock:
+	$(VENV)/python tools/lock.py

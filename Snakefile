@@ -29,6 +29,9 @@ if not config:
     configfile: "config/demo.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/sequences.smk"
@@ -36,6 +39,8 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/latents.smk"
+include: "workflow/rules/probes.smk"
+include: "workflow/rules/steering.smk"
 include: "workflow/rules/report.smk"
 
 

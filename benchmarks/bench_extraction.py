@@ -30,6 +30,7 @@ except ImportError:  # run from a checkout without an editable install
 
 import esm
 
+from protsae import activations as acts
 from protsae import esm as pesm
 
 # UniProtKB/Swiss-Prot amino-acid composition (percent), so residues look like real proteins.
@@ -99,7 +100,7 @@ def compare(
 
     def shard(chunk):
         with tempfile.TemporaryDirectory() as tmp:
-            pesm.extract_shard(
+            acts.extract_shard(
                 checkpoint, chunk, Path(tmp) / "shard.parquet", layer, "bench", toks,
                 "float16", None, seed=0, device="cpu", logger=quiet,
             )  # fmt: skip

@@ -4,7 +4,7 @@ Demo-sized models: random-init ESM-2 (4 layers x 64 dims), TopK SAE width 256, k
 - streaming: ``latent_stats_from_files`` (sparse triples, batched segment reductions,
   bounded heaps, seq_stats written in row groups).
 - dense baseline: per sequence a dense [length, width] activation matrix
-  (``sae.dense_latents``), numpy statistics per active latent column, heapq top examples.
+  (the SAE's top-k scattered into zeros), numpy statistics per active latent column, heapq top examples.
 Both run the same ESM-2 forward; a second comparison leaves ESM-2 out (both start from
 layer representations computed beforehand, both run the SAE encoder). Prints sequences/s
 of each and the ratios.
@@ -88,7 +88,8 @@ def dense_pipeline(reps, sae: TopKSAE, split: dict[str, str], out: Path) -> int:
     n = 0
     for seq_id, x in reps:
         with torch.inference_mode():
-            dense = sae.dense_latents(x).numpy()
+            top = sae.encode(x)
+            dense = torch.zeros(len(x), sae.cfg.width).scatter_(1, top.indices, top.values).numpy()
         for lat, mx, am, na, trl, cov, dist, counts, pos, vals in dense_column_stats(dense):
             rows.append(
                 dict(latent=lat, id=seq_id, split=split[seq_id], length=len(dense), max_act=mx,

@@ -35,6 +35,7 @@ except ImportError:  # run from a checkout without an editable install
 
 from bench_extraction import realistic_records  # the sibling CPU benchmark's sequences
 
+from protsae import activations as acts
 from protsae import esm as pesm
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s.
@@ -190,7 +191,7 @@ def main() -> int:
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
         start = time.perf_counter()
-        rows = pesm.extract_shard(
+        rows = acts.extract_shard(
             checkpoint, shard_records, Path(tmp) / "shard.parquet", args.layer, "bench",
             budget, "float16", None, seed=0, device=device, logger=quiet,
             loader_workers=args.loader_workers,

@@ -37,6 +37,21 @@ def tokens_per_second(model: TopKSAE, batches: list[torch.Tensor], steps: int) -
     return steps * batches[0].shape[0] / (time.perf_counter() - start)
 
 
+def encoder_matmul_rate(batches: list[torch.Tensor], w_enc: torch.Tensor, steps: int) -> float:
+    """Tokens/s of the bf16 encoder matmul alone ([tokens, d] x [d, width]): the floor of a step."""
+    w = w_enc.to(torch.bfloat16)
+    xs = [x.to(torch.bfloat16) for x in batches]
+    with torch.no_grad():
+        for x in xs[:3]:
+            x @ w
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for step in range(steps):
+            xs[step % len(xs)] @ w
+        torch.cuda.synchronize()
+    return steps * xs[0].shape[0] / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
@@ -63,6 +78,11 @@ def main() -> None:
         f"width={args.width} k={args.k}, {args.batch_tokens} tokens/batch, bf16 autocast"
     )
     print(f"  protsae (sparse): {rate:12,.0f} tokens/s  (goal >= 1,000,000)")
+    floor = encoder_matmul_rate(batches, ours.W_enc.detach(), args.steps)
+    print(
+        f"  encoder matmul  : {floor:12,.0f} tokens/s alone; a step takes {floor / rate:.2f}x "
+        "its time (distance to the floor)"
+    )
     if not args.no_baseline:
         baseline = DenseTopKSAE(cfg, seed=0).to(device)
         base_rate = tokens_per_second(baseline, batches, max(5, args.steps // 5))

@@ -1,12 +1,19 @@
-"""Fixtures shared by the unit tests: where the repository and its demo data are, FASTA writing."""
+"""Fixtures shared by the tests: where the repository and its demo data are, FASTA writing,
+reading a whole activation shard, an SAE's dense latents."""
 
 from __future__ import annotations
 
 import gzip
+import importlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+
+from protsae.activations import DTYPES, iter_shard, shard_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +49,141 @@ def write_fasta(tmp_path: Path) -> WriteFasta:
         return path
 
     return write
+
+
+ReadShard = Callable[[Path], tuple[list[str], np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="session")
+def read_shard() -> ReadShard:
+    """Read a whole (small) activation shard: ids, positions, vectors."""
+
+    def read(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        info = shard_info(path)
+        ids: list[str] = []
+        pos: list[np.ndarray] = []
+        xs: list[np.ndarray] = []
+        for batch in iter_shard(path):
+            ids.extend(batch.ids.to_pylist())
+            pos.append(batch.pos)
+            xs.append(batch.x)
+        if not xs:
+            return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
+        return ids, np.concatenate(pos), np.concatenate(xs)
+
+    return read
+
+
+class HeadlessChromium:
+    """Debian's ``chromium`` run headless on a file:// page: the DOM after its scripts ran,
+    a screenshot, and the network requests the page itself started (from a net log)."""
+
+    QUIET = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+    )
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.runs = 0
+
+    def _run(self, url: str, *flags: str) -> str:
+        import subprocess
+
+        self.runs += 1
+        profile = self.workdir / f"profile-{self.runs}"
+        done = subprocess.run(
+            [
+                self.binary,
+                *self.QUIET,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=10000",
+                *flags,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"chromium failed on {url}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def dom(self, url: str) -> str:
+        """The serialized DOM of ``url`` once its scripts have run."""
+        return self._run(url, "--dump-dom")
+
+    def screenshot(self, url: str, path: Path, size: str = "1280,1400") -> Path:
+        self._run(url, f"--screenshot={path}", f"--window-size={size}")
+        assert path.stat().st_size > 0
+        return path
+
+    def page_requests(self, url: str) -> list[str]:
+        """http(s) URLs the page asked for (Chromium's own update checks are not the page's:
+        they carry no file:// network isolation key)."""
+        import json
+
+        log = self.workdir / f"netlog-{self.runs + 1}.json"
+        self._run(url, f"--log-net-log={log}", "--dump-dom")
+        events = json.loads(log.read_text())["events"]
+        return sorted(
+            {
+                e["params"]["url"]
+                for e in events
+                if str(e.get("params", {}).get("url", "")).startswith(("http:", "https:"))
+                and "file://" in str(e["params"].get("network_isolation_key", ""))
+            }
+        )
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory) -> HeadlessChromium:
+    """Headless Chromium (Debian package ``chromium``); tests using it skip without it."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        reason = "chromium not installed (apt-get install -y chromium; make setup does it as root)"
+        if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return HeadlessChromium(binary, tmp_path_factory.mktemp("chromium"))
+
+
+@pytest.fixture(scope="session")
+def optional_module() -> Callable[[str], object]:
+    """Import a test-only dependency of the dev extra (sae-lens, polars).
+
+    Skips when it is missing, except under ``PROTSAE_REQUIRE_OPTIONAL=1`` (``make test`` sets
+    it), where a missing package fails the test: the checks must run on every full test run.
+    """
+
+    def load(name: str) -> object:
+        if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+            return importlib.import_module(name)
+        return pytest.importorskip(
+            name,
+            reason=f"{name} is not installed (it is in the dev extra: pip install -e '.[dev]')",
+        )
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def dense_latents() -> Callable[[object, torch.Tensor], torch.Tensor]:
+    """``[N, width]`` latents of an SAE (zeros outside the top k): the dense view other SAE
+    libraries return, for comparing with them."""
+
+    def dense(sae, x: torch.Tensor) -> torch.Tensor:
+        top = sae.encode(x)
+        out = torch.zeros(x.shape[0], sae.cfg.width, dtype=top.values.dtype, device=x.device)
+        return out.scatter_(1, top.indices, top.values)
+
+    return dense

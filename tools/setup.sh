@@ -1,45 +1,69 @@
 #!/usr/bin/env bash
-# Idempotent set-up: .venv with the Python stack, and the Debian tools when run as root.
-# Fast when everything is already there (a stamp file records the installed pyproject).
+# Idempotent set-up: .venv with the tested Python stack (constraints.txt), and the Debian tools
+# when run as root: mmseqs2, clustalo, ncbi-blast+ for the pipeline, slurm-wlm and munge for
+# the SLURM integration test (SETUP_SLURM=no leaves those two out), chromium for the feature
+# browser's tests (SETUP_BROWSER=no leaves it out).
+# Fast when everything is already there (a stamp file records what was installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-# torch is installed first and pinned: an unpinned torch would pull a multi-GB CUDA build.
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# torch is installed first, at the locked version: an unpinned torch would pull a multi-GB
+# CUDA build. Override with e.g. TORCH_SPEC="torch==2.13.0 --index-url <a CPU or CUDA index>".
+TORCH_SPEC=${TORCH_SPEC:-$(grep -m1 '^torch==' constraints.txt)}
 STAMP=.venv/.setup-stamp
-WANT="$(cat pyproject.toml) $TORCH_SPEC"
+WANT="$(cat pyproject.toml constraints.txt) $TORCH_SPEC"
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv with $PYTHON"
     "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "setup: installing Python dependencies into .venv"
+    echo "setup: installing Python dependencies into .venv (versions from constraints.txt)"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-    .venv/bin/python -m pip install --quiet -e ".[workflow,dev]"
+    # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options
+    .venv/bin/python -m pip install --quiet -c constraints.txt $TORCH_SPEC
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[workflow,dev]"
     printf '%s' "$WANT" > "$STAMP"
 else
     echo "setup: Python dependencies up to date"
 fi
 
-missing=()
-for tool in mmseqs:mmseqs2 clustalo:clustalo blastp:ncbi-blast+; do
-    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+# Debian tools, as command:package. Installed with apt-get when root; named otherwise.
+install_debian() {
+    local label=$1 flags=$2
+    shift 2
+    local missing=() tool package
+    for tool in "$@"; do
+        package="${tool##*:}"
+        if ! PATH="$PATH:/usr/sbin:/sbin" command -v "${tool%%:*}" >/dev/null 2>&1 \
+            && [[ " ${missing[*]} " != *" $package "* ]]; then
+            missing+=("$package")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "setup: $label present"
+    elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing Debian packages: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq "${missing[@]}" >/dev/null
+        # shellcheck disable=SC2086  # flags may be empty
+        apt-get install -y -qq $flags "${missing[@]}" >/dev/null
     else
-        echo "setup: missing tools (Debian packages): ${missing[*]}" >&2
-        echo "setup: install them with apt-get as root, or use the conda envs in envs/" >&2
-        echo "setup: (snakemake --sdm conda creates them per rule)" >&2
+        echo "setup: missing $label (Debian packages): ${missing[*]}; install them as root" >&2
     fi
-else
-    echo "setup: mmseqs2, clustalo, ncbi-blast+ present"
+}
+
+install_debian "mmseqs2, clustalo, ncbi-blast+" "" mmseqs:mmseqs2 clustalo:clustalo blastp:ncbi-blast+
+command -v mmseqs >/dev/null 2>&1 ||
+    echo "setup: or use the conda envs in envs/ (snakemake --sdm conda creates them per rule)" >&2
+if [ "${SETUP_SLURM:-yes}" != no ]; then
+    # For tests/integration/test_slurm_demo.py, which skips without them.
+    install_debian "slurm-wlm, munge (SLURM integration test)" --no-install-recommends \
+        slurmctld:slurm-wlm slurmd:slurm-wlm sbatch:slurm-wlm munged:munge
+fi
+if [ "${SETUP_BROWSER:-yes}" != no ]; then
+    # For the feature browser's tests in headless Chromium, which skip without it.
+    install_debian "chromium (feature browser tests)" "" chromium:chromium
 fi

@@ -1,3 +1,18 @@
 """protsae: sparse autoencoders on ESM-2 activations, and what their latents mean."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "encode"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import protsae` stays light (no torch) until protsae.encode is used.
+    if name == "encode":
+        from protsae.encoding import encode
+
+        return encode
+    raise AttributeError(f"module 'protsae' has no attribute {name!r}")

@@ -5,26 +5,42 @@ index) and ``x``, a ``fixed_size_binary`` column with the little-endian float16/
 vector. Binary rather than ``fixed_size_list`` because it decodes ~5x faster and maps
 into numpy without a copy (see docs/design.md). File metadata records dtype, d_model,
 model and layer so a reader never has to guess.
+
+Shard membership lives here too: which sequences go to which training shard and which are
+held out is a function of each id alone (:func:`shard_of`, :func:`is_holdout`,
+:func:`select_shard_records`, :func:`holdout_records`). :func:`extract_shard` writes a shard
+through the ESM-2 forward in :mod:`protsae.esm`, imported only when it runs, so reading shards
+(SAE training) never imports fair-esm.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from protsae.io import AtomicParquetWriter
+from protsae.progress import Progress, get_logger
+
+if TYPE_CHECKING:
+    import torch
 
 DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
 META_PREFIX = "protsae."
 ROW_GROUP_BYTES = 64 * 1024 * 1024
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+#: One sequence: ``(id, residues)``.
+Record = tuple[str, str]
 
 
 def shard_schema(d_model: int, dtype: str, model: str = "", layer: int = -1) -> pa.Schema:
@@ -67,6 +83,67 @@ def shard_of(seq_id: str, n_shards: int) -> int:
     Uses different hash bits from :func:`is_holdout` so the two are independent.
     """
     return (_hash64(seq_id) // 1_000_000) % n_shards
+
+
+def id_rng(seq_id: str, seed: int) -> np.random.Generator:
+    """A generator that depends on the sequence id and seed only, never on batching or order."""
+    return np.random.default_rng([seed, _hash64(seq_id)])
+
+
+def sample_positions(seq_id: str, length: int, count: int | None, seed: int) -> np.ndarray:
+    """Sorted residue positions to store for one sequence: ``count`` of them, or all."""
+    if count is None or count >= length:
+        return np.arange(length, dtype=np.int32)
+    if count < 1:
+        raise ValueError(f"tokens_per_sequence must be positive or None, got {count}")
+    chosen = id_rng(seq_id, seed).choice(length, size=count, replace=False)
+    return np.sort(chosen).astype(np.int32)
+
+
+def _check_table(table: pa.Table) -> list[str]:
+    missing = {"id", "sequence"} - set(table.column_names)
+    if missing:
+        raise ValueError(
+            f"sequence table lacks column(s) {sorted(missing)}; has {table.column_names}"
+        )
+    return table.column("id").to_pylist()
+
+
+def _take_records(table: pa.Table, keep: list[bool]) -> list[Record]:
+    # Filter before converting, so only the selected sequences become Python strings.
+    chosen = table.select(["id", "sequence"]).filter(pa.array(keep, pa.bool_()))
+    return list(
+        zip(chosen.column("id").to_pylist(), chosen.column("sequence").to_pylist(), strict=True)
+    )
+
+
+def select_shard_records(
+    table: pa.Table, shard: int, n_shards: int, holdout_fraction: float
+) -> list[Record]:
+    """The (id, sequence) records of one training shard, in table order: a function of each id.
+
+    A sequence's shard and holdout membership never move when the sample grows or is reordered.
+    """
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} out of range for {n_shards} shards")
+    ids = _check_table(table)
+    keep = [
+        shard_of(seq_id, n_shards) == shard and not is_holdout(seq_id, holdout_fraction)
+        for seq_id in ids
+    ]
+    return _take_records(table, keep)
+
+
+def holdout_records(
+    table: pa.Table, holdout_fraction: float, max_sequences: int | None
+) -> list[Record]:
+    """Held-out records (never in a training shard), the same ones whatever the table order.
+
+    Ordered by a hash of the id, so the first ``max_sequences`` are a random-like subset.
+    """
+    held = _take_records(table, [is_holdout(i, holdout_fraction) for i in _check_table(table)])
+    held.sort(key=lambda r: (id_digest(r[0]), r[0]))
+    return held if max_sequences is None else held[:max_sequences]
 
 
 @dataclass(frozen=True)
@@ -228,16 +305,71 @@ def iter_shard(
         yield ActivationBatch(ids=ids, pos=pos, x=x)
 
 
-def read_shard(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Read a whole shard: ids, positions, vectors. For tests and small files."""
-    ids: list[str] = []
-    pos: list[np.ndarray] = []
-    xs: list[np.ndarray] = []
-    info = shard_info(path)
-    for batch in iter_shard(path):
-        ids.extend(batch.ids.to_pylist())
-        pos.append(batch.pos)
-        xs.append(batch.x)
-    if not xs:
-        return ids, np.empty(0, np.int32), np.empty((0, info.d_model), DTYPES[info.dtype])
-    return ids, np.concatenate(pos), np.concatenate(xs)
+def extract_shard(
+    checkpoint: str | os.PathLike[str],
+    records: Sequence[Record],
+    out_path: str | os.PathLike[str],
+    layer: int,
+    model_name: str,
+    max_tokens_per_batch: int,
+    dtype: str,
+    tokens_per_sequence: int | None,
+    seed: int,
+    device: str | torch.device | None = None,
+    logger: logging.Logger | None = None,
+    *,
+    loader_workers: int | None = None,
+) -> int:
+    """Write layer ``layer``'s residue vectors of ``records`` to an activation shard; rows written.
+
+    With ``tokens_per_sequence`` only that many seeded random residues per sequence are stored
+    (positions depend on id and seed, not on batching). Rows follow a seeded random order of
+    length-sorted batches. ``loader_workers`` defaults to 0 on CPU and up to 4 on CUDA.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"activation dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if tokens_per_sequence is not None and tokens_per_sequence < 1:
+        raise ValueError(f"tokens_per_sequence must be positive or None, got {tokens_per_sequence}")
+    ids = [seq_id for seq_id, _ in records]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"{out_path}: sequence id {duplicate!r} appears more than once")
+    from protsae.device import resolve_device  # deferred: these import torch and fair-esm
+    from protsae.esm import check_layer, check_records, layer_representations, load_model
+
+    check_records(records)
+    logger = logger or get_logger()
+    device = resolve_device("auto" if device is None else device)
+    model, alphabet = load_model(checkpoint, device)
+    check_layer(model, layer)
+    if loader_workers is None:
+        loader_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+    lengths = {seq_id: len(seq) for seq_id, seq in records}
+    progress = Progress("extract", total=sum(lengths.values()), unit="tokens", logger=logger)
+    sequences_done = 0
+    representations = layer_representations(
+        model,
+        alphabet,
+        records,
+        layer,
+        max_tokens_per_batch,
+        device,
+        batch_order_seed=seed,
+        loader_workers=loader_workers,
+    )
+    with ShardWriter(out_path, model.embed_dim, dtype, model_name, layer) as writer:
+        for seq_id, hidden in representations:
+            positions = sample_positions(seq_id, lengths[seq_id], tokens_per_sequence, seed)
+            vectors = hidden.numpy()
+            if len(positions) < len(vectors):
+                vectors = vectors[positions]
+            if dtype == "float16" and len(vectors) and np.abs(vectors).max() > _FLOAT16_MAX:
+                raise ValueError(
+                    f"{out_path}: sequence {seq_id!r}: layer {layer} activation "
+                    f"{np.abs(vectors).max():.3g} overflows float16; use dtype float32"
+                )
+            writer.add(seq_id, positions, vectors)
+            sequences_done += 1
+            progress.update(lengths[seq_id], sequences=f"{sequences_done}/{len(records)}")
+    progress.finish(sequences=f"{sequences_done}/{len(records)}", rows=writer.rows_written)
+    return writer.rows_written

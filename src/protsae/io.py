@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import os
+import signal
+import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +120,81 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+# ---- one writer per output ---------------------------------------------------------
+
+
+class LockHeld(RuntimeError):
+    """Another process holds the lock on an output; the message names it."""
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file that guards ``path`` (a hidden file beside it)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on the lock file of ``path`` while the block runs.
+
+    A second holder fails at once with :class:`LockHeld` naming the process (pid and host)
+    that holds it. The kernel drops the lock when its process dies, even by SIGKILL, so a
+    lock never outlives its writer. The lock file stays (removing it would race a new
+    holder).
+    """
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise LockHeld(
+                f"{path} is being written by another process ({holder}); wait for it to end "
+                "or stop it (a snakemake killed with -9 leaves its jobs running)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield lock
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that :class:`AtomicFile` left beside ``path`` (a writer
+    killed before it could clean up); call only while holding ``path``'s lock."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.part"))
+    for part in stale:
+        part.unlink(missing_ok=True)
+    return stale
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+_claimed: list[contextlib.ExitStack] = []
+
+
+def claim_outputs(*paths: str | os.PathLike[str]) -> list[Path]:
+    """The first call of a long-writing job: lock its outputs for the rest of the process,
+    remove stale temporary files of them, and turn SIGTERM (Snakemake and SLURM stopping a
+    job) into an exception, so writers interrupted that way remove their temporary files.
+
+    The lock is taken on the first path; stale files are removed for all of them. Returns
+    the removed files. Raises :class:`LockHeld` when another process writes these outputs.
+    """
+    if not paths:
+        return []
+    stack = contextlib.ExitStack()
+    stack.enter_context(exclusive_lock(paths[0]))
+    _claimed.append(stack)  # held until the process ends
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    return [part for path in paths for part in remove_stale_parts(path)]

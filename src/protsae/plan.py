@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
 FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
+# k written in a published SAE's file name, e.g. ``esm2_plm1280_l24_sae4096_k64_auxk640``.
+FILE_NAME_K = re.compile(r"(?:^|_)k(\d+)(?=[_.]|$)")
 ESM2_MAX_RESIDUES = 1022
 
 
@@ -153,6 +157,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                     f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
                     f"({n_layers} layers)"
                 )
+    problems += _pretrained_problems(config["sae"]["pretrained"])
     probe_sae = config["probes"]["sae"]
     if probe_sae["k"] > probe_sae["width"]:
         problems.append(
@@ -160,8 +165,55 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
         )
     if config["sequences"]["max_length"] > ESM2_MAX_RESIDUES:
         problems.append(f"config key sequences.max_length: ESM-2 takes at most {ESM2_MAX_RESIDUES}")
+    problems += _steering_problems(config["steering"])
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _steering_problems(steering: dict[str, Any]) -> list[str]:
+    problems = []
+    if steering["filter"]["multiplier"] not in steering["multipliers"]:
+        problems.append(
+            f"config key steering.filter.multiplier: {steering['filter']['multiplier']} is not "
+            f"one of steering.multipliers {steering['multipliers']}"
+        )
+    bins = steering["conservation_bins"]
+    if (
+        bins[0] != 0
+        or bins[-1] != 1
+        or any(b <= a for a, b in zip(bins[:-1], bins[1:], strict=True))
+    ):
+        problems.append(
+            f"config key steering.conservation_bins: edges must increase from 0 to 1, got {bins}"
+        )
+    return problems
+
+
+def k_in_file_name(path: str) -> int | None:
+    """The k a file name states (``..._k64_...``), or None when it states none."""
+    match = FILE_NAME_K.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _pretrained_problems(pretrained: dict[str, Any]) -> list[str]:
+    """``sae.pretrained.*.k`` must be given (an InterProt file does not store it) and must agree
+    with a k in the file name."""
+    problems = []
+    for layer, entry in pretrained.items():
+        key = f"config key sae.pretrained.{layer}.k"
+        if isinstance(entry, str) or "k" not in entry:
+            path = entry if isinstance(entry, str) else entry["path"]
+            problems.append(
+                f"{key}: required: an InterProt SAE file does not store its k, and a wrong k "
+                f"changes every reconstruction; write {{path: {path}, k: <k it was trained with>}}"
+            )
+            continue
+        named = k_in_file_name(entry["path"])
+        if named is not None and named != entry["k"]:
+            problems.append(
+                f"{key}: k={entry['k']}, but the file name {Path(entry['path']).name} says k{named}"
+            )
+    return problems
 
 
 def expand_sweeps(sweeps: list[dict[str, list[int]]]) -> list[SaeSpec]:
@@ -207,8 +259,16 @@ def model_num_layers(esm: dict[str, Any]) -> int | None:
 
 def fairesm_urls(name: str) -> tuple[str, str]:
     """fair-esm's own URLs of a model's weights and its contact-regression file."""
-    base = "https://dl.fbaipublicfiles.com/fair-esm"
-    return f"{base}/models/{name}.pt", f"{base}/regression/{name}-contact-regression.pt"
+    return (
+        f"{FAIRESM_BASE}/models/{name}.pt",
+        f"{FAIRESM_BASE}/regression/{name}-contact-regression.pt",
+    )
+
+
+def regression_path(checkpoint: str | Path) -> Path:
+    """Where fair-esm's loader looks for a checkpoint's contact-regression file: beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-contact-regression.pt")
 
 
 def source_file_name(name: str, url: str) -> str:
@@ -230,14 +290,33 @@ def local_source_path(url: str) -> str:
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+# The format each source must have (protsae.filetypes.KINDS), checked before a download
+# takes its final name. Probe data sets come in several layouts (archives, FASTA, CSV):
+# "any" refuses an HTML page or an empty file and checks archives are whole.
+SOURCE_KINDS = {
+    "uniref50": "fasta",
+    "swissprot": "swissprot",
+    "interpro_entries": "entry_list",
+    "secondary_structure": "any",
+    "localization": "any",
+    "thermostability": "any",
+    "expression": "any",
+}
+
+
 def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Every file the download rule may fetch: ``{file name: {url, md5, sha256, source}}``."""
+    """Every file the download rule may fetch:
+    ``{file name: {url, md5, sha256, md5_url, source, label, kind}}``; ``label`` names the
+    config key."""
     files = {
         source_file_name(name, src["url"]): {
             "url": src["url"],
             "md5": src.get("md5", ""),
             "sha256": src.get("sha256", ""),
+            "md5_url": src.get("md5_url", ""),
             "source": name,
+            "label": f"sources.{name}",
+            "kind": SOURCE_KINDS.get(name, "text"),
         }
         for name, src in config["sources"].items()
     }
@@ -251,23 +330,57 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
             "md5": esm.get("model_md5") or "",
             "sha256": "",
             "source": "esm",
+            "label": "esm.model",
+            "kind": "checkpoint",
         }
         files[f"{esm['model']}-contact-regression.pt"] = {
             "url": regression_url,
             "md5": "",
             "sha256": "",
             "source": "esm",
+            "label": "esm.model (contact regression)",
+            "kind": "checkpoint",
         }
     return files
 
 
-def pretrained_specs(config: dict[str, Any], width_of: Any) -> dict[SaeSpec, str]:
-    """Imported SAEs: ``{SaeSpec: path}``; ``width_of(path)`` reads the width from the file."""
+def safetensors_width(path: str | Path) -> int:
+    """The width (decoder rows) of an InterProt or protsae SAE file, from its header alone."""
+    from safetensors import safe_open  # deferred: only configs with sae.pretrained need it
+
+    if not Path(path).is_file():
+        raise ConfigError(f"config key sae.pretrained: {path}: no such file")
+    with safe_open(str(path), "pt") as handle:
+        for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            if name.rsplit(".", 1)[-1] in ("w_dec", "W_dec"):
+                return int(handle.get_slice(name).get_shape()[0])
+    raise ConfigError(
+        f"config key sae.pretrained: {path}: no w_dec/W_dec tensor, "
+        "not an InterProt or protsae SAE file"
+    )
+
+
+def pretrained_specs(
+    config: dict[str, Any], width_of: Callable[[str], int] = safetensors_width
+) -> dict[SaeSpec, str]:
+    """Imported SAEs: ``{SaeSpec: path}``; the width (part of the SAE's path) is read from the
+    file by ``width_of``, so the rules take it from the ``{width}`` wildcard like any SAE's."""
     specs = {}
     for layer, entry in config["sae"]["pretrained"].items():
-        path, k = (entry, 64) if isinstance(entry, str) else (entry["path"], entry.get("k", 64))
-        specs[SaeSpec(int(layer), int(k), int(width_of(path)))] = path
+        problems = _pretrained_problems({layer: entry})
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        path = entry["path"]
+        specs[SaeSpec(int(layer), int(entry["k"]), int(width_of(path)))] = path
     return specs
+
+
+def schema_path() -> Path:
+    """The config schema: shipped with the package (a link to ``workflow/schemas/`` in a checkout)."""
+    packaged = Path(__file__).with_name("schemas") / "config.schema.yaml"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:

@@ -11,6 +11,13 @@ source or another version of the file.
 FTP goes through ``urllib`` and restarts from zero on every attempt (urllib has no
 ``REST`` support); ``file://`` URLs and plain paths are copied. Networking uses only
 the standard library.
+
+Given a ``kind`` (see :data:`protsae.filetypes.KINDS`), the finished bytes must also pass
+:func:`protsae.filetypes.check_format` before the rename: an HTML page served with status
+200 or a gzip stream cut short never lands under the final name. A body that came without
+a Content-Length and fails the check may have been cut short, so it is fetched again; a
+complete body that fails it is an error at once. Errors start with the source's name and
+the user's URL, with the local copy in parentheses.
 """
 
 from __future__ import annotations
@@ -30,9 +37,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from protsae.filetypes import FormatError, check_format
 from protsae.progress import Progress, get_logger
 
-FAIRESM_BASE = "https://dl.fbaipublicfiles.com/fair-esm"
 CHUNK_BYTES = 1 << 20
 MAX_DELAY_S = 300.0
 USER_AGENT = "protsae-download/0.1 (python urllib)"
@@ -55,14 +62,6 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def fairesm_urls(model_name: str) -> tuple[str, str]:
-    """fair-esm's own URLs for a model's weights and its contact-regression head."""
-    return (
-        f"{FAIRESM_BASE}/models/{model_name}.pt",
-        f"{FAIRESM_BASE}/regression/{model_name}-contact-regression.pt",
-    )
-
-
 def partial_path(dest: str | os.PathLike[str]) -> Path:
     """Where the bytes of ``dest`` accumulate until the download is complete and verified."""
     dest = Path(dest)
@@ -78,14 +77,18 @@ def fetch(
     timeout: float = 60,
     backoff: float = 1.0,
     logger: logging.Logger | None = None,
+    kind: str | None = None,
+    label: str | None = None,
 ) -> Path:
     """Download ``url`` (http(s)://, ftp://, file:// or a local path) to ``dest``.
 
     Makes up to ``retries + 1`` attempts, waiting ``backoff * 2**(attempt - 1)`` seconds
     (at most 5 minutes, or the server's ``Retry-After``) before each retry. Retried:
     connection errors, timeouts, truncated bodies, HTTP 5xx, 408 and 429. Other 4xx
-    responses fail at once. On success the file is renamed onto ``dest`` and its path
-    returned; ``dest`` never holds partial or unverified bytes.
+    responses fail at once. With ``kind`` the bytes must pass that format check (see the
+    module docstring). On success the file is renamed onto ``dest`` and its path returned;
+    ``dest`` never holds partial or unverified bytes. ``label`` (e.g. ``sources.uniref50``)
+    starts every error message.
     """
     dest = Path(dest)
     logger = logger or get_logger()
@@ -94,37 +97,34 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(dest)
     sidecar = part.with_name(part.name + ".json")
+    where = f"{label + ': ' if label else ''}{url} (cached copy {dest})"
 
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
     logger.info("fetching %s -> %s", url, dest)
     start = time.perf_counter()
-    if scheme in ("http", "https"):
-        _discard_foreign_partial(part, sidecar, url, logger)
-        attempt = _HttpAttempt(url, part, sidecar, timeout, logger)
-    elif scheme == "ftp":
-        attempt = _FtpAttempt(url, part, timeout, logger)
-    elif scheme == "file" or scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
-        attempt = None
-    else:
-        raise DownloadError(
-            f"{url}: unsupported URL scheme {scheme!r} (use http(s)://, ftp://, file:// or a path)"
-        )
-
+    attempt = _attempt_for(url, part, sidecar, timeout, logger, where)
     try:
         if attempt is None:
             _copy_local(url, part, logger)
+            _check_kind(part, kind, served=False)
         else:
-            _with_retries(attempt, url, retries, backoff, logger)
-        _verify(part, url, md5, sha256)
-    except (DownloadError, OSError):
+            _with_retries(_Checked(attempt, kind, sidecar), url, retries, backoff, logger)
+        _verify(part, md5, sha256)
+    except (DownloadError, OSError) as exc:
         # Permanent failure (4xx, bad checksum, missing local file): these bytes are useless.
         part.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
+        if isinstance(exc, DownloadError):
+            raise type(exc)(f"{where}: {exc}") from exc
         raise
     except _RetriesExhausted as exc:
+        kept = _size(part)
         raise DownloadError(
-            f"{url}: failed after {retries + 1} attempts; last error: {exc}. "
-            f"{_size(part):,} bytes kept in {part} to resume from on the next run."
+            f"{where}: failed after {retries + 1} attempts; last error: {exc}. "
+            + (
+                f"{kept:,} bytes kept in {part} to resume from on the next run."
+                if kept
+                else "Nothing was received."
+            )
         ) from None
 
     os.replace(part, dest)
@@ -146,8 +146,63 @@ class _RetriesExhausted(Exception):
     pass
 
 
+def _attempt_for(
+    url: str, part: Path, sidecar: Path, timeout: float, logger: logging.Logger, where: str
+) -> _HttpAttempt | _FtpAttempt | None:
+    """The transfer for the URL's scheme; None for a local file (copied, not retried)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        _discard_foreign_partial(part, sidecar, url, logger)
+        return _HttpAttempt(url, part, sidecar, timeout, logger)
+    if scheme == "ftp":
+        return _FtpAttempt(url, part, timeout, logger)
+    if scheme == "file" or scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
+        return None
+    raise DownloadError(
+        f"{where}: unsupported URL scheme {scheme!r} (use http(s)://, ftp://, file:// or a path)"
+    )
+
+
+def _check_kind(part: Path, kind: str | None, served: bool) -> None:
+    if kind is None:
+        return
+    try:
+        check_format(part, kind, served=served)
+    except FormatError as exc:
+        raise DownloadError(str(exc)) from exc
+
+
+class _Checked:
+    """An attempt followed by the format check of what it received.
+
+    A body whose length the server did not announce may be cut short without any error,
+    so one that fails the check is thrown away and retried; a body of the announced
+    length that fails it is what the server has, and fails for good.
+    """
+
+    def __init__(
+        self, attempt: _HttpAttempt | _FtpAttempt, kind: str | None, sidecar: Path
+    ) -> None:
+        self.attempt = attempt
+        self.kind = kind
+        self.sidecar = sidecar
+
+    def __call__(self) -> None:
+        self.attempt()
+        if self.kind is None:
+            return
+        try:
+            check_format(self.attempt.part, self.kind, served=True)
+        except FormatError as exc:
+            if self.attempt.length_known:
+                raise DownloadError(str(exc)) from exc
+            self.attempt.part.unlink(missing_ok=True)
+            self.sidecar.unlink(missing_ok=True)
+            raise _Transient(f"{exc} (the body came without a Content-Length)") from exc
+
+
 def _with_retries(
-    attempt: _HttpAttempt | _FtpAttempt,
+    attempt: _Checked,
     url: str,
     retries: int,
     backoff: float,
@@ -231,6 +286,7 @@ class _HttpAttempt:
         self.sidecar = sidecar
         self.timeout = timeout
         self.logger = logger
+        self.length_known = False
 
     def _validator(self) -> str | None:
         try:
@@ -276,8 +332,8 @@ class _HttpAttempt:
                 validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
                 self.sidecar.write_text(json.dumps({"url": self.url, "validator": validator}))
             else:
-                raise DownloadError(f"{self.url}: unexpected HTTP status {status}")
-            _receive_body(
+                raise DownloadError(f"unexpected HTTP status {status}")
+            self.length_known = _receive_body(
                 response, self.part, mode, offset, self.logger, (OSError, http.client.HTTPException)
             )
 
@@ -285,12 +341,13 @@ class _HttpAttempt:
         if exc.code == 416 and offset:
             _, total = _content_range(exc.headers.get("Content-Range"))
             if total == offset:
+                self.length_known = True
                 return  # the partial file already holds every byte
             self.part.unlink(missing_ok=True)
             raise _Transient(f"HTTP 416 for a range from byte {offset}; starting over")
         if exc.code >= 500 or exc.code in RETRY_STATUSES:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers))
-        raise DownloadError(f"{self.url}: HTTP {exc.code} {exc.reason} (not retried)")
+        raise DownloadError(f"HTTP {exc.code} {exc.reason} (not retried)")
 
 
 def _receive_body(
@@ -300,11 +357,12 @@ def _receive_body(
     offset: int,
     logger: logging.Logger,
     connection_errors: tuple[type[BaseException], ...],
-) -> None:
+) -> bool:
     """Stream a response body into ``part`` (appending when resuming at ``offset``).
 
     A connection lost mid-body or a body shorter than its Content-Length is transient:
     the bytes received so far stay in ``part`` for the next attempt to resume from.
+    Returns whether the server announced the body's length.
     """
     length = response.headers.get("Content-Length")
     expected = int(length) if length and length.isdigit() else None
@@ -332,6 +390,7 @@ def _receive_body(
             f"truncated body: received {received:,} of {expected:,} bytes "
             f"(file now holds {offset + received:,})"
         )
+    return expected is not None
 
 
 class _FtpAttempt:
@@ -342,38 +401,39 @@ class _FtpAttempt:
         self.part = part
         self.timeout = timeout
         self.logger = logger
+        self.length_known = False
 
     def __call__(self) -> None:
         try:
             response = urllib.request.urlopen(self.url, timeout=self.timeout)
         except urllib.error.URLError as exc:
             if isinstance(exc.__cause__, ftplib.error_perm):
-                raise DownloadError(f"{self.url}: {exc.reason} (not retried)") from exc
+                raise DownloadError(f"{exc.reason} (not retried)") from exc
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         except (OSError, ftplib.Error) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         with response:
-            _receive_body(response, self.part, "wb", 0, self.logger, (OSError, ftplib.Error))
+            self.length_known = _receive_body(
+                response, self.part, "wb", 0, self.logger, (OSError, ftplib.Error)
+            )
 
 
 def _copy_local(url: str, part: Path, logger: logging.Logger) -> None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme.lower() == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise DownloadError(
-                f"{url}: file:// URLs must name a local file (host {parsed.netloc!r})"
-            )
+            raise DownloadError(f"file:// URLs must name a local file (host {parsed.netloc!r})")
         source = Path(urllib.request.url2pathname(parsed.path))
     else:
         source = Path(url)
     if not source.is_file():
-        raise DownloadError(f"{url}: no such file ({source})")
+        raise DownloadError(f"no such file ({source})")
     with open(source, "rb") as src, open(part, "wb") as out:
         shutil.copyfileobj(src, out, CHUNK_BYTES)
     logger.info("copied %s (%s bytes)", source, f"{_size(part):,}")
 
 
-def _verify(path: Path, url: str, md5: str | None, sha256: str | None) -> None:
+def _verify(path: Path, md5: str | None, sha256: str | None) -> None:
     """Check the finished bytes against the expected sums; name both sums on a mismatch."""
     if not md5 and not sha256:
         return
@@ -391,4 +451,4 @@ def _verify(path: Path, url: str, md5: str | None, sha256: str | None) -> None:
         if digest.hexdigest() != expected_sums[name]
     ]
     if wrong:
-        raise ChecksumError(f"{url}: checksum mismatch ({'; '.join(wrong)}); download removed")
+        raise ChecksumError(f"checksum mismatch ({'; '.join(wrong)}); download removed")

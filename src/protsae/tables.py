@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -13,45 +12,46 @@ import pandas as pd
 from protsae.io import atomic_path
 from protsae.latents.classes import PATTERN_CLASSES
 
-SAE_PATH = re.compile(
-    r"(?P<model>[^/\\]+)[/\\]L(?P<layer>\d+)[/\\]k(?P<k>\d+)-w(?P<width>\d+)[/\\][^/\\]+$"
-)
+#: Where an SAE sits in the grid: ``model``, ``layer``, ``k``, ``width`` (the rules pass them).
+Coordinates = Mapping[str, str | int]
 
 
-def sae_coordinates(path: str | os.PathLike[str]) -> dict[str, str | int]:
-    """``model``, ``layer``, ``k``, ``width`` from a path ``…/{model}/L{layer}/k{k}-w{width}/file``."""
-    match = SAE_PATH.search(str(path))
-    if not match:
-        raise ValueError(f"{path}: not under <model>/L<layer>/k<k>-w<width>/")
-    return {
-        "model": match["model"],
-        "layer": int(match["layer"]),
-        "k": int(match["k"]),
-        "width": int(match["width"]),
-    }
-
-
-def _rows(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[dict, dict]]:
-    for path in paths:
+def _rows(
+    paths: Iterable[str | os.PathLike[str]], coordinates: Sequence[Coordinates]
+) -> Iterable[tuple[dict, dict]]:
+    paths = list(paths)
+    if len(paths) != len(coordinates):
+        raise ValueError(f"{len(paths)} files but {len(coordinates)} SAE coordinates")
+    for path, coords in zip(paths, coordinates, strict=True):
         with open(path) as handle:
             try:
                 payload = json.load(handle)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: not valid JSON ({err})") from None
-        yield sae_coordinates(path), payload
+        yield {key: coords[key] for key in ("model", "layer", "k", "width")}, payload
 
 
-def sae_metrics_table(eval_paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """One row per SAE with its ``eval.json`` metrics, sorted by (layer, k, width)."""
-    records = [{**coords, **metrics} for coords, metrics in _rows(eval_paths)]
+def sae_metrics_table(
+    eval_paths: Iterable[str | os.PathLike[str]], coordinates: Sequence[Coordinates]
+) -> pd.DataFrame:
+    """One row per SAE with its ``eval.json`` metrics, sorted by (layer, k, width).
+
+    ``coordinates[i]`` says which SAE ``eval_paths[i]`` belongs to.
+    """
+    records = [{**coords, **metrics} for coords, metrics in _rows(eval_paths, coordinates)]
     frame = pd.DataFrame.from_records(records)
     return frame.sort_values(["layer", "k", "width"]).reset_index(drop=True) if records else frame
 
 
-def latent_summary_table(summary_paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """One row per SAE: latents per pattern class and the number of family-specific latents."""
+def latent_summary_table(
+    summary_paths: Iterable[str | os.PathLike[str]], coordinates: Sequence[Coordinates]
+) -> pd.DataFrame:
+    """One row per SAE: latents per pattern class and the number of family-specific latents.
+
+    ``coordinates[i]`` says which SAE ``summary_paths[i]`` belongs to.
+    """
     records = []
-    for coords, summary in _rows(summary_paths):
+    for coords, summary in _rows(summary_paths, coordinates):
         counts = summary.get("class_counts", {})
         row = {**coords, "n_latents": summary.get("n_latents")}
         row.update({name: int(counts.get(name, 0)) for name in PATTERN_CLASSES})

@@ -11,9 +11,9 @@ from slurm_cluster import SlurmCluster, new_cluster_root, skip_reason
 
 @pytest.fixture(scope="module")
 def slurm_cluster() -> Iterator[SlurmCluster]:
-    """A running cluster (installed with apt-get first when root and missing).
+    """A running cluster of the SLURM programs that set-up installed (tools/setup.sh).
 
-    Skips only when SLURM is absent and cannot be installed (not root). Teardown cancels
+    Skips, saying so, only where those programs are missing. Teardown cancels
     leftover jobs and ends exactly the daemons this fixture started, also after failures.
     """
     reason = skip_reason()

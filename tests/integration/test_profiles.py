@@ -13,8 +13,19 @@ from workflow_runs import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
-GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats")
+GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit")
 BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", re.MULTILINE)
+RULE_RESOURCES = re.compile(r"^    resources:\n((?:        .*\n)+)", re.MULTILINE)
+
+
+def declared_resources(rule: str) -> dict[str, str]:
+    """The ``resources:`` a rule states in workflow/rules/*.smk (name=integer entries)."""
+    text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    start = re.search(rf"^(?:rule|checkpoint) {rule}:\n", text, re.MULTILINE)
+    assert start, f"rule {rule} not found"
+    end = re.compile(r"^\S", re.MULTILINE).search(text, start.end())
+    found = RULE_RESOURCES.search(text[start.end() : end.start() if end else len(text)])
+    return dict(re.findall(r"(\w+)=(\d+)", found.group(1))) if found else {}
 
 
 def planned_resources(dry_run_log: str) -> dict[str, list[dict[str, str]]]:
@@ -44,13 +55,17 @@ def test_profile_slurm_resolves_at_the_repository_root(workspace: Path):
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     for rule in GPU_RULES:
         wanted = profile["set-resources"][rule]
+        declared = declared_resources(rule)
+        # Stated once: the rule holds gpu, memory and time; the profile only SLURM's CPU mapping.
+        assert {"gpu", "mem_mb", "runtime"} <= set(declared), (rule, declared)
+        assert not {"gpu", "mem_mb", "runtime"} & set(wanted), (rule, wanted)
         for resources in jobs[rule]:
-            assert resources.get("gpu") == "1", (rule, resources)
+            assert resources.get("gpu") == declared["gpu"] == "1", (rule, resources)
             assert resources.get("cpus_per_gpu") == str(wanted["cpus_per_gpu"]), (rule, resources)
             # 0 lifts the default cpus_per_task so that sbatch gets --cpus-per-gpu
             assert resources.get("cpus_per_task") == "0", (rule, resources)
-            assert resources.get("mem_mb") == str(wanted["mem_mb"]), (rule, resources)
-            assert resources.get("runtime") == str(wanted["runtime"]), (rule, resources)
+            assert resources.get("mem_mb") == declared["mem_mb"], (rule, resources)
+            assert resources.get("runtime") == declared["runtime"], (rule, resources)
     for rule, planned in jobs.items():
         if rule in GPU_RULES or rule == "all":
             continue

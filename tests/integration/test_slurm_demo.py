@@ -32,7 +32,7 @@ from workflow_runs import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "latent_stats"}
+GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit"}
 THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
 CONFIG = ("--configfile", "config/integration.yaml")
 
@@ -43,6 +43,10 @@ def one_sae_demo(config: dict) -> dict:
     config["sae"]["sweeps"] = [
         {"layers": first["layers"][:1], "ks": first["ks"][:1], "widths": first["widths"][:1]}
     ]
+    # probes only where that one SAE is
+    config["probes"].update(
+        layers=first["layers"][:1], sae={"k": first["ks"][:1][0], "width": first["widths"][0]}
+    )
     return shrink_demo(random_esm(config))
 
 

@@ -120,9 +120,13 @@ def shrink_demo(config: dict) -> dict:
     SAEs learning the planted families. Tests that need any model at all take `random_esm`.
     """
     training = config["sae"]["training"]
-    training["total_tokens"] = min(training["total_tokens"], 200 * training["batch_tokens"])
+    cap = 200 * training["batch_tokens"]  # total_tokens null (one pass) is capped too
+    training["total_tokens"] = min(training["total_tokens"] or cap, cap)
     config["sae"].setdefault("eval", {})
     config["sae"]["eval"]["max_sequences"] = min(config["sae"]["eval"].get("max_sequences", 30), 30)
+    probes = config.get("probes") or {}
+    if probes.get("layers"):
+        probes["layers"] = probes["layers"][-1:]  # every task, one layer
     return config
 
 

@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from protsae import activations as acts
 from protsae import esm as pesm
-from protsae.activations import is_holdout, read_shard, shard_info, shard_of, shard_schema
+from protsae.activations import is_holdout, shard_info, shard_of, shard_schema
+from protsae.device import resolve_device
 
 LAYERS, DIM, HEADS = 3, 48, 4
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
@@ -177,21 +179,21 @@ def test_random_init_rejects_odd_head_sizes(tmp_path):
 
 
 def test_resolve_device():
-    assert pesm.resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert pesm.resolve_device("auto").type == expected
+    assert resolve_device("auto").type == expected
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            pesm.resolve_device("cuda")
+            resolve_device("cuda")
 
 
 # --------------------------------------------------------------------------- extraction
 
 
 @pytest.mark.parametrize("layer", [2, LAYERS], ids=["intermediate", "last"])
-def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, layer):
+def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, layer, read_shard):
     out = tmp_path / "shard.parquet"
-    rows = pesm.extract_shard(
+    rows = acts.extract_shard(
         checkpoint, RECORDS, out, layer, "random-t3-d48-s7", 200, "float32", None, seed=0
     )
     reference = fair_esm_representations(*loaded, RECORDS, layer)
@@ -220,9 +222,9 @@ def test_layer_zero_is_the_scaled_embedding(loaded):
         assert torch.allclose(hidden, reference[seq_id], atol=TOL, rtol=0)
 
 
-def test_float16_shard_rounds_the_same_vectors(tmp_path, checkpoint, loaded):
+def test_float16_shard_rounds_the_same_vectors(tmp_path, checkpoint, loaded, read_shard):
     out = tmp_path / "half.parquet"
-    pesm.extract_shard(checkpoint, RECORDS[:4], out, 2, "m", 500, "float16", None, seed=0)
+    acts.extract_shard(checkpoint, RECORDS[:4], out, 2, "m", 500, "float16", None, seed=0)
     reference = fair_esm_representations(*loaded, RECORDS[:4], 2)
     ids, pos, x = read_shard(out)
     assert x.dtype == np.float16
@@ -298,15 +300,15 @@ def test_layer_out_of_range(loaded):
 def test_duplicate_ids_are_refused(tmp_path, checkpoint):
     records = [("dup", "MKV"), ("dup", "MKW")]
     with pytest.raises(ValueError, match="'dup' appears more than once"):
-        pesm.extract_shard(
+        acts.extract_shard(
             checkpoint, records, tmp_path / "d.parquet", 1, "m", 100, "float32", None, 0
         )
     assert not (tmp_path / "d.parquet").exists()
 
 
-def test_empty_shard_is_valid_parquet(tmp_path, checkpoint):
+def test_empty_shard_is_valid_parquet(tmp_path, checkpoint, read_shard):
     out = tmp_path / "empty.parquet"
-    assert pesm.extract_shard(checkpoint, [], out, 1, "random", 100, "float16", None, seed=0) == 0
+    assert acts.extract_shard(checkpoint, [], out, 1, "random", 100, "float16", None, seed=0) == 0
     ids, pos, x = read_shard(out)
     assert ids == [] and pos.shape == (0,) and x.shape == (0, DIM)
     info = shard_info(out)
@@ -322,15 +324,15 @@ def test_empty_shard_is_valid_parquet(tmp_path, checkpoint):
     )
 
 
-def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint):
+def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint, read_shard):
     records = RECORDS + random_records(15, seed=3)
     k = 8
     full = tmp_path / "full.parquet"
-    pesm.extract_shard(checkpoint, records, full, 2, "m", 600, "float32", None, seed=5)
+    acts.extract_shard(checkpoint, records, full, 2, "m", 600, "float32", None, seed=5)
     subsets = []
     for name, budget, order in [("a", 600, records), ("b", 150, records[::-1])]:
         out = tmp_path / f"{name}.parquet"
-        pesm.extract_shard(checkpoint, order, out, 2, "m", budget, "float32", k, seed=5)
+        acts.extract_shard(checkpoint, order, out, 2, "m", budget, "float32", k, seed=5)
         subsets.append(read_shard(out))
     full_ids, full_pos, full_x = read_shard(full)
     full_rows = {(i, int(p)): v for i, p, v in zip(full_ids, full_pos, full_x, strict=True)}
@@ -346,7 +348,7 @@ def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint):
         assert len(positions) == min(k, length) == len(set(positions))
         assert all(0 <= p < length for p in positions)
     other_seed = tmp_path / "other.parquet"
-    pesm.extract_shard(checkpoint, records, other_seed, 2, "m", 600, "float32", k, seed=6)
+    acts.extract_shard(checkpoint, records, other_seed, 2, "m", 600, "float32", k, seed=6)
     ids, pos, _ = read_shard(other_seed)
     assert sorted(zip(ids, pos.tolist(), strict=True)) != sorted(
         (i, p) for i, ps in by_seq[0].items() for p in ps
@@ -354,8 +356,8 @@ def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint):
 
 
 def test_sample_positions_all_when_short():
-    assert pesm.sample_positions("x", 5, 10, 0).tolist() == [0, 1, 2, 3, 4]
-    assert pesm.sample_positions("x", 5, None, 0).tolist() == [0, 1, 2, 3, 4]
+    assert acts.sample_positions("x", 5, 10, 0).tolist() == [0, 1, 2, 3, 4]
+    assert acts.sample_positions("x", 5, None, 0).tolist() == [0, 1, 2, 3, 4]
 
 
 # --------------------------------------------------------------------------- shard partition
@@ -369,8 +371,8 @@ def sample_table(n: int, offset: int = 0) -> pa.Table:
 def test_shards_partition_the_training_sequences():
     table = sample_table(600)
     n_shards, holdout = 4, 0.1
-    shards = [pesm.select_shard_records(table, s, n_shards, holdout) for s in range(n_shards)]
-    held = pesm.holdout_records(table, holdout, None)
+    shards = [acts.select_shard_records(table, s, n_shards, holdout) for s in range(n_shards)]
+    held = acts.holdout_records(table, holdout, None)
     all_ids = [i for shard in shards for i, _ in shard] + [i for i, _ in held]
     assert sorted(all_ids) == sorted(table.column("id").to_pylist())  # disjoint and complete
     assert 30 <= len(held) <= 90 and all(len(s) > 80 for s in shards)
@@ -385,26 +387,26 @@ def test_shard_membership_ignores_order_and_growth():
     shuffled = table.take(np.random.default_rng(0).permutation(500))
     grown = pa.concat_tables([table, sample_table(300, offset=500)])
     for shard in range(3):
-        base = set(pesm.select_shard_records(table, shard, 3, 0.05))
-        assert set(pesm.select_shard_records(shuffled, shard, 3, 0.05)) == base
-        assert base < set(pesm.select_shard_records(grown, shard, 3, 0.05))
+        base = set(acts.select_shard_records(table, shard, 3, 0.05))
+        assert set(acts.select_shard_records(shuffled, shard, 3, 0.05)) == base
+        assert base < set(acts.select_shard_records(grown, shard, 3, 0.05))
 
 
 def test_holdout_records_are_deterministic_and_capped():
     table = sample_table(800)
     shuffled = table.take(np.random.default_rng(1).permutation(800))
-    first = pesm.holdout_records(table, 0.2, 25)
+    first = acts.holdout_records(table, 0.2, 25)
     assert len(first) == 25
-    assert pesm.holdout_records(shuffled, 0.2, 25) == first
+    assert acts.holdout_records(shuffled, 0.2, 25) == first
     assert all(is_holdout(i, 0.2) for i, _ in first)
-    assert set(first) < set(pesm.holdout_records(table, 0.2, None))
+    assert set(first) < set(acts.holdout_records(table, 0.2, None))
 
 
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="sequence"):
-        pesm.select_shard_records(pa.table({"id": ["a"]}), 0, 1, 0.0)
+        acts.select_shard_records(pa.table({"id": ["a"]}), 0, 1, 0.0)
     with pytest.raises(ValueError, match="shard 3 out of range"):
-        pesm.select_shard_records(sample_table(3), 3, 3, 0.0)
+        acts.select_shard_records(sample_table(3), 3, 3, 0.0)
 
 
 # --------------------------------------------------------------------------- edits, masked LM

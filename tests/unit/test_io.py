@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from protsae.io import atomic_path, write_json, write_parquet
+from protsae.io import (
+    LockHeld,
+    atomic_path,
+    exclusive_lock,
+    remove_stale_parts,
+    write_json,
+    write_parquet,
+)
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -56,3 +65,87 @@ def test_shard_writer_failing_final_flush_leaves_no_file(tmp_path, monkeypatch):
         monkeypatch.setattr(writer, "_flush", broken_flush)
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- one writer per output -----------------------------------------------------------
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from protsae.io import atomic_path, claim_outputs, exclusive_lock
+out, mode = Path(sys.argv[1]), sys.argv[2]
+if mode == "lock":
+    with exclusive_lock(out):
+        print("ready", flush=True)
+        time.sleep(600)
+if mode == "claim":
+    claim_outputs(out)
+with atomic_path(out) as tmp:
+    tmp.write_bytes(b"x" * 100_000)
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def _writer(tmp_path, out, mode):
+    import subprocess
+    import sys
+
+    import protsae
+
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env = {**os.environ, "PYTHONPATH": str(Path(protsae.__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), mode], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _parts(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_second_writer_fails_at_once_naming_the_holder(tmp_path):
+    out = tmp_path / "sae" / "checkpoint"
+    holder = _writer(tmp_path, out, "lock")
+    try:
+        with pytest.raises(LockHeld, match=f"pid {holder.pid} on "), exclusive_lock(out):
+            pass
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock with the process
+        holder.wait()
+    with exclusive_lock(out) as lock:
+        assert lock == out.with_name(".checkpoint.lock")
+
+
+def test_sigterm_removes_the_temporary_file_of_a_claimed_output(tmp_path):
+    out = tmp_path / "shard-000.parquet"
+    unclaimed = _writer(tmp_path, out, "plain")
+    unclaimed.terminate()
+    unclaimed.wait()
+    assert len(_parts(tmp_path)) == 1, "the default SIGTERM leaves the temporary file"
+
+    claimed = _writer(tmp_path, tmp_path / "shard-001.parquet", "claim")
+    assert len(_parts(tmp_path)) == 2
+    claimed.terminate()
+    assert claimed.wait() == 128 + signal.SIGTERM
+    assert len(_parts(tmp_path)) == 1  # its own is gone
+    assert not (tmp_path / "shard-001.parquet").exists()
+
+
+def test_claim_removes_stale_temporary_files_of_its_outputs_only(tmp_path):
+    out = tmp_path / "shard-000.parquet"
+    (tmp_path / ".shard-000.parquet.k2j3x9.part").write_bytes(b"x" * 1000)
+    (tmp_path / ".shard-001.parquet.a8b7c6.part").write_bytes(b"y")  # another job's
+    (tmp_path / "download.part").write_bytes(b"z")  # a resumable download, not ours
+    holder = _writer(tmp_path, out, "claim")  # removes the stale file, then is SIGKILLed
+    holder.kill()
+    holder.wait()
+    left = _parts(tmp_path)
+    assert ".shard-000.parquet.k2j3x9.part" not in left
+    (killed,) = [p for p in left if p.startswith(".shard-000.parquet.")]  # SIGKILL leaves it
+    with exclusive_lock(out):  # the next job for this output
+        assert remove_stale_parts(out) == [tmp_path / killed]
+    assert _parts(tmp_path) == [".shard-001.parquet.a8b7c6.part", "download.part"]

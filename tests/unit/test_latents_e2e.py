@@ -72,7 +72,7 @@ def pipeline(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-def reference_dense(tmp, ids, seqs, reps):
+def reference_dense(tmp, ids, seqs, reps, dense_latents):
     model, alphabet = esm_mod.load_model(tmp / "esm2_tiny.pt", "cpu")
     sae = sae_mod.load_sae(tmp / "sae.safetensors")
     convert = alphabet.get_batch_converter()
@@ -81,14 +81,14 @@ def reference_dense(tmp, ids, seqs, reps):
         _, _, tokens = convert([(ids[i], seqs[i])])
         with torch.no_grad():
             x = model(tokens, repr_layers=[LAYER])["representations"][LAYER][0, 1:-1]
-            dense[ids[i]] = sae.dense_latents(x).numpy()
+            dense[ids[i]] = dense_latents(sae, x).numpy()
     return dense
 
 
-def test_stats_match_fair_esm_reference(pipeline):
+def test_stats_match_fair_esm_reference(pipeline, dense_latents):
     tmp, n_seq, n_rows, reps, ids, seqs = pipeline
     assert n_seq == len(reps) == 15
-    dense = reference_dense(tmp, ids, seqs, reps)
+    dense = reference_dense(tmp, ids, seqs, reps, dense_latents)
     rows = pq.read_table(tmp / "seq_stats.parquet").to_pylist()
     assert len(rows) == n_rows
     assert {r["id"] for r in rows} == set(dense)
@@ -149,3 +149,27 @@ def test_layer_mismatch_is_reported(pipeline, tmp_path):
             top_examples_path=tmp_path / "t.parquet",
             device="cpu",
         )
+
+
+@pytest.mark.parametrize("convention", ["fair-esm", "interprot"])
+def test_encoder_uses_the_sae_activation_convention(tmp_path, convention):
+    """Latents of an interprot SAE come from InterProt's activations, residues only."""
+    path = tmp_path / "esm2_t3_tiny.pt"
+    esm_mod.save_random_init(path, num_layers=3, embed_dim=32, attention_heads=4, seed=1)
+    model, alphabet = esm_mod.load_model(path)
+    cfg = sae_mod.SAEConfig(d_model=32, width=64, k=4, activation_convention=convention)
+    sae = sae_mod.TopKSAE(cfg, seed=2)
+    records = [("a", "MKTAYIAKQR"), ("b", "GSHMLEDPVDAFQ"), ("c", "W")]
+    encoder = encode_mod.esm_sae_encoder(model, alphabet, sae, 3, 64, "cpu")
+    got = {seq_id: (values, indices) for seq_id, values, indices in encoder(records)}
+    for other in ("fair-esm", "interprot"):
+        reps = dict(
+            esm_mod.layer_representations(model, alphabet, records, 3, 64, convention=other)
+        )
+        same = []
+        for seq_id, seq in records:
+            with torch.no_grad():
+                top = sae.encode(reps[seq_id])
+            assert got[seq_id][0].shape == (len(seq), 4)  # residues only
+            same.append(np.allclose(got[seq_id][0], top.values.numpy(), atol=1e-5))
+        assert all(same) if other == convention else not all(same)

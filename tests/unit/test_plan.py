@@ -13,10 +13,14 @@ from protsae.plan import (
     SaeSpec,
     downloads,
     expand_sweeps,
+    fairesm_urls,
+    k_in_file_name,
     load_config,
     load_schema,
     model_name,
     model_num_layers,
+    pretrained_specs,
+    regression_path,
     validate_config,
 )
 
@@ -48,7 +52,12 @@ def test_defaults_are_the_papers_values():
     config = validate_config(minimal(), SCHEMA)
     assert config["results"] == "results"
     assert config["esm"]["model"] == "esm2_t33_650M_UR50D"
-    assert config["sequences"] == {"sample_size": 1000000, "max_length": 1022, "seed": 0}
+    assert config["sequences"] == {
+        "sample_size": 1000000,
+        "max_length": 1022,
+        "seed": 0,
+        "swissprot_invalid": "error",
+    }
     assert config["clustering"]["min_seq_id"] == 0.3
     assert config["clustering"]["coverage"] == 0.9
     assert config["clustering"]["sensitivity"] == 8
@@ -213,11 +222,39 @@ def test_load_config_error_names_the_file(tmp_path):
 
 def test_pretrained_layers_accept_integer_keys():
     raw = minimal()
-    raw["sae"]["pretrained"] = {24: "sae.safetensors", 12: {"path": "b.safetensors", "k": 32}}
+    raw["sae"]["pretrained"] = {
+        24: {"path": "sae.safetensors", "k": 64},
+        12: {"path": "b.safetensors", "k": 32},
+    }
     config = validate_config(raw, SCHEMA)
     assert set(config["sae"]["pretrained"]) == {"24", "12"}
-    raw["sae"]["pretrained"] = {"x": "sae.safetensors"}
+    raw["sae"]["pretrained"] = {"x": {"path": "sae.safetensors", "k": 64}}
     check_error(raw, "sae.pretrained", "'x'")
+
+
+def test_pretrained_k_is_required_and_matches_the_file_name():
+    raw = minimal()
+    # InterProt files store no k: neither a bare path nor {path} may fall back to a default.
+    raw["sae"]["pretrained"] = {24: "esm2_plm1280_l24_sae4096.safetensors"}
+    check_error(raw, "sae.pretrained.24.k: required", "esm2_plm1280_l24_sae4096.safetensors")
+    raw["sae"]["pretrained"] = {24: {"path": "esm2_plm1280_l24_sae4096.safetensors"}}
+    check_error(raw, "sae.pretrained.24.k: required")
+    raw["sae"]["pretrained"] = {
+        24: {"path": "dir/esm2_plm1280_l24_sae4096_k64_auxk640.safetensors", "k": 128}
+    }
+    check_error(raw, "sae.pretrained.24.k: k=128", "says k64")
+    raw["sae"]["pretrained"][24]["k"] = 64
+    assert validate_config(raw, SCHEMA)["sae"]["pretrained"]["24"]["k"] == 64
+    assert k_in_file_name("esm2_plm1280_l24_sae4096_k64_auxk640.safetensors") == 64
+    assert k_in_file_name("a/b/sae_k32.safetensors") == 32
+    assert k_in_file_name("esm2_plm1280_l24_sae4096_auxk640.safetensors") is None
+    assert k_in_file_name("k8/sae.safetensors") is None  # only the file name counts
+    with pytest.raises(ConfigError, match=r"sae\.pretrained\.3\.k"):
+        pretrained_specs({"sae": {"pretrained": {"3": "w.safetensors"}}}, lambda path: 128)
+    specs = pretrained_specs(
+        {"sae": {"pretrained": {"3": {"path": "w.safetensors", "k": 8}}}}, lambda path: 128
+    )
+    assert specs == {SaeSpec(3, 8, 128): "w.safetensors"}
 
 
 def test_download_names_follow_the_url():
@@ -236,3 +273,37 @@ def test_sae_evaluation_needs_held_out_sequences():
     raw = minimal()
     raw["activations"] = {"holdout_fraction": 0}
     check_error(raw, "activations.holdout_fraction")
+
+
+def test_fairesm_urls() -> None:
+    model, regression = fairesm_urls("esm2_t33_650M_UR50D")
+    assert model == "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t33_650M_UR50D.pt"
+    assert regression == (
+        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
+        "esm2_t33_650M_UR50D-contact-regression.pt"
+    )
+
+
+def test_regression_file_sits_beside_its_checkpoint() -> None:
+    # The name fair-esm's loader looks for; the download of fairesm_urls keeps it.
+    assert regression_path("models/esm2_t6_8M_UR50D.pt") == Path(
+        "models/esm2_t6_8M_UR50D-contact-regression.pt"
+    )
+    assert (
+        regression_path("models/esm2_t6_8M_UR50D.pt").name
+        == fairesm_urls("esm2_t6_8M_UR50D")[1].rsplit("/", 1)[1]
+    )
+
+
+def test_steering_defaults_and_cross_checks():
+    steering = validate_config(minimal(), SCHEMA)["steering"]
+    assert steering["filter"] == {"multiplier": 0.5, "min_fraction_unchanged": 0.2}
+    assert steering["conservation_bins"][0] == 0.0 and steering["conservation_bins"][-1] == 1.0
+    assert steering["only_where_active"] is False and steering["min_homologs"] == 2
+    raw = minimal()
+    raw["steering"] = {"multipliers": [1, 2], "conservation_bins": [0, 0.7, 0.3, 1]}
+    check_error(
+        raw,
+        "steering.filter.multiplier: 0.5 is not one of steering.multipliers [1, 2]",
+        "steering.conservation_bins: edges must increase from 0 to 1",
+    )

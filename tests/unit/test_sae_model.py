@@ -171,6 +171,12 @@ def test_config_round_trip_and_validation() -> None:
         SAEConfig(d_model=8, width=32, k=33)
     with pytest.raises(ValueError, match="required keys"):
         SAEConfig.from_dict({"d_model": 8, "k": 4})
+    # sae.json files written before conventions existed were all fair-esm's.
+    legacy = {key: value for key, value in data.items() if key != "activation_convention"}
+    assert SAEConfig.from_dict(legacy).activation_convention == "fair-esm"
+    assert SAEConfig.from_dict({**data, "activation_convention": "interprot"}) != cfg
+    with pytest.raises(ValueError, match="activation convention"):
+        SAEConfig(d_model=8, width=32, k=4, activation_convention="huggingface")
 
 
 def test_bf16_autocast_step_tracks_float32() -> None:

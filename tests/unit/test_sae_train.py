@@ -3,7 +3,9 @@ resumes after SIGKILL to the same weights as an uninterrupted run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import signal
@@ -16,12 +18,19 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import protsae
 from protsae.activations import ShardWriter
+from protsae.io import LockHeld
 from protsae.sae import load_sae, train_sae
-from protsae.sae.train import LOG_SCHEMA, default_lr, geometric_median, lr_at
+from protsae.sae import train as train_module
+from protsae.sae.config import TrainConfig, default_lr, lr_at
+from protsae.sae.model import SAEConfig, TopKSAE
+from protsae.sae.train import LOG_SCHEMA, geometric_median
+
+ROOT = Path(__file__).resolve().parents[2]
 
 torch.set_num_threads(1)
 
@@ -59,9 +68,7 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
     )
     out = tmp_path / "sae"
     checkpoints = tmp_path / "checkpoints"
-    result = train_sae(
-        paths,
-        out,
+    config = TrainConfig(
         width=768,
         k=4,
         total_tokens=200_000,
@@ -69,10 +76,9 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
         batch_tokens=1024,
         dead_tokens=50_000,
         shuffle_buffer_tokens=8192,
-        checkpoint_dir=checkpoints,
         checkpoint_every=50,
-        device="cpu",
     )
+    result = train_sae(paths, out, config, checkpoint_dir=checkpoints, device="cpu")
     sae = load_sae(out / "sae.safetensors")
     W_dec = sae.W_dec.detach().numpy()
     best_cosine = (atoms @ W_dec.T).max(axis=1)
@@ -101,14 +107,17 @@ def _child_script(tmp_path: Path) -> Path:
     script.write_text(
         "import json, sys, time, torch\n"
         "torch.set_num_threads(1)\n"
-        "from protsae.sae.train import train_sae\n"
+        "from protsae.sae.train import TrainConfig, train_sae\n"
         "args = json.loads(sys.argv[1])\n"
         "block_at, marker = args.pop('block_at'), args.pop('marker')\n"
         "def on_step(step, tokens):\n"
         "    if step == block_at:\n"
         "        open(marker, 'w').write(str(step))\n"
         "        time.sleep(600)\n"
-        "result = train_sae(args.pop('shards'), args.pop('out'), on_step=on_step, **args)\n"
+        "shards, out = args.pop('shards'), args.pop('out')\n"
+        "run = {key: args.pop(key) for key in ('checkpoint_dir', 'device')}\n"
+        "config = TrainConfig(**args)\n"
+        "result = train_sae(shards, out, config, on_step=on_step, **run)\n"
         "print(json.dumps({'resumed_from_tokens': result.resumed_from_tokens,\n"
         "                  'resumed_from_step': result.resumed_from_step}))\n"
     )
@@ -187,30 +196,33 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
         total_tokens=30 * 128,
         batch_tokens=128,
         shuffle_buffer_tokens=500,
-        checkpoint_dir=tmp_path / "ckpt",
         checkpoint_every=10,
-        device="cpu",
     )
+    where = dict(checkpoint_dir=tmp_path / "ckpt", device="cpu")
 
     def crash(step: int, tokens: int) -> None:
         if step == 25:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_sae(paths, tmp_path / "a", k=4, on_step=crash, **settings)
+        train_sae(paths, tmp_path / "a", TrainConfig(k=4, **settings), on_step=crash, **where)
     checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
     saved = checkpoint.read_bytes()
-    assert train_sae(paths, None, k=3, **settings).resumed_from_step == 0
+    assert train_sae(paths, None, TrainConfig(k=3, **settings), **where).resumed_from_step == 0
     assert not checkpoint.exists()  # a finished run leaves no checkpoint behind
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(saved)
-    assert train_sae(paths, tmp_path / "a", k=4, **settings).resumed_from_step == 20
+    assert (
+        train_sae(paths, tmp_path / "a", TrainConfig(k=4, **settings), **where).resumed_from_step
+        == 20
+    )
 
 
 def test_wrong_d_model_is_an_error(tmp_path: Path) -> None:
     paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=500)
     with pytest.raises(ValueError, match="16-d"):
-        train_sae(paths, None, d_model=32, width=64, k=4, total_tokens=100, device="cpu")
+        config = TrainConfig(width=64, k=4, total_tokens=100)
+        train_sae(paths, None, config, d_model=32, device="cpu")
 
 
 def test_learning_rate_schedule() -> None:
@@ -245,11 +257,148 @@ def test_nan_in_a_shard_stops_training_naming_it(tmp_path: Path) -> None:
         train_sae(
             [*paths, bad],
             tmp_path / "out",
-            width=64,
-            k=4,
-            total_tokens=2000,
-            batch_tokens=100,
-            shuffle_buffer_tokens=5000,
+            TrainConfig(
+                width=64, k=4, total_tokens=2000, batch_tokens=100, shuffle_buffer_tokens=5000
+            ),
             device="cpu",
         )
     assert not (tmp_path / "out" / "sae.safetensors").exists()
+
+
+def test_train_config_mirrors_the_config_schema_and_reads_rule_params() -> None:
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    training = schema["properties"]["sae"]["properties"]["training"]["properties"]
+    names = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    assert set(training) <= names, set(training) - names
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for key, spec in training.items():
+        if defaults[key] is not dataclasses.MISSING:  # required fields have no default here
+            assert defaults[key] == spec["default"], key
+
+    # Values as a rule's params carry them: loosely typed, with keys that are not training's.
+    params = {"width": "64", "k": 4.0, "total_tokens": 1000, "lr": None, "auxk": "8"}
+    params |= {"bf16": 0, "seed": "3", "model_name": "m", "checkpoint_dir": "x"}
+    config = TrainConfig.from_mapping(params)
+    assert config == TrainConfig(width=64, k=4, total_tokens=1000, auxk=8, seed=3)
+    assert isinstance(config.width, int) and config.lr is None and config.bf16 is False
+
+
+def test_one_pass_budget_and_the_epoch_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
+    common = dict(width=64, k=4, batch_tokens=128, shuffle_buffer_tokens=500, dead_tokens=600)
+    logger = logging.getLogger("test_sae_train.budget")  # propagates to caplog's handler
+    run = dict(device="cpu", logger=logger)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        one_pass = train_sae(paths, tmp_path / "a", TrainConfig(**common), **run)
+    # total_tokens None: as many full batches as the 1000 cached tokens hold, none seen twice.
+    assert one_pass.steps == 1000 // 128 and one_pass.tokens == 896
+    training = json.loads((tmp_path / "a" / "sae.json").read_text())["training"]
+    assert training["total_tokens"] is None and training["tokens_per_epoch"] == 1000
+    assert training["epochs"] == pytest.approx(0.896)
+    assert "0.90 epoch(s) over 1,000 cached tokens" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        longer = train_sae(paths, tmp_path / "b", TrainConfig(total_tokens=2500, **common), **run)
+    assert longer.steps == 20  # ceil(2500 / 128): a budget beyond the data is allowed ...
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("2.56 epoch(s)" in message for message in warnings), warnings  # ... and said
+    training = json.loads((tmp_path / "b" / "sae.json").read_text())["training"]
+    assert training["epochs"] == pytest.approx(2.56) and training["total_tokens"] == 2500
+
+
+def _with_planted_dead_latents(dead: list[int]) -> type[TopKSAE]:
+    """TopKSAE whose latents ``dead`` start with tiny encoder columns: their pre-activation is
+    positive on some tokens but never among the top k, so no reconstruction gradient reaches
+    them. Only AuxK (which trains dead latents on the residual) can bring them back."""
+
+    class Planted(TopKSAE):
+        def __init__(self, cfg: SAEConfig, seed: int | None = None) -> None:
+            super().__init__(cfg, seed=seed)
+            with torch.no_grad():
+                self.W_enc[:, dead] *= 0.01
+
+    return Planted
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auxk_revives_planted_dead_latents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=48, active=3, n_tokens=4000)
+    planted = list(range(0, 64, 4))  # 16 of 64 latents
+    monkeypatch.setattr(train_module, "TopKSAE", _with_planted_dead_latents(planted))
+    common = dict(
+        width=64,
+        k=3,
+        total_tokens=300 * 128,
+        lr=5e-3,
+        batch_tokens=128,
+        dead_tokens=1024,
+        shuffle_buffer_tokens=2000,
+        seed=seed,
+    )
+    dead = {}
+    for auxk in (0, None):  # 0: AuxK off; None: on, with k_aux = d_model / 2
+        result = train_sae(paths, None, TrainConfig(auxk=auxk, **common), device="cpu")
+        dead[auxk] = result.sae.cfg.training["dead_latents_train"]
+        assert result.sae.cfg.training["dead_fraction_train"] == dead[auxk] / 64
+    assert dead[0] >= len(planted)  # without AuxK the planted latents never come back
+    assert dead[None] < dead[0]
+    assert dead[None] < len(planted) // 2
+
+
+def test_dead_fraction_train_is_null_for_runs_shorter_than_dead_tokens(tmp_path: Path) -> None:
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
+    config = TrainConfig(width=64, k=4, total_tokens=512, batch_tokens=128, dead_tokens=600)
+    training = train_sae(paths, None, config, device="cpu").sae.cfg.training
+    assert training["dead_fraction_train"] is None and training["dead_latents_train"] is None
+
+
+def test_second_trainer_on_one_checkpoint_folder_fails_naming_the_first(tmp_path: Path) -> None:
+    """After `kill -9 snakemake` its trainer runs on; a rerun's trainer must not resume from
+    the checkpoint that one is still writing."""
+    paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=2000)
+    settings = {
+        "width": 64,
+        "k": 2,
+        "total_tokens": 40 * 128,
+        "batch_tokens": 128,
+        "shuffle_buffer_tokens": 500,
+        "checkpoint_every": 5,
+    }
+    first = {
+        **settings,
+        "shards": [str(p) for p in paths],
+        "out": str(tmp_path / "run"),
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "device": "cpu",
+        "marker": str(tmp_path / "blocked"),
+        "block_at": 12,
+    }
+    proc = _run_child(_child_script(tmp_path), first, wait=False)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "blocked").exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "child never reached step 12"
+            time.sleep(0.05)
+        with pytest.raises(LockHeld, match=f"pid {proc.pid} on "):
+            train_sae(
+                paths,
+                tmp_path / "second",
+                TrainConfig(**settings),
+                checkpoint_dir=tmp_path / "ckpt",
+                device="cpu",
+            )
+        assert not (tmp_path / "second").exists()
+    finally:
+        proc.kill()
+        proc.communicate()
+    result = train_sae(
+        paths, tmp_path / "second", TrainConfig(**settings), checkpoint_dir=tmp_path / "ckpt"
+    )
+    assert result.resumed_from_step == 10  # the first one's last checkpoint, now free

@@ -6,6 +6,7 @@ import gzip
 import logging
 import os
 import random
+import shutil
 import stat
 import threading
 import tracemalloc
@@ -24,6 +25,7 @@ from protsae.sequences import (
     Reservoir,
     cluster_sequences,
     esm_residue_letters,
+    fasta,
     parse_swissprot,
     read_entry_list,
     read_fasta,
@@ -48,7 +50,7 @@ def test_read_fasta_agrees_with_biopython(
     write_fasta, tmp_path: Path, monkeypatch, block: int
 ) -> None:
     """Any block size, gzip or not (told by magic bytes, whatever the name)."""
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", block)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", block)
     rng = random.Random(block)
     records = [
         (f"UniRef50_{i} name {i} n=3 Tax=x", _random_protein(rng, rng.randint(1, 200)))
@@ -101,7 +103,7 @@ def test_text_before_first_header(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_names_file_and_last_record(write_fasta, monkeypatch) -> None:
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 4096)
     rng = random.Random(3)
     records = [(f"rec{i}", _random_protein(rng, 300)) for i in range(400)]
     whole = write_fasta("whole.fasta.gz", records, gz=True)
@@ -113,6 +115,42 @@ def test_truncated_gzip_names_file_and_last_record(write_fasta, monkeypatch) -> 
             yielded.append(record.id)
     assert 0 < len(yielded) < 400
     assert f"record #{len(yielded)} ('{yielded[-1]}')" in str(info.value)
+
+
+def test_truncated_gzip_reports_the_record_it_reached(write_fasta) -> None:
+    """With the real block size the whole small file is one read: the records before the
+    damage are still yielded, and the error names the last whole one, not record #0."""
+    rng = random.Random(4)
+    records = [(f"rec{i}", _random_protein(rng, 300)) for i in range(400)]
+    whole = write_fasta("whole.fasta.gz", records, gz=True)
+    cut = whole.with_name("cut.fasta.gz")
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    yielded: list[str] = []
+    with pytest.raises(InputError, match="cut.fasta.gz: truncated") as info:
+        for record in read_fasta(cut, logger=QUIET):
+            yielded.append(record.id)
+    assert 100 < len(yielded) < 400
+    assert f"after record #{len(yielded)} ('{yielded[-1]}')" in str(info.value)
+
+
+def test_png_and_html_are_named_as_such(tmp_path: Path) -> None:
+    png = tmp_path / "uniref50.fasta"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(InputError, match="uniref50.fasta: it is a PNG image, not a FASTA file"):
+        sample_uniref50(png, 10, 100, 0, logger=QUIET)
+    html = tmp_path / "page.fasta.gz"
+    html.write_bytes(gzip.compress(b"<!DOCTYPE html><html><body>> moved</body></html>"))
+    with pytest.raises(InputError, match="page.fasta.gz: it is an HTML page, not a FASTA file"):
+        list(read_fasta(html, logger=QUIET))
+
+
+def test_non_ascii_byte_never_reaches_a_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "odd.fasta"
+    path.write_bytes(b">a\nMKV\n>b second\nMK\xc8V\n")
+    with pytest.raises(InputError, match=r"odd.fasta: record #2 \('b'\) has the byte 0xc8"):
+        list(read_fasta(path, logger=QUIET))
+    table = sample_uniref50(path, 10, 100, 0, logger=QUIET)
+    assert table.column("id").to_pylist() == ["a"]
 
 
 # --- reservoir sampling ----------------------------------------------------------------
@@ -215,6 +253,32 @@ def test_sample_filters_counts_and_orders(write_fasta) -> None:
     }
 
 
+def test_repeated_ids_never_shrink_the_sample(write_fasta, caplog) -> None:
+    rng = random.Random(5)
+    unique = [(f"UniRef50_{i}", _random_protein(rng, 30)) for i in range(400)]
+    repeats = [(f"UniRef50_{i} again", _random_protein(rng, 30)) for i in range(0, 200, 2)]
+    path = write_fasta("repeats.fasta", unique[:150] + repeats + unique[150:])
+    logger = logging.getLogger("protsae.tests.sample")
+    with caplog.at_level(logging.INFO, logger="protsae.tests.sample"):
+        table = sample_uniref50(path, 300, 1000, 0, logger=logger)
+    ids = table.column("id").to_pylist()
+    assert len(ids) == 300 == len(set(ids))  # 400 distinct eligible ids: a full sample
+    meta = {k.decode(): int(v) for k, v in table.schema.metadata.items()}
+    assert meta["protsae.repeated_ids"] >= 75  # the 75 repeats of ids then in the sample
+    assert "repeated: UniRef50_0, UniRef50_2, UniRef50_4" in caplog.text
+
+
+def test_dropped_ids_are_named_per_reason(write_fasta, caplog) -> None:
+    records = [(f"long{i}", "M" * 50) for i in range(8)] + [("withJ", "MKJ"), ("ok", "MKV")]
+    path = write_fasta("drops.fasta", records)
+    logger = logging.getLogger("protsae.tests.drops")
+    with caplog.at_level(logging.INFO, logger="protsae.tests.drops"):
+        sample_uniref50(path, 5, 20, 0, logger=logger)
+    assert "too long: long0, long1, long2, long3, long4; letters: withJ" in caplog.text
+    assert "long5" not in caplog.text
+    assert "8 longer than 20" in caplog.text
+
+
 def test_sample_is_deterministic_per_seed(write_fasta) -> None:
     rng = random.Random(1)
     records = [(f"s{i}", _random_protein(rng, rng.randint(5, 50))) for i in range(500)]
@@ -259,7 +323,7 @@ def _peak_bytes(path: Path, sample_size: int) -> tuple[int, pa.Table]:
 @pytest.mark.slow
 def test_sample_memory_does_not_grow_with_input(tmp_path: Path, monkeypatch) -> None:
     # Smaller blocks shrink the constant part (blocks in flight) so growth would show.
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 1 << 18)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 1 << 18)
     small, large = tmp_path / "small.fasta.gz", tmp_path / "large.fasta.gz"
     _write_many(small, 50_000)
     large_bytes = _write_many(large, 500_000)
@@ -378,6 +442,76 @@ def test_biopython_errors_are_named(demo_dir: Path, tmp_path: Path) -> None:
         parse_swissprot(broken, demo_dir / "entry.list", logger=QUIET)
 
 
+def _entries(demo_dir: Path) -> list[str]:
+    """The demo's Swiss-Prot entries, each ending with its '//' line."""
+    return [e + "//\n" for e in (demo_dir / "uniprot_sprot.dat").read_text().split("//\n")[:-1]]
+
+
+def _write_entries(tmp_path: Path, entries: list[str] | bytes) -> Path:
+    path = tmp_path / "sprot.dat"
+    path.write_bytes(entries if isinstance(entries, bytes) else "".join(entries).encode())
+    return path
+
+
+def _without_sq_block(entry: str) -> str:
+    head, _, rest = entry.partition("\nSQ   ")
+    return head + "\n//\n"
+
+
+def test_entry_without_sequence_is_named_with_accession_and_line(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    entries = _entries(demo_dir)
+    entries[3] = _without_sq_block(entries[3])
+    line = sum(e.count("\n") for e in entries[:3]) + 1
+    accession = entries[3].split("\nAC   ")[1].split(";")[0]
+    path = _write_entries(tmp_path, entries)
+    with pytest.raises(InputError) as info:
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+    assert f"entry {accession} (line {line}) has no sequence" in str(info.value)
+    assert "swissprot_invalid" in str(info.value)
+
+
+def test_letters_outside_the_alphabet_and_non_utf8_bytes(demo_dir: Path, tmp_path: Path) -> None:
+    entries = _entries(demo_dir)
+    sq_line = entries[1].index("\n     ", entries[1].index("\nSQ   ")) + 6
+    with_digit = entries[1][:sq_line] + "1" + entries[1][sq_line + 1 :]
+    path = _write_entries(tmp_path, [entries[0], with_digit, *entries[2:]])
+    with pytest.raises(InputError, match=r"entry P39896 \(line \d+\) has letters outside .*'1'"):
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+    raw = "".join(entries).encode()
+    cut = raw.index(b"\n     ", raw.index(b"\nSQ   ", raw.index(b"P39896"))) + 6
+    path = _write_entries(tmp_path, raw[:cut] + b"\xc8" + raw[cut + 1 :])
+    with pytest.raises(InputError, match=r"entry P39896 \(line \d+\) has bytes that are not UTF-8"):
+        parse_swissprot(path, demo_dir / "entry.list", logger=QUIET)
+
+
+def test_skip_switch_leaves_bad_entries_out_and_names_them(
+    demo_dir: Path, tmp_path: Path, caplog
+) -> None:
+    entries = _entries(demo_dir)
+    entries[3] = _without_sq_block(entries[3])
+    path = _write_entries(tmp_path, entries)
+    logger = logging.getLogger("protsae.tests.skip")
+    with caplog.at_level(logging.WARNING, logger="protsae.tests.skip"):
+        table = parse_swissprot(path, demo_dir / "entry.list", logger=logger, invalid="skip")
+    assert table.num_rows == len(entries) - 1
+    accession = entries[3].split("\nAC   ")[1].split(";")[0]
+    assert accession not in table.column("accession").to_pylist()
+    assert f"skipped 1 entries ESM-2 cannot read: entry {accession}" in caplog.text
+    assert all(set(s) <= set(esm_residue_letters()) for s in table.column("sequence").to_pylist())
+
+
+def test_empty_swissprot_file_stops_the_run(demo_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        InputError, match="no Swiss-Prot entries; the evaluation set would be empty"
+    ):
+        parse_swissprot(_write_entries(tmp_path, b""), demo_dir / "entry.list", logger=QUIET)
+    only_bad = _write_entries(tmp_path, [_without_sq_block(_entries(demo_dir)[0])])
+    with pytest.raises(InputError, match="no Swiss-Prot entries left after skipping 1"):
+        parse_swissprot(only_bad, demo_dir / "entry.list", logger=QUIET, invalid="skip")
+
+
 # --- MMseqs2 clustering ------------------------------------------------------------------
 
 
@@ -464,9 +598,20 @@ def test_split_clusters_counts() -> None:
         split_clusters(reps, 1.5, 0)
 
 
-def test_only_long_entries_gives_empty_table() -> None:
+def test_only_long_entries_stop_the_run() -> None:
     table = pa.table({"accession": ["A"], "sequence": ["M" * 2000]})
-    assert cluster_sequences(table, max_length=1022, logger=QUIET).num_rows == 0
+    with pytest.raises(InputError, match="the evaluation set would be empty"):
+        cluster_sequences(table, max_length=1022, logger=QUIET)
+
+
+def test_evaluation_set_without_test_representative_stops_the_run(tmp_path: Path) -> None:
+    if shutil.which("mmseqs") is None:
+        pytest.skip("mmseqs not installed")
+    rng = random.Random(1)
+    base = _random_protein(rng, 200)
+    table = pa.table({"accession": ["A", "B"], "sequence": [base, base[:-1] + "W"]})
+    with pytest.raises(InputError, match="no test representative: 2 entries in 1 cluster"):
+        cluster_sequences(table, test_fraction=0.5, workdir=tmp_path, logger=QUIET)
 
 
 def test_mmseqs_missing_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
@@ -494,7 +639,7 @@ def test_repeated_accessions_are_refused() -> None:
 
 
 def test_stopping_early_stops_the_read_ahead_thread(write_fasta, monkeypatch) -> None:
-    monkeypatch.setattr(sequences, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 256)
     rng = random.Random(4)
     path = write_fasta(
         "many.fasta.gz", [(f"r{i}", _random_protein(rng, 100)) for i in range(2000)], gz=True

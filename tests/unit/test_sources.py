@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
@@ -14,13 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from protsae.sources import (
-    ChecksumError,
-    DownloadError,
-    fairesm_urls,
-    fetch,
-    partial_path,
-)
+from protsae.sources import ChecksumError, DownloadError, fetch, partial_path
 
 BODY = random.Random(0).randbytes(300_000)
 ETAG = '"v1"'
@@ -67,6 +62,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if behaviour == "stall":
             time.sleep(1.0)
+        if behaviour == "html":  # an error page served with status 200, as some mirrors do
+            page = b"<!DOCTYPE html>\n<html><head><title>Maintenance</title></head></html>\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if behaviour.startswith("nolength"):  # no Content-Length: the body ends when we hang up
+            self.send_response(200)
+            self.end_headers()
+            cut = len(srv.body) // 3 if behaviour == "nolength_cut" else len(srv.body)
+            self.wfile.write(srv.body[:cut])
+            return
         body, start = srv.body, 0
         wanted = self.headers.get("Range")
         honour = behaviour != "ignore_range" and self.headers.get("If-Range") in (None, srv.etag)
@@ -221,7 +230,9 @@ def test_refused_connection_is_retried_then_reported(tmp_path: Path, scheme: str
     with pytest.raises(DownloadError, match="failed after 3 attempts") as info:
         fetch(f"{scheme}://127.0.0.1:{port}/file.bin", dest, retries=2, backoff=0, timeout=2)
     assert "refused" in str(info.value).lower()
-    assert not dest.exists()
+    assert "Nothing was received" in str(info.value)
+    assert "kept" not in str(info.value)  # there is no partial file to speak of
+    assert not dest.exists() and not partial_path(dest).exists()
 
 
 def test_timeout_is_retried(server: _Server, tmp_path: Path) -> None:
@@ -270,10 +281,64 @@ def test_unsupported_scheme(tmp_path: Path) -> None:
         fetch("gopher://example.org/x", tmp_path / "x")
 
 
-def test_fairesm_urls() -> None:
-    model, regression = fairesm_urls("esm2_t33_650M_UR50D")
-    assert model == "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t33_650M_UR50D.pt"
-    assert regression == (
-        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
-        "esm2_t33_650M_UR50D-contact-regression.pt"
-    )
+FASTA_GZ = gzip.compress(
+    b"".join(b">UniRef50_%d n=1\nMKTAYIAKQRQISFVKSHFSRQ\n" % i for i in range(4000))
+)
+
+
+def test_html_page_served_with_200_is_refused_at_once(server: _Server, tmp_path: Path) -> None:
+    server.plan = ["html"]
+    dest = tmp_path / "uniref50-877de622"
+    with pytest.raises(DownloadError) as info:
+        _fetch(server, dest, kind="fasta", label="sources.uniref50")
+    message = str(info.value)
+    assert message.startswith(f"sources.uniref50: {server.url} (cached copy {dest})")
+    assert "the server returned an HTML page" in message
+    assert len(server.requests) == 1  # a whole page of the announced length: not retried
+    assert _leftovers(dest) == []
+
+
+def test_cut_body_without_content_length_is_fetched_again(server: _Server, tmp_path: Path) -> None:
+    server.body = FASTA_GZ
+    server.plan = ["nolength_cut", "nolength"]
+    dest = tmp_path / "uniref50.fasta.gz"
+    _fetch(server, dest, kind="fasta")
+    assert dest.read_bytes() == FASTA_GZ
+    assert [r["range"] for r in server.requests] == [None, None]  # the cut body was dropped
+    assert _leftovers(dest) == ["uniref50.fasta.gz"]
+
+
+def test_body_always_cut_without_content_length_is_never_kept(
+    server: _Server, tmp_path: Path
+) -> None:
+    server.body = FASTA_GZ
+    server.plan = ["nolength_cut"] * 3
+    dest = tmp_path / "uniref50.fasta.gz"
+    with pytest.raises(DownloadError, match="failed after 3 attempts") as info:
+        _fetch(server, dest, kind="fasta", retries=2, label="sources.uniref50")
+    assert "gzip stream is incomplete" in str(info.value)
+    assert "sources.uniref50" in str(info.value)
+    assert _leftovers(dest) == []
+
+
+def test_without_a_kind_a_cut_body_without_length_would_be_kept(
+    server: _Server, tmp_path: Path
+) -> None:
+    """The check is what catches it: the transfer itself sees no error."""
+    server.body = FASTA_GZ
+    server.plan = ["nolength_cut"]
+    dest = tmp_path / "uniref50.fasta.gz"
+    _fetch(server, dest)
+    assert dest.read_bytes() == FASTA_GZ[: len(FASTA_GZ) // 3]
+
+
+def test_local_html_file_is_reported_as_such(tmp_path: Path) -> None:
+    source = tmp_path / "uniprot_sprot.dat"
+    source.write_text("<html><body>Not Found</body></html>\n")
+    dest = tmp_path / "out" / "swissprot-1234abcd"
+    with pytest.raises(DownloadError) as info:
+        fetch(str(source), dest, kind="swissprot", label="sources.swissprot")
+    message = str(info.value)
+    assert message.startswith(f"sources.swissprot: {source} (cached copy {dest})")
+    assert "the file is an HTML page, not a Swiss-Prot flat file" in message
+    assert _leftovers(dest) == []

@@ -35,12 +35,18 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["latent_stats"] == 3
     assert counts["latent_classes"] == 3
     assert counts["latent_summary"] == 3
+    assert counts["steering_summary"] == 3  # its per-latent jobs follow the families checkpoint
     assert counts["sample_uniref50"] == 1
     assert counts["cluster_swissprot"] == 1
-    assert counts["download"] == 3
+    assert counts["download"] == 7  # 3 sequence sources + 4 probe data sets
     assert counts["pretrain_esm"] == 1  # the demo trains its own small ESM-2
     assert "esm_random_init" not in counts
     assert counts["sae_metrics_table"] == 1
+    # probes: 4 tasks read once; per (layer 2, 4) x task an ESM and an SAE probe, one interpretation
+    assert counts["probe_data"] == 4
+    assert counts["probe_fit"] == 16
+    assert counts["probe_interpret"] == 8
+    assert counts["probes_table"] == 1
 
 
 def test_a_sweep_listed_twice_trains_once(demo_config):
@@ -48,7 +54,7 @@ def test_a_sweep_listed_twice_trains_once(demo_config):
         {"layers": [2], "ks": [8], "widths": [256]},
         {"layers": [2, 2], "ks": [8], "widths": [256]},
     ]
-    config = demo_config(**{"sae.sweeps": sweeps})
+    config = demo_config(**{"sae.sweeps": sweeps, "probes.layers": [2]})
     proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
     assert job_counts(proc.stdout)["train_sae"] == 1
 
@@ -81,7 +87,7 @@ def test_gpu_rules_request_a_gpu_and_no_job_gets_a_config_section(demo_config):
     assert proc.returncode == 0
     rules = (ROOT / "workflow/rules").glob("*.smk")
     text = "\n".join(path.read_text() for path in rules)
-    for rule in ("extract_activations", "train_sae", "evaluate_sae", "latent_stats"):
+    for rule in ("extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit"):
         body = text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
         assert "gpu=1" in body, rule
     # params name single values: config["section"]["key"], never a bare section

@@ -17,17 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from protsae.activations import is_holdout, read_shard, shard_info, shard_of
+from protsae.activations import holdout_records, is_holdout, shard_info, shard_of
 from protsae.esm import load_model, masked_lm_cross_entropy
 from protsae.latents.classes import PATTERN_CLASSES
 from protsae.plan import expand_sweeps, model_name
 from protsae.pretrain import training_records, unigram_cross_entropy
+from protsae.sae.evaluate import EVAL_KEYS
 from protsae.sae.formats import load_sae
-
-try:  # shard membership moves from protsae.esm to protsae.activations
-    from protsae.activations import holdout_records
-except ImportError:
-    from protsae.esm import holdout_records
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -71,7 +67,7 @@ def test_sequence_tables(run):
     assert all(split_of[c] == s for c, s in zip(clusters.cluster, clusters.split, strict=True))
 
 
-def test_shards_hold_every_residue_of_their_training_sequences_once(run):
+def test_shards_hold_every_residue_of_their_training_sequences_once(run, read_shard):
     results, config = run
     sample = pq.read_table(results / "sequences/uniref50_sample.parquet").to_pandas()
     n_shards = config["activations"]["shards"]
@@ -109,17 +105,8 @@ def test_sae_outputs(run):
             assert column in log.column_names
         assert log["tokens"].to_pylist()[-1] >= config["sae"]["training"]["total_tokens"]
         metrics = json.loads((folder / "eval.json").read_text())
-        assert set(metrics) == {
-            "fve",
-            "mse",
-            "l0",
-            "dead_fraction",
-            "ce_clean",
-            "ce_sae",
-            "ce_zero",
-            "loss_recovered",
-            "n_tokens",
-        }
+        assert set(metrics) == set(EVAL_KEYS)  # (write_json sorts the keys)
+        assert metrics["activation_convention"] == "fair-esm"
         assert metrics["l0"] <= spec.k and metrics["n_tokens"] > 0
         assert not (folder / "checkpoint").exists()  # removed once training finished
 
@@ -226,3 +213,41 @@ def test_a_family_latent_fires_on_its_planted_motif(run, planted):
             if len(mine):
                 best = max(best, motif_hit_fraction(mine, latent.family, planted))
     assert best > 0.5, best
+
+
+def test_steering_covers_the_family_specific_latents(run):
+    from protsae.latents.families import family_specific_latents
+    from protsae.steering.steer import LATENT_SCHEMA
+    from protsae.steering.summary import SUMMARY_SCHEMA
+
+    results, config = run
+    multipliers = set(config.get("steering", {}).get("multipliers", [0.5, 1, 1.5, 2, 4]))
+    max_latents = config.get("steering", {}).get("max_latents", 20)
+    swissprot = pq.read_table(results / "sequences/swissprot.parquet").to_pydict()
+    sequence_of = dict(zip(swissprot["accession"], swissprot["sequence"], strict=True))
+    steered_any = False
+    for spec in expand_sweeps(config["sae"]["sweeps"]):
+        folder = results / f"steering/{MODEL}/L{spec.layer}/{spec.name}"
+        summary = pq.read_table(folder / "summary.parquet")
+        assert summary.schema.remove_metadata() == SUMMARY_SCHEMA
+        families = results / f"latents/{MODEL}/L{spec.layer}/{spec.name}/families.parquet"
+        latents = family_specific_latents(families, max_latents)
+        rows = summary.to_pylist()
+        assert {r["latent"] for r in rows if r["scope"] == "latent"} == set(latents)
+        for latent in latents:
+            table = pq.read_table(folder / f"latent-{latent}.parquet")
+            assert table.schema.remove_metadata() == LATENT_SCHEMA
+            mine = [r for r in rows if r["latent"] == latent]
+            if table.num_rows == 0:  # skipped: one summary row with the reason
+                assert len(mine) == 1 and mine[0]["skip_reason"]
+                continue
+            steered_any = True
+            frame = table.to_pandas()
+            assert set(frame.multiplier) == multipliers
+            for (seq_id, _), group in frame.groupby(["id", "multiplier"]):
+                assert "".join(group.sort_values("pos").original) == sequence_of[seq_id]
+            assert frame.conservation.between(0, 1).all()
+            assert set(frame.steered) <= set("ACDEFGHIKLMNPQRSTVWY")
+            kept = {r["kept"] for r in mine}
+            assert len(kept) == 1  # one decision per latent
+    assert steered_any, "no family-specific latent of the demo was steered"

@@ -42,8 +42,18 @@ def test_pretrained_sae_is_imported_and_analysed_not_trained(demo_config, tmp_pa
     run_snakemake("--configfile", str(config), "--cores", "1", str(target))
     meta = json.loads(target.with_name("sae.json").read_text())
     assert (meta["layer"], meta["k"], meta["width"], meta["d_model"]) == (3, 8, 128, 64)
+    assert meta["activation_convention"] == "interprot"
     sae = load_sae(target)
     assert sae.cfg.normalize == "token_standardize"
+    assert sae.cfg.activation_convention == "interprot"
+
+
+def test_pretrained_without_k_stops_before_any_job(demo_config, tmp_path):
+    weights = interprot_file(tmp_path / "esm2_plm64_l3_sae128.safetensors")
+    config = demo_config(**{"sae.pretrained": {3: str(weights)}})
+    proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "sae.pretrained.3.k: required" in proc.stdout + proc.stderr
 
 
 def test_pretrained_clashing_with_a_trained_sae_is_a_config_error(demo_config, tmp_path):
@@ -56,7 +66,8 @@ def test_pretrained_clashing_with_a_trained_sae_is_a_config_error(demo_config, t
 
 
 def test_missing_pretrained_file_names_it(demo_config, tmp_path):
-    config = demo_config(**{"sae.pretrained": {3: str(tmp_path / "nope.safetensors")}})
+    missing = str(tmp_path / "nope.safetensors")
+    config = demo_config(**{"sae.pretrained": {3: {"path": missing, "k": 8}}})
     proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "nope.safetensors: no such file" in proc.stdout + proc.stderr

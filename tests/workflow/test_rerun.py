@@ -38,6 +38,12 @@ DEMO = shrink_demo(
 SMALL = ("--configfile", "config/small.yaml")  # the finished run's config (conftest.finished)
 RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
+# Aggregates over the grid that any new SAE changes (figures drawn from the tables, the browser)
+TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
+OWN_FIGURES = {
+    "figure_max_activation",
+    "figure_steering",
+}  # one per SAE, named -L{layer}-k{k}-w{width}
 SAE_SUBTREE = {
     "train_sae",
     "evaluate_sae",
@@ -45,6 +51,7 @@ SAE_SUBTREE = {
     "latent_classes",
     "latent_families",
     "latent_summary",
+    "steering_summary",  # the steering jobs it fans out to are known only after latent_families
 }
 
 
@@ -65,9 +72,10 @@ def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
     pending = pending_files(finished, "--configfile", str(config))
     assert pending, "adding a layer scheduled nothing"
     for path, rule in pending.items():
-        assert f"/L{new}/" in path or rule in TABLES, f"{path} ({rule}) should not rerun"
+        mine = f"/L{new}/" in path or f"-L{new}-" in path  # its folders, its own figure
+        assert mine or rule in TABLES, f"{path} ({rule}) should not rerun"
     rules = set(pending.values())
-    assert rules == SAE_SUBTREE | TABLES | {"extract_activations"}
+    assert rules == SAE_SUBTREE | TABLES | {"extract_activations"} | OWN_FIGURES
     shards = [p for p, r in pending.items() if r == "extract_activations"]
     assert len(shards) == DEMO["activations"]["shards"]
 
@@ -84,9 +92,12 @@ def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
     config = write_config(finished, "change_k", change_k, base="small")
     pending = pending_files(finished, "--configfile", str(config))
     subtree = f"/L{layer}/k{new_k}-w{width}/"
+    figure = f"-L{layer}-k{new_k}-w{width}."
     for path, rule in pending.items():
-        assert subtree in path or rule in TABLES, f"{path} ({rule}) should not rerun"
-    assert set(pending.values()) == SAE_SUBTREE | TABLES
+        assert subtree in path or figure in path or rule in TABLES, (
+            f"{path} ({rule}) should not rerun"
+        )
+    assert set(pending.values()) == SAE_SUBTREE | TABLES | OWN_FIGURES
 
 
 def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
@@ -106,6 +117,31 @@ def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
     forbidden = {"extract_activations", "train_sae", "evaluate_sae", "sample_uniref50"}
     forbidden |= {"esm_random_init", "pretrain_esm", "sae_metrics_table"}
     assert not forbidden & rules, f"rerun without cause: {forbidden & rules}"
+
+
+def test_adding_a_multiplier_reruns_only_steering_and_its_summaries(finished: Path):
+    multipliers = DEMO["steering"]["multipliers"] if "steering" in DEMO else [0.5, 1, 1.5, 2, 4]
+    new = max(multipliers) * 2
+
+    def add_multiplier(config):
+        config.setdefault("steering", {})["multipliers"] = [*multipliers, new]
+
+    config = write_config(finished, "add_multiplier", add_multiplier, base="small")
+    pending = pending_files(finished, "--configfile", str(config))
+    steered = list((finished / RESULTS / "steering").glob("*/L*/k*-w*/latent-*.parquet"))
+    if not steered:  # no family-specific latent in this demo: nothing reads the multipliers
+        assert pending == {}
+        return
+    # and what draws the summaries: each SAE's steering figure and the browser
+    assert set(pending.values()) == {
+        "steer_latent",
+        "steering_summary",
+        "figure_steering",
+        "feature_browser",
+    }, pending
+    assert {p for p, r in pending.items() if r == "steer_latent"} == {
+        str(p.relative_to(finished)) for p in steered
+    }
 
 
 def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: Path):
@@ -136,7 +172,8 @@ def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: P
     )
     try:
         deadline = time.monotonic() + 180
-        while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        # checkpoint.pt itself: the temporary file it is written to shows up first
+        while not (checkpoints / "checkpoint.pt").is_file():
             assert run.poll() is None, f"training ended ({run.returncode}) before a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 180 s"
             time.sleep(0.2)

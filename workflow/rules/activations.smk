@@ -1,10 +1,14 @@
 # ESM-2 residue activations of one layer, in deterministic shards of the UniRef50 sample.
+# `eval_set` is not read: no ESM job starts before the evaluation set has passed its checks
+# (entries ESM-2 can read, a test cluster); ancient, so a new evaluation set reruns nothing here.
 
 
 rule extract_activations:
     input:
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
         sample=res("sequences", "uniref50_sample.parquet"),
+        eval_set=ancient(res("sequences", "swissprot_clusters.parquet")),
     output:
         res("activations", "{model}", "L{layer}", "shard-{shard}.parquet"),
     log:
@@ -19,7 +23,6 @@ rule extract_activations:
         mem_mb=32000,
         runtime=720,
     params:
-        checkpoint=esm_checkpoint(),
         model_name=MODEL,
         layer=wildcard_int("layer"),
         shard=wildcard_int("shard"),

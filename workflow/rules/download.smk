@@ -10,19 +10,21 @@ wildcard_constraints:
     file=_alternatives(DOWNLOADS),
 
 
+# Outputs: a link to the bytes (the user's file, or store/{file}, write-protected by the
+# job) and a small record of their checksums; see protsae.store. The checksums are not
+# params: `content` changes only when the bytes must change, so adding a checksum the
+# file has reruns nothing, and one it lacks fetches the file again.
 rule download:
-    input:
-        download_input,
     output:
-        protected(f"{DOWNLOADS_DIR}/{{file}}"),
+        link=f"{DOWNLOADS_DIR}/{{file}}",
+        record=f"{DOWNLOADS_DIR}/{{file}}.json",
     log:
         "resources/logs/download/{file}.log",
     conda:
         "../../envs/protsae.yaml"
     params:
         url=download_field("url"),
-        md5=download_field("md5"),
-        sha256=download_field("sha256"),
+        content=download_content,
     script:
         "../scripts/download.py"
 

@@ -6,7 +6,8 @@ rule latent_stats:
     input:
         sae=f"{SAE_DIR}/sae.safetensors",
         sae_json=f"{SAE_DIR}/sae.json",
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
         swissprot=res("sequences", "swissprot.parquet"),
         clusters=res("sequences", "swissprot_clusters.parquet"),
     output:
@@ -24,7 +25,6 @@ rule latent_stats:
         mem_mb=16000,
         runtime=480,
     params:
-        checkpoint=esm_checkpoint(),
         layer=wildcard_int("layer"),
         top_examples=config["latents"]["top_examples"],
         max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
@@ -36,7 +36,6 @@ rule latent_classes:
     input:
         seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
         top_examples=f"{LATENTS_DIR}/top_examples.parquet",
-        sae=f"{SAE_DIR}/sae.safetensors",
     output:
         f"{LATENTS_DIR}/classes.parquet",
     log:
@@ -44,6 +43,7 @@ rule latent_classes:
     conda:
         "../../envs/protsae.yaml"
     params:
+        width=wildcard_int("width"),
         min_sequences=config["latents"]["min_sequences"],
         periodic_fraction=config["latents"]["periodic_fraction"],
         periodic_min_activations=config["latents"]["periodic_min_activations"],
@@ -59,7 +59,6 @@ checkpoint latent_families:
         seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
         swissprot=res("sequences", "swissprot.parquet"),
         clusters=res("sequences", "swissprot_clusters.parquet"),
-        sae=f"{SAE_DIR}/sae.safetensors",
     output:
         f"{LATENTS_DIR}/families.parquet",
     log:
@@ -67,6 +66,7 @@ checkpoint latent_families:
     conda:
         "../../envs/protsae.yaml"
     params:
+        width=wildcard_int("width"),
         thresholds=config["families"]["thresholds"],
         f1_threshold=config["families"]["f1_threshold"],
         min_train_members=config["families"]["min_train_members"],

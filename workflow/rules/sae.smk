@@ -67,7 +67,8 @@ rule evaluate_sae:
     input:
         safetensors=f"{SAE_DIR}/sae.safetensors",
         json=f"{SAE_DIR}/sae.json",
-        model=esm_files,
+        model=esm_checkpoint,
+        regression=esm_regression,
         sample=res("sequences", "uniref50_sample.parquet"),
     output:
         f"{SAE_DIR}/eval.json",
@@ -83,7 +84,6 @@ rule evaluate_sae:
         mem_mb=16000,
         runtime=120,
     params:
-        checkpoint=esm_checkpoint(),
         layer=wildcard_int("layer"),
         holdout_fraction=config["activations"]["holdout_fraction"],
         max_sequences=config["sae"]["eval"]["max_sequences"],

@@ -4,6 +4,7 @@
 rule sample_uniref50:
     input:
         fasta=source_file("uniref50"),
+        fasta_record=source_record("uniref50"),
     output:
         res("sequences", "uniref50_sample.parquet"),
     log:
@@ -27,6 +28,8 @@ rule parse_swissprot:
     input:
         dat=source_file("swissprot"),
         entries=source_file("interpro_entries"),
+        dat_record=source_record("swissprot"),
+        entries_record=source_record("interpro_entries"),
     output:
         res("sequences", "swissprot.parquet"),
     log:
@@ -38,6 +41,8 @@ rule parse_swissprot:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        invalid=config["sequences"]["swissprot_invalid"],
     script:
         "../scripts/parse_swissprot.py"
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.sequences import cluster_sequences
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 output = Path(snakemake.output[0])

@@ -1,4 +1,4 @@
-"""Evaluate one SAE on held-out sequences: FVE, MSE, L0, dead fraction, masked-LM loss recovered."""
+"""Evaluate one SAE on held-out sequences: eval.json (keys: protsae.sae.evaluate.EVAL_METRICS)."""
 
 import sys
 
@@ -7,10 +7,12 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import holdout_records
-from protsae.io import write_json
+from protsae.activations import holdout_records
+from protsae.io import claim_outputs, write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
@@ -22,7 +24,7 @@ records = holdout_records(
 )
 metrics = evaluate_sae(
     sae,
-    params.checkpoint,  # the ESM-2 .pt among input.model (which may also list its regression file)
+    snakemake.input.model,
     records,
     layer=int(params.layer),
     max_tokens_per_batch=int(params.max_tokens_per_batch),

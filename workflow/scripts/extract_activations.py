@@ -7,8 +7,11 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import extract_shard, select_shard_records
+from protsae.activations import extract_shard, select_shard_records
+from protsae.io import claim_outputs
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 logger = get_logger()
@@ -23,7 +26,7 @@ logger.info(
 )
 tokens_per_sequence = params.tokens_per_sequence
 extract_shard(
-    params.checkpoint,  # the .pt itself; input.model may also list its regression file
+    snakemake.input.model,
     records,
     snakemake.output[0],
     layer=int(params.layer),

@@ -4,8 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from protsae.io import claim_outputs
 from protsae.progress import get_logger
 from protsae.sae.formats import import_interprot, save_sae
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 sae = import_interprot(

@@ -4,9 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
-from protsae.latents import PatternRules, classes_from_files, sae_width
+from protsae.io import claim_outputs, write_parquet
+from protsae.latents import PatternRules, classes_from_files
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 rules = PatternRules(
@@ -18,7 +20,7 @@ rules = PatternRules(
     whole_coverage=float(params.whole_coverage),
 )
 table = classes_from_files(
-    snakemake.input.seq_stats, snakemake.input.top_examples, sae_width(snakemake.input.sae), rules
+    snakemake.input.seq_stats, snakemake.input.top_examples, int(params.width), rules
 )
 write_parquet(table, snakemake.output[0])
 get_logger().info("%d latents classified: %s", len(table), rules)

@@ -4,15 +4,17 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
-from protsae.latents import families_from_files, sae_width
+from protsae.io import claim_outputs, write_parquet
+from protsae.latents import families_from_files
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 table = families_from_files(
     snakemake.input.seq_stats,
     snakemake.input.swissprot,
     snakemake.input.clusters,
-    sae_width(snakemake.input.sae),
+    int(snakemake.params.width),
     thresholds=[float(t) for t in snakemake.params.thresholds],
     f1_threshold=float(snakemake.params.f1_threshold),
     min_train_members=int(snakemake.params.min_train_members),

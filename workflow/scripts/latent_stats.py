@@ -6,16 +6,16 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.io import claim_outputs
 from protsae.latents.encode import latent_stats_from_files
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params
-# The checkpoint file itself; the model input may also list its contact-regression file.
-checkpoint = params.checkpoint
-
 latent_stats_from_files(
     sae_path=snakemake.input.sae,
-    model_path=checkpoint,
+    model_path=snakemake.input.model,
     swissprot_path=snakemake.input.swissprot,
     clusters_path=snakemake.input.clusters,
     layer=int(params.layer),

@@ -7,7 +7,10 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pyarrow.parquet as pq
 import torch
 
+from protsae.io import claim_outputs
 from protsae.pretrain import PretrainSettings, pretrain_esm, training_records
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)

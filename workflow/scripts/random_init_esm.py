@@ -5,7 +5,10 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.esm import save_random_init
+from protsae.io import claim_outputs
 from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 save_random_init(

@@ -4,14 +4,18 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.io import write_parquet
+from protsae.io import claim_outputs, write_parquet
 from protsae.sequences import sample_uniref50
+from protsae.store import sources_named
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
-table = sample_uniref50(
-    snakemake.input.fasta,
-    sample_size=int(params.sample_size),
-    max_length=int(params.max_length),
-    seed=int(params.seed),
-)
+with sources_named({snakemake.input.fasta: snakemake.input.fasta_record}):
+    table = sample_uniref50(
+        snakemake.input.fasta,
+        sample_size=int(params.sample_size),
+        max_length=int(params.max_length),
+        seed=int(params.seed),
+    )
 write_parquet(table, snakemake.output[0])

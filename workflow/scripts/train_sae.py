@@ -8,7 +8,10 @@ from pathlib import Path
 
 import torch
 
-from protsae.sae.train import TrainOutputs, train_sae
+from protsae.io import claim_outputs
+from protsae.sae.train import TrainConfig, TrainOutputs, train_sae
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
@@ -19,18 +22,8 @@ train_sae(
         Path(snakemake.output.json),
         Path(snakemake.output.log_table),
     ),
-    width=int(params.width),
-    k=int(params.k),
-    total_tokens=int(params.total_tokens),
-    lr=None if params.lr is None else float(params.lr),
-    batch_tokens=int(params.batch_tokens),
-    auxk=None if params.auxk is None else int(params.auxk),
-    dead_tokens=int(params.dead_tokens),
-    shuffle_buffer_tokens=int(params.shuffle_buffer_tokens),
-    seed=int(params.seed),
+    TrainConfig.from_mapping(dict(params.items())),
     checkpoint_dir=params.checkpoint_dir,
-    checkpoint_every=int(params.checkpoint_every),
     model_name=str(params.model_name),
     layer=int(params.layer),
-    bf16=bool(params.bf16),
 )

@@ -19,7 +19,7 @@ from protsae.latents.classes import (
     classify,
     pattern_stats,
 )
-from protsae.latents.evaluation import iter_evaluation_set, representatives, sae_width
+from protsae.latents.evaluation import iter_evaluation_set, representatives
 from protsae.latents.families import (
     DEFAULT_THRESHOLDS,
     EvaluationFamilies,
@@ -64,7 +64,6 @@ __all__ = [
     "iter_evaluation_set",
     "pattern_stats",
     "representatives",
-    "sae_width",
     "sparse_stats",
     "stream_latent_stats",
     "summarize",

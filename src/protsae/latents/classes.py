@@ -1,31 +1,15 @@
-"""Activation-pattern classes of latents (method.md, "Activation-pattern classes").
+"""Activation-pattern classes of latents.
 
-Which sequences: a latent's top test-split sequences by max activation, exactly the
-test rows of ``top_examples`` (at most ``latents.top_examples`` of them, ranked by max
-activation, ties by id). Their statistics (top region length, coverage, activation
-counts, histograms of distances between consecutive active positions) are read from the
-matching ``seq_stats`` rows, so they are computed once, in the stats stage, by the same
-code for every consumer. ``n_sequences`` (rules 1 and 2) counts *all* test sequences
-with any activation, not only the kept top ones.
+The rules (first match wins) are docs/method.md's "Activation-pattern classes", with the
+thresholds of config ``latents`` held by :class:`PatternRules`; how the code settles what the
+method leaves open (ties, medians, the coverage tolerance) is in method.md's "Decisions the
+code makes", under "Pattern classes".
 
-Rules, first match wins; every comparison is as written (strict unless ``<=``):
-1. dead: n_sequences == 0 (a latent active only on train sequences is dead too).
-2. not_enough_data: n_sequences < min_sequences.
-3. periodic: periodic_fraction_observed > periodic_fraction and mean activations per
-   sequence > periodic_min_activations and median top region length < periodic_max_region.
-   The observed fraction pools the distance histograms of the top sequences: (count of the
-   most common distance + count of the second) / all distances; ties in count go to the
-   smaller distance; no distances at all gives fraction 0.
-4. point: median top region length == 1.
-5. motif_short (1 < median < b0), motif_medium (b0 <= median < b1), motif_long
-   (b1 <= median < b2), with (b0, b1, b2) = motif_bounds, each only if mean coverage <
-   whole_coverage.
-6. whole: mean coverage > whole_coverage.
-7. other (e.g. mean coverage exactly whole_coverage, or median >= b2 with low coverage).
-
-Median is numpy's (mean of the two middle values for an even count). Mean coverage is
-compared with a 1e-9 tolerance, so a mean that is exactly ``whole_coverage`` in exact
-arithmetic counts as equal despite float rounding of the per-sequence fractions.
+Which sequences: a latent's top test-split sequences by max activation, exactly the test
+rows of ``top_examples``. Their statistics (top region length, coverage, activation counts,
+histograms of distances between consecutive active positions) are read from the matching
+``seq_stats`` rows, so they are computed once, in the stats stage, by the same code for
+every consumer.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from protsae.esm import layer_representations, load_model, resolve_device
+from protsae.device import resolve_device
+from protsae.esm import layer_representations, load_model
 from protsae.latents.evaluation import iter_evaluation_set, representatives
 from protsae.latents.stats import Encoder, stream_latent_stats
 from protsae.progress import get_logger
@@ -29,6 +30,8 @@ def esm_sae_encoder(
 ) -> Encoder:
     """An :data:`Encoder`: ESM-2 up to ``layer`` (early exit), then the SAE's top-k encoder.
 
+    Activations follow the SAE's ``activation_convention`` (:mod:`protsae.conventions`); only
+    residues are encoded and reported, whatever positions the SAE was trained on.
     Residues of consecutive sequences are concatenated up to ``max_tokens_per_batch`` rows
     per SAE call, so the SAE runs on batches, not on one sequence at a time.
     """
@@ -51,7 +54,13 @@ def esm_sae_encoder(
         pending: list[tuple[str, torch.Tensor]] = []
         n_rows = 0
         for seq_id, rep in layer_representations(
-            model, alphabet, records, layer, max_tokens_per_batch, device
+            model,
+            alphabet,
+            records,
+            layer,
+            max_tokens_per_batch,
+            device,
+            convention=sae.cfg.activation_convention,
         ):
             pending.append((seq_id, rep))
             n_rows += len(rep)

@@ -8,10 +8,8 @@ sequences is held at a time.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -93,15 +91,3 @@ def iter_evaluation_set(
             f"{swissprot_path}: {missing} cluster representative(s) from {clusters_path} "
             f"have no entry, e.g. {example}"
         )
-
-
-def sae_width(safetensors_path: str | os.PathLike[str]) -> int:
-    """The width from an SAE's sibling ``sae.json``, without loading torch or the weights."""
-    json_path = Path(safetensors_path).with_suffix(".json")
-    try:
-        width = json.loads(json_path.read_text())["width"]
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{json_path}: cannot read the SAE width ({err!r})") from err
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"{json_path}: width must be a positive integer, got {width!r}")
-    return width

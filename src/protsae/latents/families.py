@@ -1,30 +1,14 @@
-"""Family specificity of latents (method.md, "Family specificity").
+"""Family specificity of latents.
 
-Per latent:
-- Score of a sequence = its max activation / the latent's max activation over the whole
-  evaluation set (both splits); sequences that never activate the latent score 0, so
-  they are predicted negative at every threshold (all thresholds are > 0).
-- Family to test: an InterPro family of the test sequence with the highest max
-  activation (ties: smallest id). When that sequence is in several families, each is
-  evaluated on the train split and the one with the best train F1 is tested (ties:
-  smallest accession).
-- Threshold: the one with the best train F1 (ties: the smallest threshold). A family
-  with fewer than ``min_train_members`` (default 1) train members cannot have a
-  threshold chosen on train, so it is not a candidate; when no family of the top
-  sequence is a candidate the row keeps the family (the smallest accession) and its
-  member counts, with null metrics and ``family_specific`` False. **decision**: without
-  it, a family with one test member and none in train scores test F1 = 1 at the
-  default threshold (seen on the demo data: every "family-specific" latent was such).
-- Test split: F1, precision and recall at that threshold; F1 / precision / recall with a
-  zero denominator are 0. family_specific = test F1 > f1_threshold.
-- Labels are over the whole evaluation set: a sequence is positive when the family is
-  among its ``swissprot.families``; ``n_train_positive`` / ``n_test_positive`` count those
-  members per split.
+The rule is docs/method.md's "Family specificity", with the thresholds of config
+``families``; the choices the method leaves open (normalisation, which family is tested,
+ties, families too small to choose a threshold on train) are in method.md's "Decisions the
+code makes", under "Family specificity".
 
 Every latent gets one row. ``top_sequence`` is the test sequence with the highest
-activation. A latent with no test activation (dead by the pattern rules,
-even if train sequences activate it), or whose top test sequence has no InterPro family,
-gets ``family`` null, null metrics and ``family_specific`` False.
+activation. Labels are over the whole evaluation set: a sequence is positive when the family
+is among its ``swissprot.families``; ``n_train_positive`` / ``n_test_positive`` count those
+members per split.
 
 Memory: the (latent, sequence, max_act) triple of every ``seq_stats`` row is held as
 12 bytes, so e.g. 50M rows need ~600 MB.

@@ -1,5 +1,6 @@
 """TopK sparse autoencoders: model, resumable training on activation shards, evaluation, file formats."""
 
+from protsae.sae.config import TrainConfig
 from protsae.sae.data import ActivationStream
 from protsae.sae.formats import (
     export_saelens,
@@ -17,6 +18,7 @@ __all__ = [
     "SAEOutput",
     "TopK",
     "TopKSAE",
+    "TrainConfig",
     "TrainOutputs",
     "TrainResult",
     "export_saelens",

@@ -183,9 +183,10 @@ class ActivationStream:
             self.epoch += 1
             self._buffer_start = 0
             self._order = self._epoch_order(self.epoch)
-            self.logger.info(
-                "activation stream: epoch %d begins (the shards hold %s tokens; the token "
-                "budget exceeds them, so the data is seen again in a new order)",
+            # Debug only: reading ahead (the prefetcher, b_dec's sample) also gets here. Whether
+            # training itself sees tokens twice is logged once by train_sae, with its epochs.
+            self.logger.debug(
+                "activation stream: epoch %d begins (the shards hold %s tokens)",
                 self.epoch + 1,
                 f"{self.tokens_per_epoch:,}",
             )

@@ -1,14 +1,11 @@
 """Evaluating an SAE on held-out sequences: reconstruction quality and ESM loss recovered.
 
-Reconstruction statistics (FVE, MSE, L0, dead fraction) are taken over every residue of the
-held-out records, with activations from ``protsae.esm.layer_representations``. The masked-LM
-cross-entropy compares three runs of ESM on identical masked positions: clean, with layer L's
-output replaced by the SAE reconstruction, and with it zero-ablated.
-
-Decision: the SAE reconstruction (like the zero ablation) replaces layer L's output at every
-position, BOS, EOS and padding included. Padding never influences real positions, but BOS and
-EOS do, and the SAE never saw them in training (they are not stored in shards), so this is a
-slightly pessimistic measure compared with editing residues only.
+Everything is computed in the SAE's activation convention (``sae.cfg.activation_convention``,
+:mod:`protsae.conventions`) at the positions it was trained on (residues; plus BOS/EOS for
+``interprot``). Loss recovered scores masked residues with layer L replaced only at unmasked
+trained positions; the ``*_unmasked`` keys are InterProt's variant (nothing masked). Which
+positions are replaced and why, and the last-layer case, are docs/method.md's "Loss recovered"
+decision. :data:`EVAL_METRICS` documents every ``eval.json`` key (docs/design.md lists them).
 """
 
 from __future__ import annotations
@@ -16,24 +13,43 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from protsae import esm as esm_lib
+from protsae.conventions import trains_on_bos_eos
 from protsae.progress import Progress, get_logger
-from protsae.sae.model import TopKSAE
+from protsae.sae.model import SAEConfig, TopKSAE
 
-EVAL_KEYS = (
-    "fve",
-    "mse",
-    "l0",
-    "dead_fraction",
-    "ce_clean",
-    "ce_sae",
-    "ce_zero",
-    "loss_recovered",
-    "n_tokens",
-)
+#: Every key of ``eval.json`` with what it means.
+EVAL_METRICS: dict[str, str] = {
+    "fve": "fraction of variance explained at the SAE's trained positions of held-out sequences",
+    "mse": "mean squared reconstruction error per dimension at those positions",
+    "l0": "mean number of active latents per position",
+    "dead_fraction_eval": "fraction of latents never active on the evaluation positions",
+    "dead_fraction_train": (
+        "fraction of latents with no activation in the last sae.training.dead_tokens training "
+        "tokens (training counters; null for imported SAEs and runs shorter than dead_tokens)"
+    ),
+    "ce_clean": "masked-LM cross-entropy (nats) over the masked residues, clean",
+    "ce_sae": "the same with layer L replaced by the reconstruction at unmasked trained positions",
+    "ce_zero": "the same with layer L zeroed at those positions",
+    "loss_recovered": (
+        "(ce_zero - ce_sae) / (ce_zero - ce_clean): 1 as good as clean, 0 as zeroing; null when "
+        "ce_zero = ce_clean (the last layer: no spliced position feeds a masked one)"
+    ),
+    "delta_ce": "ce_sae - ce_clean",
+    "ce_clean_unmasked": "InterProt's variant: cross-entropy over every residue, nothing masked",
+    "ce_sae_unmasked": "the same with the reconstruction at every trained position",
+    "ce_zero_unmasked": "the same with layer L zeroed at every trained position",
+    "loss_recovered_unmasked": "loss recovered from the three unmasked cross-entropies",
+    "delta_ce_unmasked": "ce_sae_unmasked - ce_clean_unmasked (InterProt's ΔCE)",
+    "n_tokens": "positions the reconstruction statistics are over",
+    "n_masked": "masked residues scored by ce_clean, ce_sae, ce_zero",
+    "activation_convention": "the ESM-2 activation convention the SAE was evaluated in",
+}
+EVAL_KEYS = tuple(EVAL_METRICS)
 
 
 class ReconstructionStats:
@@ -70,13 +86,14 @@ class ReconstructionStats:
             "fve": 1.0 - self.sse / total_variance if total_variance > 0 else math.nan,
             "mse": self.sse / (n * self.d_model),
             "l0": self.l0_sum / n,
-            "dead_fraction": 1.0 - float(self.fired.float().mean()),
+            "dead_fraction_eval": 1.0 - float(self.fired.float().mean()),
             "n_tokens": n,
         }
 
 
 def sae_edit(sae: TopKSAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction.
+    """An ESM layer edit that replaces every position of ``h`` [B, T, d] by its reconstruction
+    (``masked_lm_cross_entropy``'s ``edit_positions`` restricts it to trained positions).
 
     Runs in float32 with autocast off, so the SAE is the one evaluated, not its bf16 rounding.
     """
@@ -102,30 +119,36 @@ def loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
     return (ce_zero - ce_sae) / gap if gap != 0 else math.nan
 
 
-@torch.no_grad()
-def evaluate_sae(
+def dead_fraction_train(cfg: SAEConfig) -> float | None:
+    """The training run's dead fraction as ``sae.json`` records it; None when it has none."""
+    value = cfg.training.get("dead_fraction_train")
+    return None if value is None else float(value)
+
+
+def _reconstruction(
     sae: TopKSAE,
-    esm_checkpoint: str | os.PathLike[str],
+    model: torch.nn.Module,
+    alphabet: Any,
     records: Sequence[tuple[str, str]],
     layer: int,
-    max_tokens_per_batch: int = 4096,
-    device: str | torch.device = "auto",
-    mask_fraction: float = 0.15,
-    seed: int = 0,
-) -> dict[str, float | int]:
-    """FVE, MSE, L0, dead fraction and masked-LM loss recovered on held-out ``records``."""
-    logger = get_logger()
-    if not records:
-        raise ValueError("no held-out records to evaluate the SAE on")
-    device = esm_lib.resolve_device(device)
-    model, alphabet = esm_lib.load_model(esm_checkpoint, device)
-    sae = sae.to(device).eval()
+    max_tokens_per_batch: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Reconstruction statistics over the SAE's trained positions, batched by token budget."""
+    convention = sae.cfg.activation_convention
     stats = ReconstructionStats(sae.cfg.d_model, sae.cfg.width, device)
-    progress = Progress("evaluate SAE", len(records), "sequences", logger)
+    progress = Progress("evaluate SAE", len(records), "sequences", get_logger())
     pending: list[torch.Tensor] = []
     pending_tokens = 0
     for _, h in esm_lib.layer_representations(
-        model, alphabet, records, layer, max_tokens_per_batch, device
+        model,
+        alphabet,
+        records,
+        layer,
+        max_tokens_per_batch,
+        device,
+        convention=convention,
+        bos_eos=trains_on_bos_eos(convention),
     ):
         pending.append(h)
         pending_tokens += h.shape[0]
@@ -138,8 +161,25 @@ def evaluate_sae(
         progress.update(len(pending))
     result = stats.result()
     progress.finish(fve=result["fve"])
+    return result
 
-    ce = {}
+
+def _loss_recovered(
+    sae: TopKSAE,
+    model: torch.nn.Module,
+    alphabet: Any,
+    records: Sequence[tuple[str, str]],
+    layer: int,
+    mask_fraction: float,
+    seed: int,
+    max_tokens_per_batch: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Clean, SAE and zero cross-entropies with edits at unmasked trained positions only."""
+    convention = sae.cfg.activation_convention
+    positions = esm_lib.sae_positions(alphabet, convention)
+    ce: dict[str, float] = {}
+    n_scored = 0
     for name, edit in (("clean", None), ("sae", sae_edit(sae)), ("zero", zero_edit)):
         ce[name], n_scored = esm_lib.masked_lm_cross_entropy(
             model,
@@ -151,17 +191,65 @@ def evaluate_sae(
             seed=seed,
             max_tokens_per_batch=max_tokens_per_batch,
             device=device,
+            convention=convention,
+            edit_positions=positions,
         )
-        logger.info(
-            "masked-LM cross-entropy, %s: %.4f nats over %d masked residues",
+        get_logger().info(
+            "%s cross-entropy, %s: %.4f nats over %d residues",
+            f"masked-LM ({mask_fraction:.0%} masked)" if mask_fraction else "unmasked",
             name,
             ce[name],
             n_scored,
         )
-    result |= {
+    return {
         "ce_clean": ce["clean"],
         "ce_sae": ce["sae"],
         "ce_zero": ce["zero"],
         "loss_recovered": loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
+        "delta_ce": ce["sae"] - ce["clean"],
+        "n_scored": n_scored,
     }
-    return {key: result[key] for key in EVAL_KEYS}
+
+
+@torch.no_grad()
+def evaluate_sae(
+    sae: TopKSAE,
+    esm_checkpoint: str | os.PathLike[str],
+    records: Sequence[tuple[str, str]],
+    layer: int,
+    max_tokens_per_batch: int = 4096,
+    device: str | torch.device = "auto",
+    mask_fraction: float = 0.15,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every :data:`EVAL_METRICS` key on held-out ``records``, in the SAE's convention."""
+    if not records:
+        raise ValueError("no held-out records to evaluate the SAE on")
+    if not 0 < mask_fraction <= 1:
+        raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
+    device = esm_lib.resolve_device(device)
+    model, alphabet = esm_lib.load_model(esm_checkpoint, device)
+    if layer == model.num_layers:
+        get_logger().warning(
+            "layer %d is the model's last: the masked loss recovered is undefined there (no "
+            "spliced position feeds a masked one); see loss_recovered_unmasked",
+            layer,
+        )
+    sae = sae.to(device).eval()
+    args = (sae, model, alphabet, records, layer)
+    result: dict[str, Any] = _reconstruction(*args, max_tokens_per_batch, device)
+    masked = _loss_recovered(*args, mask_fraction, seed, max_tokens_per_batch, device)
+    unmasked = _loss_recovered(*args, 0.0, seed, max_tokens_per_batch, device)
+    result |= {key: value for key, value in masked.items() if key != "n_scored"}
+    result |= {f"{key}_unmasked": value for key, value in unmasked.items() if key != "n_scored"}
+    result |= {
+        "dead_fraction_train": dead_fraction_train(sae.cfg),
+        "n_masked": masked["n_scored"],
+        "activation_convention": sae.cfg.activation_convention,
+    }
+    return {key: _finite_or_none(result[key]) for key in EVAL_KEYS}
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN (an undefined ratio) becomes None, so ``eval.json`` is strict JSON (null)."""
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from protsae import __version__
+from protsae.conventions import FAIR_ESM, INTERPROT, check_convention
 from protsae.io import atomic_path, write_json
 from protsae.sae.model import SAEConfig, TopKSAE
 
@@ -29,6 +31,8 @@ SAELENS_WEIGHTS = "sae_weights.safetensors"
 _TO_SAELENS_NORM = {"none": "none", "token_standardize": "layer_norm"}
 _FROM_SAELENS_NORM = {v: k for k, v in _TO_SAELENS_NORM.items()}
 _UNIT_NORM_TOLERANCE = 1e-4
+# The layer count in a model name: fair-esm's ``esm2_t33_650M_UR50D``, our ``random-t6-d320-s0``.
+_NAME_LAYERS = re.compile(r"(?:^|[_-])t(\d+)(?=[_-]|$)")
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -113,22 +117,53 @@ def load_sae(
 # -- SAELens ------------------------------------------------------------------------------------
 
 
-def saelens_hook_name(layer: int) -> str:
-    """TransformerLens' name for the residual stream after ESM layer ``layer`` (1-based).
+def saelens_hook_name(layer: int, num_layers: int, convention: str = FAIR_ESM) -> str:
+    """A TransformerLens-style name that says which vector ESM representation ``layer`` is.
 
-    fair-esm's representation L is the output of block L, i.e. block L-1 in 0-based
-    TransformerLens naming; L = 0 is the embedding output.
+    fair-esm's representation L (1-based) is the output of block L, i.e. block L-1 in 0-based
+    TransformerLens naming. The two ends depend on the convention (:mod:`protsae.conventions`):
+    layer 0 is the raw token embedding (``hook_embed``) under ``interprot`` but the embedding
+    times fair-esm's token-dropout factor (``hook_embed_token_dropout_scaled``) under
+    ``fair-esm``; the last layer is the raw residual stream (``blocks.{L-1}.hook_resid_post``)
+    under ``interprot`` but the output of the final layer norm (``ln_final.hook_normalized``)
+    under ``fair-esm``.
     """
-    return "hook_embed" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+    check_convention(convention)
+    if not 0 <= layer <= num_layers:
+        raise ValueError(f"layer {layer} out of range for a model with {num_layers} layers")
+    if layer == 0:
+        return "hook_embed" if convention == INTERPROT else "hook_embed_token_dropout_scaled"
+    if layer == num_layers and convention == FAIR_ESM:
+        return "ln_final.hook_normalized"
+    return f"blocks.{layer - 1}.hook_resid_post"
 
 
-def export_saelens(sae: TopKSAE, out_dir: str | os.PathLike[str]) -> Path:
+def model_layer_count(model: str) -> int | None:
+    """The number of layers a model name states (``esm2_t33_...``, ``random-t6-...``), or None."""
+    match = _NAME_LAYERS.search(Path(model).stem if model else "")
+    return int(match.group(1)) if match else None
+
+
+def export_saelens(
+    sae: TopKSAE, out_dir: str | os.PathLike[str], num_layers: int | None = None
+) -> Path:
     """Write ``cfg.json`` + ``sae_weights.safetensors`` in SAELens 6's directory layout.
 
     ``SAE.load_from_disk(out_dir)`` in SAELens then gives the same latents and reconstruction.
+    The hook name (:func:`saelens_hook_name`) needs the model's layer count: ``num_layers``, or
+    read from the model name (``esm2_t33_...``). For a ``token_standardize`` SAE, SAELens'
+    ``layer_norm`` keeps each ``encode`` call's mean and std for the next ``decode``, so latents
+    can only be decoded together with the activations they were encoded from.
     """
     cfg = sae.cfg
     out = Path(out_dir)
+    if num_layers is None:
+        num_layers = model_layer_count(cfg.model)
+    if num_layers is None or cfg.layer < 0:
+        raise ValueError(
+            f"SAELens export of an SAE on model {cfg.model!r}, layer {cfg.layer}: the hook name "
+            "needs the layer and the model's layer count; pass num_layers"
+        )
     saelens_cfg: dict[str, Any] = {
         "architecture": "topk",
         "d_in": cfg.d_model,
@@ -144,10 +179,11 @@ def export_saelens(sae: TopKSAE, out_dir: str | os.PathLike[str]) -> Path:
             "sae_lens_version": "6.0.0",  # the cfg layout this file follows
             "sae_lens_training_version": f"protsae-{__version__}",
             "model_name": cfg.model,
-            "hook_name": saelens_hook_name(cfg.layer),
+            "hook_name": saelens_hook_name(cfg.layer, num_layers, cfg.activation_convention),
             "hook_head_index": None,
             "prepend_bos": True,
             "protsae_layer": cfg.layer,
+            "protsae_activation_convention": cfg.activation_convention,
             "protsae_config": cfg.to_dict(),
         },
     }
@@ -205,6 +241,9 @@ def load_saelens(directory: str | os.PathLike[str], device: str | torch.device =
         auxk=stored.get("auxk"),
         dead_tokens=stored.get("dead_tokens", SAEConfig.dead_tokens),
         decoder_unit_norm=_decoder_is_unit_norm(tensors["W_dec"]),
+        activation_convention=meta.get(
+            "protsae_activation_convention", stored.get("activation_convention", FAIR_ESM)
+        ),
         model=meta.get("model_name", raw.get("model_name")) or "",
         layer=int(layer if layer is not None else -1),
         training=stored.get("training", {}),
@@ -224,7 +263,8 @@ def import_interprot(
     """Turn a published InterProt SAE (``w_enc``, ``w_dec``, ``b_enc``, ``b_pre``) into ours.
 
     InterProt standardizes each token before encoding and undoes it after decoding, so the
-    result uses ``normalize="token_standardize"``. Weights are kept exactly as published:
+    result uses ``normalize="token_standardize"``; it was trained on InterProt's activations, so
+    ``activation_convention="interprot"`` (:mod:`protsae.conventions`). Weights are kept exactly as published:
     InterProt's decoder rows are not unit-norm (its training normalized the other axis), and
     renormalizing them would change the reconstructions; ``decoder_unit_norm`` records this.
     """
@@ -255,6 +295,7 @@ def import_interprot(
         k=k,
         normalize="token_standardize",
         decoder_unit_norm=_decoder_is_unit_norm(tensors["W_dec"]),
+        activation_convention=INTERPROT,
         model=model,
         layer=layer,
         source={

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Normalize = Literal["none", "token_standardize"]
+from protsae.conventions import FAIR_ESM, check_convention
+
 NORMALIZATIONS: tuple[str, ...] = ("none", "token_standardize")
 
 # InterProt's per-token standardization divides by (std + eps) with this eps.
@@ -36,7 +37,10 @@ class SAEConfig:
     is InterProt's convention (each token minus its mean, divided by its std + 1e-5 before
     encoding, undone after decoding). ``auxk`` None means d_model // 2.
     ``decoder_unit_norm`` is False for imported weights whose decoder rows were never
-    normalized (they are kept as published).
+    normalized (they are kept as published). ``activation_convention`` names the ESM-2 vectors
+    the SAE was trained on (:mod:`protsae.conventions`): ``"fair-esm"`` for protsae's own,
+    ``"interprot"`` for imported InterProt SAEs; every stage that encodes with the SAE computes
+    its activations that way.
     """
 
     d_model: int
@@ -46,6 +50,7 @@ class SAEConfig:
     auxk: int | None = None
     dead_tokens: int = 10_000_000
     decoder_unit_norm: bool = True
+    activation_convention: str = FAIR_ESM
     model: str = ""
     layer: int = -1
     training: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +63,7 @@ class SAEConfig:
             raise ValueError(f"k must be in 1..width ({self.width}), got {self.k}")
         if self.d_model <= 0:
             raise ValueError(f"d_model must be positive, got {self.d_model}")
+        check_convention(self.activation_convention)
 
     @property
     def k_aux(self) -> int:
@@ -267,12 +273,6 @@ class TopKSAE(nn.Module):
             _, stats = self._to_sae_space(x)
             return self._from_sae_space(y, stats)
         return y
-
-    def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, width] latent activations, for analyses that want a dense view of few tokens."""
-        top = self.encode(x)
-        dense = torch.zeros(x.shape[0], self.cfg.width, dtype=top.values.dtype, device=x.device)
-        return dense.scatter_(1, top.indices, top.values)
 
     def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
         """Reconstruct ``x`` [N, d_model]; with ``dead_mask`` [width] also the AuxK loss.

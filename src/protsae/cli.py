@@ -1,0 +1,146 @@
+"""The ``protsae`` command: ``protsae encode`` (your proteins through a trained SAE) and
+``protsae plan`` (what a config will cost before it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _encode_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "encode",
+        help="per-residue SAE latents of the proteins in a FASTA file",
+        description="Run the proteins of FASTA through ESM-2 and a trained or imported SAE; "
+        "write OUT.parquet (id, position, latent, value), OUT.tsv (strongest latents per "
+        "sequence, annotated) and with --html one page per sequence under OUT/.",
+    )
+    p.add_argument("fasta", help="FASTA file (plain or gzipped)")
+    p.add_argument(
+        "--sae", required=True, help="SAE folder, e.g. results/sae/{model}/L{layer}/k{k}-w{width}"
+    )
+    p.add_argument("-o", "--out", required=True, help="output prefix: OUT.parquet, OUT.tsv, OUT/")
+    p.add_argument(
+        "--results", help="results folder with latents/ and browser/ (default: the SAE's own)"
+    )
+    p.add_argument("--model", help="ESM-2 checkpoint path or fair-esm name (default: sae.json's)")
+    p.add_argument("--html", action="store_true", help="write one static page per sequence")
+    p.add_argument(
+        "--html-latent", type=int, help="latent colouring every page (default: strongest)"
+    )
+    p.add_argument("--skip-long", action="store_true", help="skip sequences > 1022 (default: crop)")
+    p.add_argument("--top", type=int, default=10, help="latents per sequence in OUT.tsv")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
+    p.add_argument("--max-tokens-per-batch", type=int, default=4096)
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    from protsae.encoding import encode
+
+    result = encode(
+        args.fasta,
+        args.sae,
+        args.out,
+        results=args.results,
+        model=args.model,
+        html=args.html,
+        html_latent=args.html_latent,
+        skip_long=args.skip_long,
+        top=args.top,
+        device=args.device,
+        max_tokens_per_batch=args.max_tokens_per_batch,
+    )
+    print(
+        f"{result.n_sequences} sequences, {result.n_rows} active (residue, latent) pairs: "
+        f"{result.parquet}, {result.tsv}" + (f", {result.html_dir}/" if result.html_dir else "")
+    )
+    return 0
+
+
+def _plan_parser(sub: argparse._SubParsersAction) -> None:
+    from protsae.costs import GPUS
+
+    p = sub.add_parser(
+        "plan",
+        help="jobs, tokens, FLOPs, GPU-hours, disk and memory of a config, before it runs",
+        description="Validate CONFIG like the workflow does and estimate what running it costs. "
+        "Assumptions (GPU, utilization, lengths) are printed and can be overridden.",
+    )
+    p.add_argument(
+        "config", nargs="?", default="config/demo.yaml", help="config YAML (default: %(default)s)"
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--gpu", default="a100", choices=sorted(GPUS), help="GPU whose peak throughput is assumed"
+    )
+    p.add_argument(
+        "--utilization", type=float, default=0.4, help="fraction of peak sustained (default 0.4)"
+    )
+    p.add_argument(
+        "--mean-length",
+        type=float,
+        help="mean residues per sampled sequence (default: measured or 300)",
+    )
+    p.add_argument(
+        "--eval-sequences",
+        type=int,
+        help="Swiss-Prot cluster representatives (default: counted or 150000)",
+    )
+    p.add_argument(
+        "--profile", help="SLURM profile config.yaml with mem_mb (default: profiles/slurm)"
+    )
+    p.add_argument("--schema", help="config schema (default: the one the workflow uses)")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from protsae.costs import Assumptions, build_plan
+    from protsae.costs_report import format_plan
+    from protsae.plan import ConfigError, load_config, schema_path
+
+    try:
+        config = load_config(args.config, args.schema or schema_path())
+    except ConfigError as err:
+        print(err, file=sys.stderr)  # the file, then the same lines the workflow stops with
+        return 1
+    except OSError as err:
+        raise FileNotFoundError(f"{args.config}: cannot read the config ({err.strerror})") from None
+    assume = Assumptions(
+        gpu=args.gpu,
+        utilization=args.utilization,
+        mean_length=args.mean_length,
+        eval_sequences=args.eval_sequences,
+    )
+    plan = build_plan(config, assume, args.profile)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2, default=str))
+    else:
+        print(format_plan(plan, args.config), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="protsae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _encode_parser(sub)
+    _plan_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``protsae`` console script; returns the exit status."""
+    from protsae.sequences import InputError
+
+    args = build_parser().parse_args(argv)
+    runners = {"encode": _run_encode, "plan": _run_plan}
+    try:
+        return runners[args.command](args)
+    except (InputError, FileNotFoundError, ValueError) as err:
+        print(f"protsae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

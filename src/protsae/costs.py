@@ -1,0 +1,460 @@
+"""What a config will cost before it runs: jobs, tokens, FLOPs, GPU-hours, disk and memory.
+
+Everything is computed from the validated config with the same expansion the workflow uses
+(:func:`protsae.plan.expand_sweeps`, shards, hold-out fraction), plus a few stated assumptions
+(:class:`Assumptions`): the mean length of the sampled sequences (measured from the FASTA when it
+is a local file), the size of the Swiss-Prot evaluation set, and the GPU's throughput. The
+formulas are in ``docs/scaling.md``; :mod:`protsae.costs_report` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protsae.costs_downstream import CHECKPOINT_BOUNDED, add_downstream
+from protsae.costs_jobs import jobs_per_rule, sae_grid
+from protsae.costs_memory import job_memory, profile_mem_mb
+from protsae.plan import (
+    SaeSpec,
+    is_checkpoint_path,
+    is_local_source,
+    local_source_path,
+    model_name,
+)
+
+#: fair-esm's ESM-2 models: (transformer layers, embedding width, attention heads).
+ESM2_SHAPES = {
+    "esm2_t6_8M_UR50D": (6, 320, 20),
+    "esm2_t12_35M_UR50D": (12, 480, 20),
+    "esm2_t30_150M_UR50D": (30, 640, 20),
+    "esm2_t33_650M_UR50D": (33, 1280, 20),
+    "esm2_t36_3B_UR50D": (36, 2560, 40),
+    "esm2_t48_15B_UR50D": (48, 5120, 40),
+}
+ESM2_VOCAB = 33
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """Peak dense throughput (FLOP/s) of one accelerator, from its vendor's data sheet."""
+
+    name: str
+    bf16: float
+    fp32: float
+
+
+GPUS = {
+    "h100": Gpu("NVIDIA H100 SXM", 989e12, 67e12),
+    "h200": Gpu("NVIDIA H200", 989e12, 67e12),
+    "a100": Gpu("NVIDIA A100 SXM", 312e12, 19.5e12),
+    "l40s": Gpu("NVIDIA L40S", 362e12, 91.6e12),
+    "v100": Gpu("NVIDIA V100 SXM2", 125e12, 15.7e12),
+}
+
+
+@dataclass
+class Assumptions:
+    """The numbers the plan cannot read from the config; every one is printed with the plan."""
+
+    gpu: str = "a100"
+    utilization: float = 0.4  # fraction of peak FLOP/s a job sustains
+    mean_length: float | None = None  # residues per sampled sequence (None: measure or 300)
+    eval_sequences: int | None = None  # Swiss-Prot cluster representatives (None: measure or 150k)
+    python_mb: float = 700.0  # a job's baseline RSS: python, torch, pyarrow imported
+    notes: list[str] = field(default_factory=list)
+
+
+DEFAULT_MEAN_LENGTH = 300.0  # UniRef50 below 1022 residues: ~300M residues per 1M sequences
+DEFAULT_EVAL_SEQUENCES = 150_000
+ACTIVATION_ROW_OVERHEAD = 6  # bytes per stored residue besides the vector: pos + id run (lz4)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """An ESM-2 model's shape: what the FLOP and memory estimates need."""
+
+    name: str
+    layers: int
+    d_model: int
+
+    @property
+    def params(self) -> int:
+        """Parameters: 12 d^2 per layer (attention 4 d^2, 4x feed-forward 8 d^2) plus embeddings."""
+        return self.layers * 12 * self.d_model**2 + 2 * ESM2_VOCAB * self.d_model
+
+    def flops_per_token(self, layers: int, length: float) -> float:
+        """Forward FLOPs per token through ``layers`` layers for sequences of ``length`` tokens."""
+        return layers * (24 * self.d_model**2 + 4 * length * self.d_model)
+
+
+def model_shape(esm: dict[str, Any]) -> ModelShape:
+    """The ESM-2 shape of the config's model (random init, a fair-esm name, or a checkpoint file)."""
+    name = model_name(esm)
+    if esm.get("random_init"):
+        ri = esm["random_init"]
+        return ModelShape(name, int(ri["layers"]), int(ri["embed_dim"]))
+    stem = Path(esm["model"]).stem
+    if stem in ESM2_SHAPES:
+        layers, dim, _ = ESM2_SHAPES[stem]
+        return ModelShape(name, layers, dim)
+    if is_checkpoint_path(esm["model"]) and Path(esm["model"]).is_file():
+        import torch
+
+        cfg = torch.load(esm["model"], map_location="cpu", weights_only=False)["cfg"]["model"]
+        return ModelShape(name, int(cfg.encoder_layers), int(cfg.encoder_embed_dim))
+    raise ValueError(f"config key esm.model: cannot tell the shape of {esm['model']!r}")
+
+
+@dataclass
+class SequenceSample:
+    """The sampled training sequences: count, residues, and their split into shards/hold-out."""
+
+    n: int
+    residues: float
+    residues_sq: float  # sum of squared lengths (+2 for BOS/EOS), for attention FLOPs
+    holdout_n: int
+    holdout_residues: float
+    stored_tokens: float  # residues kept in the activation shards of one layer
+    measured: bool
+
+
+def _local_fasta(config: dict[str, Any]) -> Path | None:
+    url = config["sources"]["uniref50"]["url"]
+    return Path(local_source_path(url)) if is_local_source(url) else None
+
+
+def sample_tokens(config: dict[str, Any], assume: Assumptions) -> SequenceSample:
+    """Sequences and tokens of the UniRef50 sample, measured when the FASTA is a local file.
+
+    The sample keeps ``sample_size`` records of length <= ``max_length`` whose letters ESM-2
+    knows; when the file has more, the eligible records' mean length stands for the sample's.
+    """
+    seq_cfg, act = config["sequences"], config["activations"]
+    per_seq = act["tokens_per_sequence"]
+    fasta = _local_fasta(config)
+    if assume.mean_length is None and fasta is not None and fasta.is_file():
+        return _measured_sample(fasta, seq_cfg, act)
+    mean = assume.mean_length or DEFAULT_MEAN_LENGTH
+    if assume.mean_length is None:
+        assume.notes.append(
+            f"mean sampled length {mean:g} residues assumed (override with --mean-length)"
+        )
+    n = seq_cfg["sample_size"]
+    hold = round(n * act["holdout_fraction"])
+    stored_per_seq = mean if per_seq is None else min(per_seq, mean)
+    return SequenceSample(
+        n, n * mean, n * 2 * (mean + 2) ** 2, hold, hold * mean, (n - hold) * stored_per_seq, False
+    )
+
+
+def _measured_sample(fasta: Path, seq_cfg: dict, act: dict) -> SequenceSample:
+    from protsae.activations import is_holdout
+    from protsae.sequences import esm_residue_letters, read_fasta
+
+    letters = frozenset(esm_residue_letters())
+    lengths, holdout = [], []
+    for record in read_fasta(fasta, unique_ids=True):
+        seq = record.sequence
+        if len(seq) <= seq_cfg["max_length"] and set(seq) <= letters:
+            lengths.append(len(seq))
+            holdout.append(is_holdout(record.id, act["holdout_fraction"]))
+    n_all = len(lengths)
+    scale = min(1.0, seq_cfg["sample_size"] / n_all) if n_all else 0.0
+    per_seq = act["tokens_per_sequence"]
+    stored = sum(
+        n if per_seq is None else min(n, per_seq)
+        for n, h in zip(lengths, holdout, strict=True)
+        if not h
+    )
+    return SequenceSample(
+        n=round(n_all * scale),
+        residues=sum(lengths) * scale,
+        residues_sq=sum((n + 2) ** 2 for n in lengths) * scale,
+        holdout_n=round(sum(holdout) * scale),
+        holdout_residues=sum(n for n, h in zip(lengths, holdout, strict=True) if h) * scale,
+        stored_tokens=stored * scale,
+        measured=True,
+    )
+
+
+def eval_set(config: dict[str, Any], assume: Assumptions) -> tuple[int, float]:
+    """(sequences, residues) of the Swiss-Prot evaluation set (cluster representatives)."""
+    url = config["sources"]["swissprot"]["url"]
+    path = Path(local_source_path(url)) if is_local_source(url) else None
+    if assume.eval_sequences is None and path is not None and path.is_file():
+        n, residues = 0, 0
+        from protsae.sequences import open_binary
+
+        with open_binary(path) as handle:
+            for line in handle:
+                if line.startswith(b"SQ   "):
+                    length = int(line.split()[2])
+                    if length <= config["clustering"]["max_length"]:
+                        n, residues = n + 1, residues + length
+        assume.notes.append(
+            f"evaluation set: all {n} Swiss-Prot entries of {path.name} counted as cluster "
+            "representatives (an upper bound)"
+        )
+        return n, float(residues)
+    n = assume.eval_sequences or DEFAULT_EVAL_SEQUENCES
+    if assume.eval_sequences is None:
+        assume.notes.append(
+            f"evaluation set of {n:,} Swiss-Prot cluster representatives of mean length 350 "
+            "assumed (override with --eval-sequences)"
+        )
+    return n, n * 350.0
+
+
+def sae_file_bytes(shape: ModelShape, spec: SaeSpec) -> int:
+    """``sae.safetensors``: W_enc, W_dec, b_enc, b_dec in float32, plus a small header."""
+    return 4 * (2 * shape.d_model * spec.width + spec.width + shape.d_model) + 1024
+
+
+def distinct_latents(spec: SaeSpec, length: float) -> float:
+    """Expected distinct latents active in a sequence of ``length`` residues.
+
+    Latents repeat along a sequence, so ``length`` residues with ``k`` latents each act like
+    about sqrt(length) independent draws of ``k`` (calibrated on the demo's SAEs, where it is
+    within 25% of the measured count); a sequence can never show more than ``width``.
+    """
+    return spec.width * (1 - (1 - spec.k / spec.width) ** math.sqrt(max(length, 1.0)))
+
+
+def seq_stats_rows(spec: SaeSpec, n_eval: int, mean_length: float) -> float:
+    """(latent, sequence) pairs with any activation on the evaluation set."""
+    return n_eval * distinct_latents(spec, mean_length)
+
+
+def activation_bytes(tokens: float, shape: ModelShape, dtype: str) -> float:
+    """Bytes of one layer's activation shards: the vectors plus the id/pos columns."""
+    itemsize = 2 if dtype == "float16" else 4
+    return tokens * (shape.d_model * itemsize + ACTIVATION_ROW_OVERHEAD)
+
+
+def ceil_div(a: float, b: float) -> int:
+    return int(math.ceil(a / b))
+
+
+def training_tokens(config: dict[str, Any], sample: SequenceSample) -> float:
+    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = one pass over the
+    layer's cached training tokens."""
+    total = config["sae"]["training"]["total_tokens"]
+    return float(total) if total is not None else sample.stored_tokens
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class Stage:
+    """One stage's compute: jobs, FLOPs and GPU-hours at the assumed throughput."""
+
+    rule: str
+    jobs: int
+    flops: float
+    precision: str  # which peak applies: bf16 (ESM under autocast) or fp32
+    gpu_hours: float = 0.0
+    cpu_hours: float = 0.0  # CPU-only work of the stage (BLAST, Clustal Omega), rough
+
+
+@dataclass
+class Plan:
+    """Everything ``protsae plan`` prints; :meth:`to_dict` is its ``--json``."""
+
+    model: ModelShape
+    jobs: dict[str, int]
+    tokens: dict[str, float]
+    stages: list[Stage]
+    extraction_alternative: dict[str, float]
+    disk: dict[str, float]
+    disk_extra: dict[str, float]
+    memory: list[dict[str, Any]]
+    assumptions: dict[str, Any]
+
+    @property
+    def disk_total(self) -> float:
+        return sum(self.disk.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {
+                "name": self.model.name,
+                "layers": self.model.layers,
+                "d_model": self.model.d_model,
+                "params": self.model.params,
+            },
+            "jobs": self.jobs,
+            "total_jobs": sum(self.jobs.values()),
+            "tokens": self.tokens,
+            "stages": [vars(s) for s in self.stages],
+            "gpu_hours_total": sum(s.gpu_hours for s in self.stages),
+            "cpu_hours_total": sum(s.cpu_hours for s in self.stages),
+            "jobs_upper_bound": sorted(CHECKPOINT_BOUNDED & set(self.jobs)),
+            "extraction_alternative": self.extraction_alternative,
+            "disk_bytes": self.disk,
+            "disk_bytes_total": self.disk_total,
+            "disk_bytes_other": self.disk_extra,
+            "memory": self.memory,
+            "assumptions": self.assumptions,
+        }
+
+
+def _sae_train_flops(shape: ModelShape, spec: SaeSpec, tokens: float, auxk: int | None) -> float:
+    """Per token: encoder forward 2dw + its weight gradient 2dw, sparse decode and its
+    backward ~6kd, the AuxK decode of k_aux dead latents ~6 k_aux d."""
+    d, w = shape.d_model, spec.width
+    k_aux = auxk if auxk is not None else d // 2
+    return tokens * (4 * d * w + 6 * (spec.k + k_aux) * d)
+
+
+def _stages(
+    config: dict, shape: ModelShape, sample: SequenceSample, n_eval: int, eval_residues: float
+) -> tuple[list[Stage], dict[str, float]]:
+    trained, imported = sae_grid(config)
+    saes = trained + imported
+    layers = sorted({s.layer for s in trained})
+    train_n = sample.n - sample.holdout_n
+    train_res = sample.residues - sample.holdout_residues
+    mean_tokens = sample.residues_sq / max(1.0, sample.residues + 2 * sample.n)
+    per_layer = shape.flops_per_token(1, mean_tokens) * (train_res + 2 * train_n)
+    extract = Stage(
+        "extract_activations",
+        len(layers) * config["activations"]["shards"],
+        per_layer * sum(layers),
+        "bf16",
+    )
+    training = config["sae"]["training"]
+    train = Stage(
+        "train_sae",
+        len(trained),
+        sum(
+            _sae_train_flops(shape, s, training_tokens(config, sample), training["auxk"])
+            for s in trained
+        ),
+        "bf16" if training["bf16"] else "fp32",
+    )
+    ev_n = min(config["sae"]["eval"]["max_sequences"], sample.holdout_n)
+    ev_tokens = ev_n * (sample.holdout_residues / max(1, sample.holdout_n) + 2)
+    ev_flops = sum(
+        ev_tokens
+        * (
+            shape.flops_per_token(s.layer + 3 * shape.layers, mean_tokens)
+            + 4 * shape.d_model * s.width
+        )
+        for s in saes
+    )
+    evaluate = Stage("evaluate_sae", len(saes), ev_flops, "bf16")
+    st_tokens = eval_residues + 2 * n_eval
+    stats = Stage(
+        "latent_stats",
+        len(saes),
+        sum(
+            st_tokens * (shape.flops_per_token(s.layer, mean_tokens) + 2 * shape.d_model * s.width)
+            for s in saes
+        ),
+        "bf16",
+    )
+    alternative = {
+        "per_layer_early_exit_flops": extract.flops,
+        "multi_layer_pass_flops": per_layer * (max(layers) if layers else 0),
+        "layer_passes_per_sequence_early_exit": float(sum(layers)),
+        "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
+    }
+    return [extract, train, evaluate, stats], alternative
+
+
+def _disk(
+    config: dict, shape: ModelShape, sample: SequenceSample, n_eval: int, eval_residues: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(bytes per intermediate under results/, summed for the total; peaks and per-unit sizes)."""
+    trained, imported = sae_grid(config)
+    saes = trained + imported
+    layers = {s.layer for s in trained}
+    act = activation_bytes(sample.stored_tokens, shape, config["activations"]["dtype"])
+    mean_eval = eval_residues / max(1, n_eval)
+    top_rows = min(2 * config["latents"]["top_examples"], n_eval)
+    training = config["sae"]["training"]
+    log_rows = ceil_div(training_tokens(config, sample), training["batch_tokens"])
+
+    def top_bytes(spec: SaeSpec) -> float:
+        rows = min(seq_stats_rows(spec, n_eval, mean_eval), spec.width * top_rows)
+        positions = mean_eval * spec.k / max(1.0, distinct_latents(spec, mean_eval))
+        return rows * (40 + 8 * positions)
+
+    disk = {
+        "sequences/uniref50_sample.parquet": sample.residues * 1.05 + sample.n * 30,
+        "sequences/swissprot + clusters": eval_residues * 1.2 + n_eval * 300,
+        "activations/ (all layers)": act * len(layers),
+        "sae/ (weights, train logs, eval)": sum(sae_file_bytes(shape, s) + 2000 for s in saes)
+        + len(trained) * min(log_rows, 100_000) * 40,
+        "latents/*/seq_stats.parquet": sum(seq_stats_rows(s, n_eval, mean_eval) * 30 for s in saes),
+        "latents/*/top_examples.parquet": sum(top_bytes(s) for s in saes),
+        "latents/*/classes, families, summary": sum(s.width * 60 for s in saes),
+        "logs/, benchmarks/, tables/": 6000
+        * sum(n for r, n in jobs_per_rule(config).items() if r not in CHECKPOINT_BOUNDED),
+    }
+    extra = {
+        "activations per layer": act,
+        "SAE checkpoint while training (largest)": 3
+        * max((sae_file_bytes(shape, s) for s in trained), default=0),
+    }
+    return disk, extra
+
+
+def build_plan(
+    config: dict[str, Any],
+    assume: Assumptions | None = None,
+    profile: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """The plan of a validated config (see :func:`protsae.plan.validate_config`)."""
+    assume = assume or Assumptions()
+    if assume.gpu not in GPUS:
+        raise ValueError(f"unknown GPU {assume.gpu!r}; choose one of {', '.join(sorted(GPUS))}")
+    shape = model_shape(config["esm"])
+    sample = sample_tokens(config, assume)
+    n_eval, eval_res = eval_set(config, assume)
+    stages, alternative = _stages(config, shape, sample, n_eval, eval_res)
+    gpu = GPUS[assume.gpu]
+    peak = gpu.bf16 * assume.utilization * 3600
+    alternative["per_layer_early_exit_gpu_hours"] = alternative["per_layer_early_exit_flops"] / peak
+    alternative["multi_layer_pass_gpu_hours"] = alternative["multi_layer_pass_flops"] / peak
+    disk, extra = _disk(config, shape, sample, n_eval, eval_res)
+    trained, _ = sae_grid(config)
+    tokens = {
+        "sampled_sequences": sample.n,
+        "sampled_residues": sample.residues,
+        "holdout_sequences": sample.holdout_n,
+        "stored_tokens_per_layer": sample.stored_tokens,
+        "layers": len({s.layer for s in trained}),
+        "sae_training_tokens": training_tokens(config, sample),
+        "epochs_over_cache": training_tokens(config, sample) / max(1.0, sample.stored_tokens),
+        "eval_set_sequences": n_eval,
+        "eval_set_residues": eval_res,
+    }
+    jobs = jobs_per_rule(config)
+    more_memory = add_downstream(config, shape, assume, (n_eval, eval_res), stages, disk, extra)
+    for stage in stages:
+        peak = gpu.bf16 if stage.precision == "bf16" else gpu.fp32
+        stage.gpu_hours = stage.flops / (peak * assume.utilization) / 3600
+    return Plan(
+        model=shape,
+        jobs=jobs,
+        tokens=tokens,
+        stages=stages,
+        extraction_alternative=alternative,
+        disk=disk,
+        disk_extra=extra,
+        memory=job_memory(config, shape, sample, assume, profile_mem_mb(profile), more_memory),
+        assumptions={
+            "gpu": gpu.name,
+            "peak_bf16_tflops": gpu.bf16 / 1e12,
+            "peak_fp32_tflops": gpu.fp32 / 1e12,
+            "utilization": assume.utilization,
+            "sample_measured": sample.measured,
+            "notes": list(assume.notes),
+        },
+    )

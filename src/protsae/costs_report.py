@@ -1,0 +1,137 @@
+"""``protsae plan``'s readable table (``--json`` prints :meth:`protsae.costs.Plan.to_dict`)."""
+
+from __future__ import annotations
+
+from protsae.costs import Plan
+from protsae.costs_downstream import CHECKPOINT_BOUNDED
+
+
+def human_bytes(n: float) -> str:
+    """1.2 GB style, decimal units (what disk quotas and `df -H` print)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def format_plan(plan: Plan, config_name: str = "") -> str:
+    """The plan as aligned text tables."""
+    m = plan.model
+    a = plan.assumptions
+    bounded = CHECKPOINT_BOUNDED & set(plan.jobs)
+    out = [
+        f"plan for {config_name or 'config'}: model {m.name} ({m.layers} layers, d_model "
+        f"{m.d_model}, {m.params / 1e6:.1f}M parameters)",
+        "",
+        "jobs per rule",
+        *_table(
+            ["rule", "jobs"],
+            [[r, f"<= {n}" if r in CHECKPOINT_BOUNDED else str(n)] for r, n in plan.jobs.items()]
+            + [["total", f"{'<= ' if bounded else ''}{sum(plan.jobs.values())}"]],
+        ),
+        *(
+            [
+                "(<= : fans out over the family-specific latents latent_families finds, at most "
+                "steering.max_latents per SAE)"
+            ]
+            if bounded
+            else []
+        ),
+        "",
+        "tokens",
+        *_table(
+            ["quantity", "value"],
+            [[k, f"{v:,.0f}" if v >= 100 else f"{v:.3g}"] for k, v in plan.tokens.items()],
+        ),
+        "",
+        f"compute on {a['gpu']} at {a['utilization']:.0%} of peak "
+        f"({a['peak_bf16_tflops']:g} TFLOP/s bf16, {a['peak_fp32_tflops']:g} fp32)",
+        *_table(
+            ["stage", "jobs", "FLOPs", "precision", "GPU-hours", "CPU-hours"],
+            [
+                [
+                    s.rule,
+                    str(s.jobs),
+                    f"{s.flops:.3g}",
+                    s.precision,
+                    f"{s.gpu_hours:.3g}",
+                    f"{s.cpu_hours:.3g}" if s.cpu_hours else "-",
+                ]
+                for s in plan.stages
+            ]
+            + [
+                [
+                    "total",
+                    "",
+                    f"{sum(s.flops for s in plan.stages):.3g}",
+                    "",
+                    f"{sum(s.gpu_hours for s in plan.stages):.3g}",
+                    f"{sum(s.cpu_hours for s in plan.stages):.3g}",
+                ]
+            ],
+        ),
+    ]
+    out += _extraction_and_storage(plan)
+    if a["notes"]:
+        out += ["", "assumptions:", *[f"  - {n}" for n in a["notes"]]]
+    return "\n".join(out) + "\n"
+
+
+def _extraction_and_storage(plan: Plan) -> list[str]:
+    alt = plan.extraction_alternative
+    return [
+        "",
+        "extraction: one early-exit job per (layer, shard) vs one multi-layer pass per shard",
+        *_table(
+            ["scheme", "layer passes/sequence", "FLOPs", "GPU-hours"],
+            [
+                [
+                    "per-layer early exit (current)",
+                    f"{alt['layer_passes_per_sequence_early_exit']:g}",
+                    f"{alt['per_layer_early_exit_flops']:.3g}",
+                    f"{alt['per_layer_early_exit_gpu_hours']:.3g}",
+                ],
+                [
+                    "one multi-layer pass",
+                    f"{alt['layer_passes_per_sequence_multi_layer']:g}",
+                    f"{alt['multi_layer_pass_flops']:.3g}",
+                    f"{alt['multi_layer_pass_gpu_hours']:.3g}",
+                ],
+            ],
+        ),
+        "",
+        "disk under results/",
+        *_table(
+            ["intermediate", "bytes"],
+            [[k, human_bytes(v)] for k, v in plan.disk.items()]
+            + [["total", human_bytes(plan.disk_total)]],
+        ),
+        *[f"  {k}: {human_bytes(v)}" for k, v in plan.disk_extra.items()],
+        "",
+        "peak host memory per job (estimate) vs the mem_mb a run requests (rule or profile)",
+        *_table(
+            ["rule", "estimate MB", "mem_mb", "fits"],
+            [
+                [
+                    r["rule"],
+                    str(r["estimated_mb"]),
+                    str(r["profile_mem_mb"] or "-"),
+                    {True: "yes", False: "NO", None: "-"}[r["fits"]],
+                ]
+                for r in plan.memory
+            ],
+        ),
+    ]

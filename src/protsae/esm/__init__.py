@@ -1,0 +1,54 @@
+"""ESM-2 through fair-esm: checkpoints (:mod:`.checkpoint`), the early-exit forward and layer
+edits (:mod:`.forward`), and the masked-LM loss (:mod:`.mlm`).
+
+The public names are re-exported here, so ``from protsae.esm import layer_representations``
+works. Shard membership and extraction live in :mod:`protsae.activations`; they are
+re-exported here as well for older callers.
+"""
+
+from protsae.activations import (
+    extract_shard,
+    holdout_records,
+    sample_positions,
+    select_shard_records,
+)
+from protsae.device import resolve_device
+from protsae.esm.checkpoint import build_random_init, load_model, save_random_init
+from protsae.esm.forward import (
+    MAX_RESIDUES,
+    RESIDUE_LETTERS,
+    Edit,
+    Record,
+    check_layer,
+    check_records,
+    forward_with_layer_edit,
+    layer_representations,
+    model_device,
+    sae_positions,
+    token_batches,
+)
+from protsae.esm.mlm import mask_positions, masked_lm_cross_entropy
+
+__all__ = [
+    "MAX_RESIDUES",
+    "RESIDUE_LETTERS",
+    "Edit",
+    "Record",
+    "build_random_init",
+    "check_layer",
+    "check_records",
+    "extract_shard",
+    "forward_with_layer_edit",
+    "holdout_records",
+    "layer_representations",
+    "load_model",
+    "mask_positions",
+    "masked_lm_cross_entropy",
+    "model_device",
+    "resolve_device",
+    "sae_positions",
+    "sample_positions",
+    "save_random_init",
+    "select_shard_records",
+    "token_batches",
+]

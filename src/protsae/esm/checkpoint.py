@@ -1,0 +1,132 @@
+"""ESM-2 checkpoints in fair-esm's format: the seeded random init, saving it, loading any of them.
+
+Every model, published or random, comes from a checkpoint in fair-esm's own format and goes
+through fair-esm's own loader, so the published 650M weights and the offline demo's random
+init exercise the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from pathlib import Path
+
+import esm
+import torch
+from esm.model.esm2 import ESM2
+
+from protsae.device import resolve_device
+from protsae.io import atomic_path
+from protsae.plan import regression_path
+
+
+def build_random_init(num_layers: int, embed_dim: int, attention_heads: int, seed: int) -> ESM2:
+    """fair-esm's ESM2 with its default (random) initialisation, reproducible from ``seed``.
+
+    The global RNG is left as it was, so building a model never changes a caller's random stream.
+    """
+    if num_layers < 1 or embed_dim < 1 or attention_heads < 1:
+        raise ValueError(
+            f"random ESM-2 needs positive sizes, got layers={num_layers}, "
+            f"embed_dim={embed_dim}, heads={attention_heads}"
+        )
+    if embed_dim % attention_heads or (embed_dim // attention_heads) % 2:
+        raise ValueError(
+            f"embed_dim {embed_dim} must split into {attention_heads} heads of even size "
+            "(rotary embeddings rotate pairs of dimensions)"
+        )
+    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ESM2(
+            num_layers=num_layers,
+            embed_dim=embed_dim,
+            attention_heads=attention_heads,
+            alphabet=alphabet,
+            token_dropout=True,
+        )
+    return model.eval()
+
+
+def save_random_init(
+    path: str | os.PathLike[str], num_layers: int, embed_dim: int, attention_heads: int, seed: int
+) -> None:
+    """Save a seeded random ESM-2 in fair-esm's checkpoint layout (plus its contact-regression file).
+
+    Random weights make an offline pipeline possible; writing them in the published layout means
+    they load through exactly the path the real weights take.
+    """
+    path = Path(path)
+    model = build_random_init(num_layers, embed_dim, attention_heads, seed)
+    state = model.state_dict()
+    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
+    encoder = {f"encoder.{k}": v for k, v in state.items() if k not in regression}
+    cfg = argparse.Namespace(
+        encoder_layers=num_layers,
+        encoder_embed_dim=embed_dim,
+        encoder_attention_heads=attention_heads,
+        token_dropout=True,
+    )
+    # Regression file first: the .pt is the declared output, so it must be the last to appear.
+    with atomic_path(regression_path(path)) as tmp:
+        torch.save({"model": regression}, tmp)
+    with atomic_path(path) as tmp:
+        torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
+
+
+def _load_torch_file(path: Path) -> object:
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean "not a usable checkpoint"
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable torch checkpoint ({first_line})") from err
+
+
+def _check_esm2_layout(path: Path, data: object) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ValueError(
+            f"{path}: not an ESM-2 checkpoint (expected a dict with a 'model' state dict)"
+        )
+    cfg = data.get("cfg")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), argparse.Namespace):
+        hint = " (it has 'args': an ESM-1/ESM-1b checkpoint?)" if "args" in data else ""
+        raise ValueError(
+            f"{path}: not an ESM-2 checkpoint in fair-esm's format: no cfg['model'] namespace{hint}"
+        )
+    required = ("encoder_layers", "encoder_embed_dim", "encoder_attention_heads", "token_dropout")
+    missing = [key for key in required if not hasattr(cfg["model"], key)]
+    if missing:
+        raise ValueError(
+            f"{path}: not an ESM-2 checkpoint: cfg['model'] lacks {', '.join(missing)}"
+        )
+
+
+def load_model(
+    checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[ESM2, esm.data.Alphabet]:
+    """Load an ESM-2 checkpoint in fair-esm's format (published, local or our random init).
+
+    ``torch.load(weights_only=True)`` with only ``argparse.Namespace`` allowed, so a checkpoint
+    cannot run arbitrary code; then fair-esm's own ``load_model_and_alphabet_core``. The
+    ``<stem>-contact-regression.pt`` beside it is used when present (contacts are not needed here).
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ESM-2 checkpoint not found")
+    model_data = _load_torch_file(path)
+    _check_esm2_layout(path, model_data)
+    regression_file = regression_path(path)
+    regression_data = _load_torch_file(regression_file) if regression_file.is_file() else None
+    # fair-esm chooses its ESM-2 branch by name prefix alone; the stem may be anything.
+    name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Regression weights not found")
+            model, alphabet = esm.pretrained.load_model_and_alphabet_core(
+                name, model_data, regression_data
+            )
+    except (RuntimeError, KeyError, AttributeError, TypeError) as err:
+        raise ValueError(f"{path}: state dict does not fit its ESM-2 config: {err}") from err
+    return model.eval().to(resolve_device(device)), alphabet

@@ -1,0 +1,69 @@
+"""Pattern classes and family-specific latents along one sweep of the SAE grid
+(the paper's Figures 3c, 3d, 7a and 7b)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from protsae.figures.grid import AXES, Point, sweep_points, varying_axes
+from protsae.latents.classes import PATTERN_CLASSES
+
+__all__ = ["sweep_figure", "sweep_points", "varying_axes"]
+
+
+def _sweep_rows(summary: pd.DataFrame, points: list[Point]) -> pd.DataFrame:
+    """The latent-summary rows of the sweep's SAEs, ordered along the sweep."""
+    keyed = summary.set_index(["layer", "k", "width"])
+    missing = [p for p in points if p not in keyed.index]
+    if missing:
+        raise ValueError(
+            "latent summary table has no row for SAE(s) "
+            + ", ".join(f"layer {a} k {b} width {c}" for a, b, c in missing)
+        )
+    rows = keyed.loc[points].reset_index()
+    return rows.sort_values(["layer", "k", "width"]).reset_index(drop=True)
+
+
+def _tick_labels(rows: pd.DataFrame, axes: list[str]) -> list[str]:
+    if len(axes) == 1:
+        return [str(v) for v in rows[axes[0]]]
+    return [" ".join(f"{a}={r[a]}" for a in axes) for _, r in rows.iterrows()]
+
+
+def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figure:
+    """Two panels along a sweep: latents per pattern class, and family-specific latents.
+
+    ``points`` are the sweep's SAEs as (layer, k, width) (:func:`sweep_points`);
+    ``summary`` is ``tables/latent_summary.csv`` (one row per SAE). Line ``i`` of the
+    left panel is class ``PATTERN_CLASSES[i]`` (label = class name); the right panel has one
+    line labelled ``family_specific``. x positions are 0..n-1 with the swept value as tick.
+    """
+    points = sorted({(int(a), int(b), int(c)) for a, b, c in points})
+    axes = varying_axes(points)
+    if not axes:
+        raise ValueError("sweep has a single SAE: nothing varies, no sweep figure")
+    rows = _sweep_rows(summary, points)
+    x = list(range(len(rows)))
+    labels = _tick_labels(rows, axes)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    classes_ax, family_ax = figure.subplots(1, 2)
+    for name in PATTERN_CLASSES:
+        classes_ax.plot(x, rows[name].to_numpy(), marker="o", label=name)
+    classes_ax.set_ylabel("latents")
+    classes_ax.set_title("activation-pattern classes")
+    classes_ax.legend(fontsize="small", ncols=2)
+    family_ax.plot(
+        x, rows["family_specific"].to_numpy(), marker="o", color="C3", label="family_specific"
+    )
+    family_ax.set_ylabel("family-specific latents")
+    family_ax.set_title("family-specific latents")
+    fixed = [f"{c}={rows[c].iloc[0]}" for c in AXES if c not in axes]
+    for ax in (classes_ax, family_ax):
+        ax.set_xticks(x, labels, rotation=30 if len(axes) > 1 else 0)
+        ax.set_xlabel(" / ".join(axes))
+        ax.set_ylim(bottom=0)
+    figure.suptitle(f"sweep over {' and '.join(axes)} ({', '.join(fixed) or 'all varying'})")
+    return figure

@@ -1,0 +1,438 @@
+"""Readers for the probe data sets in their published formats (method.md, "Linear probes").
+
+- secondary structure: FLIP ``splits.zip`` (``sequences.fasta``, ``sampled.fasta`` H/E/C per
+  residue, ``mask.fasta`` 0/1 per residue, headers ``>id SET=train|test VALIDATION=True|False``)
+  or TAPE ``secondary_structure.tar.gz`` (JSON lists with ``primary``, ``ss3`` 0=H 1=E 2=C,
+  ``valid_mask``), told apart by the file's magic bytes;
+- localization: DeepLoc 1.0 FASTA (``>ACC Location-M|S|U [test]``);
+- thermostability: FLIP meltome ``splits.zip`` (CSV ``sequence,target,set,validation``);
+- expression: a CSV with a ``Status`` column (Pass / Fail...) and a sequence column.
+
+Every reader raises :class:`~protsae.sequences.InputError` naming the file, the record and the
+problem for a bad label, and counts what it drops.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tarfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from protsae.probes.data import (
+    ProbeRecord,
+    TaskData,
+    apply_length_policy,
+    bad_residues,
+    clean_sequence,
+    drop_unlabelled_chains,
+    finish_splits,
+)
+from protsae.sequences import InputError
+
+SS_CLASSES = ["H", "E", "C"]
+DEEPLOC_LOCATIONS = [
+    "Nucleus",
+    "Cytoplasm",
+    "Extracellular",
+    "Mitochondrion",
+    "Cell.membrane",
+    "Endoplasmic.reticulum",
+    "Plastid",
+    "Golgi.apparatus",
+    "Lysosome/Vacuole",
+    "Peroxisome",
+]
+DEEPLOC_DROPPED = "Cytoplasm-Nucleus"
+MEMBRANE_CODES = frozenset("MSU")
+EXPRESSION_CLASSES = ["not_expressed", "expressed"]
+MELTOME_SPLITS = ("mixed_split", "human", "human_cell")
+TAPE_TEST_SETS = ("cb513", "ts115", "casp12")
+_SS_CODE = np.full(256, -1, np.int8)
+for _i, _c in enumerate(SS_CLASSES):
+    _SS_CODE[ord(_c)] = _i
+
+
+def _read_fasta_text(text: str, where: str) -> Iterator[tuple[str, str]]:
+    """(header, sequence) pairs of FASTA text; sequence lines are joined."""
+    header: str | None = None
+    lines: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line.startswith(">"):
+            if header is not None:
+                yield header, "".join(lines)
+            header, lines = line[1:].strip(), []
+        elif line:
+            if header is None:
+                raise InputError(f"{where}: line {number}: sequence before the first '>' header")
+            lines.append(line)
+    if header is not None:
+        yield header, "".join(lines)
+
+
+def _usable(sequence: str, record: str, where: str, counts: Counter) -> bool:
+    if not sequence:
+        raise InputError(f"{where}: record {record!r}: empty sequence")
+    if bad_residues(sequence):
+        counts["dropped_bad_residues"] += 1
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- secondary structure
+
+
+def _header_fields(header: str) -> tuple[str, dict[str, str]]:
+    name, *rest = header.split()
+    return name, dict(part.split("=", 1) for part in rest if "=" in part)
+
+
+def _flip_member(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[str, str]:
+    matches = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == name]
+    if len(matches) != 1:
+        raise InputError(
+            f"{path}: expected one member named {name} in the FLIP splits.zip, found {len(matches)}"
+        )
+    return matches[0], archive.read(matches[0]).decode("utf-8")
+
+
+def _flip_split(fields: dict[str, str], where: str, record: str) -> str:
+    split, validation = fields.get("SET"), fields.get("VALIDATION", "False")
+    if split not in ("train", "test") or validation not in ("True", "False"):
+        raise InputError(
+            f"{where}: record {record!r}: header needs SET=train|test and VALIDATION=True|False"
+        )
+    return "valid" if split == "train" and validation == "True" else split
+
+
+def read_flip_secondary_structure(path: str | os.PathLike[str]) -> TaskData:
+    """FLIP's secondary-structure ``splits.zip``: the three FASTA files, ids in the same order."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as archive:
+        files = {
+            name: _flip_member(archive, f"{name}.fasta", path)
+            for name in ("sequences", "sampled", "mask")
+        }
+    parsed = {
+        name: list(_read_fasta_text(text, f"{path}:{member}"))
+        for name, (member, text) in files.items()
+    }
+    ids = {name: [_header_fields(h)[0] for h, _ in recs] for name, recs in parsed.items()}
+    for name in ("sampled", "mask"):
+        if ids[name] != ids["sequences"]:
+            raise InputError(
+                f"{path}:{files[name][0]}: record ids differ from {files['sequences'][0]} "
+                "(the three files must list the same chains in the same order)"
+            )
+    data = TaskData("secondary_structure", [], list(SS_CLASSES))
+    for (seq_header, raw), (lab_header, labels), (mask_header, mask) in zip(
+        parsed["sequences"], parsed["sampled"], parsed["mask"], strict=True
+    ):
+        data.counts["read"] += 1
+        name, fields = _header_fields(seq_header)
+        for header in (lab_header, mask_header):
+            fields.update(_header_fields(header)[1])
+        split = _flip_split(fields, f"{path}:{files['sampled'][0]}", name)
+        sequence = clean_sequence(raw)
+        residue_labels = _ss_letters(labels, len(sequence), f"{path}:{files['sampled'][0]}", name)
+        resolved = _mask_digits(mask, len(sequence), f"{path}:{files['mask'][0]}", name)
+        if _usable(sequence, name, f"{path}:{files['sequences'][0]}", data.counts):
+            data.records.append(ProbeRecord(name, sequence, split, None, residue_labels, resolved))
+    return data
+
+
+def _ss_letters(labels: str, length: int, where: str, record: str) -> np.ndarray:
+    labels = labels.strip().upper()
+    if len(labels) != length:
+        raise InputError(
+            f"{where}: record {record!r}: label line has {len(labels)} letters, "
+            f"the sequence has {length} residues"
+        )
+    bad = set(labels) - set(SS_CLASSES)
+    if bad:
+        raise InputError(
+            f"{where}: record {record!r}: label letters {''.join(sorted(bad))!r}, expected H, E or C"
+        )
+    codes = np.frombuffer(labels.encode("ascii"), np.uint8)
+    return _SS_CODE[codes]
+
+
+def _mask_digits(mask: str, length: int, where: str, record: str) -> np.ndarray:
+    mask = mask.strip()
+    if len(mask) != length:
+        raise InputError(
+            f"{where}: record {record!r}: mask has {len(mask)} digits, "
+            f"the sequence has {length} residues"
+        )
+    if set(mask) - {"0", "1"}:
+        raise InputError(f"{where}: record {record!r}: mask holds characters other than 0 and 1")
+    return np.array([c == "1" for c in mask], dtype=bool)
+
+
+def _tape_member(names: list[str], suffix: str, path: Path) -> str:
+    matches = [n for n in names if n.endswith(f"_{suffix}.json")]
+    if len(matches) != 1:
+        raise InputError(
+            f"{path}: expected one member ending in _{suffix}.json, found {len(matches)}"
+        )
+    return matches[0]
+
+
+def read_tape_secondary_structure(
+    path: str | os.PathLike[str], test_set: str = "cb513"
+) -> TaskData:
+    """TAPE's ``secondary_structure.tar.gz``: train, valid and ``test_set`` JSON files."""
+    path = Path(path)
+    if test_set not in TAPE_TEST_SETS:
+        raise ValueError(f"TAPE test set must be one of {TAPE_TEST_SETS}, got {test_set!r}")
+    data = TaskData("secondary_structure", [], list(SS_CLASSES))
+    with tarfile.open(path, "r:*") as archive:
+        names = [m.name for m in archive.getmembers() if m.isfile()]
+        for split, suffix in (("train", "train"), ("valid", "valid"), ("test", test_set)):
+            member = _tape_member(names, suffix, path)
+            where = f"{path}:{member}"
+            try:
+                entries = json.load(archive.extractfile(member))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{where}: not valid JSON ({err})") from None
+            for index, entry in enumerate(entries):
+                data.counts["read"] += 1
+                record = _tape_record(entry, split, where, index, data.counts)
+                if record is not None:
+                    data.records.append(record)
+    return data
+
+
+def _tape_record(
+    entry: dict, split: str, where: str, index: int, counts: Counter
+) -> ProbeRecord | None:
+    name = str(entry.get("id", f"{split}-{index}"))
+    try:
+        primary, ss3, valid = entry["primary"], entry["ss3"], entry["valid_mask"]
+    except (KeyError, TypeError):
+        raise InputError(f"{where}: record {name!r}: needs primary, ss3 and valid_mask") from None
+    sequence = clean_sequence(primary if isinstance(primary, str) else "".join(primary))
+    if len(ss3) != len(sequence):
+        raise InputError(
+            f"{where}: record {name!r}: ss3 has {len(ss3)} labels, the sequence has {len(sequence)} residues"
+        )
+    if len(valid) != len(sequence):
+        raise InputError(
+            f"{where}: record {name!r}: valid_mask has {len(valid)} entries, "
+            f"the sequence has {len(sequence)} residues"
+        )
+    labels = np.asarray(ss3)
+    if labels.size and (
+        labels.min() < 0 or labels.max() > 2 or not np.issubdtype(labels.dtype, np.integer)
+    ):
+        raise InputError(f"{where}: record {name!r}: ss3 labels must be 0 (H), 1 (E) or 2 (C)")
+    if not _usable(sequence, name, where, counts):
+        return None
+    return ProbeRecord(name, sequence, split, None, labels.astype(np.int8), np.asarray(valid, bool))
+
+
+def read_secondary_structure(path: str | os.PathLike[str], test_set: str = "cb513") -> TaskData:
+    """A FLIP ``splits.zip`` or a TAPE tarball, told apart by the file's first bytes."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic.startswith(b"PK"):
+        return read_flip_secondary_structure(path)
+    if magic.startswith(b"\x1f\x8b") or tarfile.is_tarfile(path):
+        return read_tape_secondary_structure(path, test_set)
+    raise InputError(
+        f"{path}: neither a FLIP splits.zip nor a TAPE secondary_structure tarball (first bytes {magic!r})"
+    )
+
+
+# --------------------------------------------------------------------------- localization
+
+
+def _deeploc_label(header: str, where: str) -> tuple[str, str | None, str]:
+    """(accession, location or None for Cytoplasm-Nucleus, split) of one DeepLoc header."""
+    fields = header.split()
+    if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] != "test"):
+        raise InputError(
+            f"{where}: record {fields[0] if fields else header!r}: header must be "
+            "'ACC Location-M|S|U' with an optional 'test'"
+        )
+    accession, label = fields[0], fields[1]
+    location, _, membrane = label.rpartition("-")
+    if membrane not in MEMBRANE_CODES:
+        location = label
+    split = "test" if len(fields) == 3 else "train"
+    if location == DEEPLOC_DROPPED:
+        return accession, None, split
+    if location not in DEEPLOC_LOCATIONS:
+        raise InputError(
+            f"{where}: record {accession!r}: unknown location {location!r} "
+            f"(DeepLoc's are {', '.join(DEEPLOC_LOCATIONS)})"
+        )
+    return accession, location, split
+
+
+def read_deeploc(path: str | os.PathLike[str]) -> TaskData:
+    """DeepLoc 1.0 FASTA; ``Cytoplasm-Nucleus`` records are dropped and counted."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    data = TaskData("localization", [], list(DEEPLOC_LOCATIONS))
+    for header, raw in _read_fasta_text(text, str(path)):
+        data.counts["read"] += 1
+        accession, location, split = _deeploc_label(header, str(path))
+        if location is None:
+            data.counts["dropped_cytoplasm_nucleus"] += 1
+            continue
+        sequence = clean_sequence(raw)
+        if _usable(sequence, accession, str(path), data.counts):
+            label = DEEPLOC_LOCATIONS.index(location)
+            data.records.append(ProbeRecord(accession, sequence, split, label))
+    return data
+
+
+# --------------------------------------------------------------------------- CSV tasks
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _csv_rows(text: str, where: str, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InputError(f"{where}: no column {', '.join(map(repr, missing))} (columns: {columns})")
+    for row in reader:
+        yield reader.line_num, row
+
+
+def read_meltome(path: str | os.PathLike[str], split_name: str = "mixed_split") -> TaskData:
+    """FLIP's meltome ``splits.zip``: the CSV ``split_name`` (``sequence,target,set,validation``)."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.namelist() if m.endswith(".csv")]
+        chosen = [m for m in members if Path(m).stem == split_name]
+        if len(chosen) != 1:
+            raise InputError(
+                f"{path}: no single {split_name}.csv in the meltome splits.zip "
+                f"(CSV members: {', '.join(members) or 'none'})"
+            )
+        text = _decode(archive.read(chosen[0]))
+    where = f"{path}:{chosen[0]}"
+    data = TaskData("thermostability", [], None)
+    for line, row in _csv_rows(text, where, ["sequence", "target", "set", "validation"]):
+        data.counts["read"] += 1
+        record = f"line {line}"
+        try:
+            target = float(row["target"])
+        except (TypeError, ValueError):
+            target = math.nan
+        if not math.isfinite(target):
+            raise InputError(f"{where}: {record}: target {row['target']!r} is not a number")
+        split = (row["set"] or "").strip()
+        validation = (row["validation"] or "").strip()
+        if split not in ("train", "test") or validation not in ("True", "False", ""):
+            raise InputError(
+                f"{where}: {record}: set must be train|test and validation True|False|empty, "
+                f"got {split!r}, {validation!r}"
+            )
+        split = "valid" if split == "train" and validation == "True" else split
+        sequence = clean_sequence(row["sequence"] or "")
+        if _usable(sequence, record, where, data.counts):
+            data.records.append(ProbeRecord(f"{chosen[0]}:{line}", sequence, split, target))
+    return data
+
+
+def read_expression(
+    path: str | os.PathLike[str], sequence_column: str = "Construct.seq..aa."
+) -> TaskData:
+    """The CHO expression CSV: ``Status`` Pass -> expressed, Fail... -> not; else dropped."""
+    where = str(path)
+    text = _decode(Path(path).read_bytes())
+    data = TaskData("expression", [], list(EXPRESSION_CLASSES))
+    for line, row in _csv_rows(text, where, ["Status", sequence_column]):
+        data.counts["read"] += 1
+        status = (row["Status"] or "").strip()
+        if status == "Pass":
+            label = 1
+        elif status.startswith("Fail"):
+            label = 0
+        else:
+            data.counts["dropped_status"] += 1
+            continue
+        sequence = clean_sequence(row[sequence_column] or "")
+        if not sequence:
+            data.counts["dropped_no_sequence"] += 1
+            continue
+        if _usable(sequence, f"line {line}", where, data.counts):
+            data.records.append(ProbeRecord(f"line-{line}", sequence, "train", label))
+    return data
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+def load_task(
+    task: str,
+    path: str | os.PathLike[str],
+    *,
+    long_sequences: str = "crop",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    ss_test_set: str = "cb513",
+    meltome_split: str = "mixed_split",
+    expression_column: str = "Construct.seq..aa.",
+) -> TaskData:
+    """Read ``task``'s source file, apply the long-sequence policy and finish the splits.
+
+    Splits come from the data; test (expression only) and validation are carved out of train,
+    seeded, where the data give none. ``counts`` says what was read, dropped, cropped and kept.
+    """
+    if task == "secondary_structure":
+        data = read_secondary_structure(path, ss_test_set)
+    elif task == "localization":
+        data = read_deeploc(path)
+    elif task == "thermostability":
+        data = read_meltome(path, meltome_split)
+    elif task == "expression":
+        data = read_expression(path, expression_column)
+    else:
+        raise ValueError(f"unknown probe task {task!r}")
+    apply_length_policy(data, long_sequences)
+    drop_unlabelled_chains(data)
+    try:
+        finish_splits(data, validation_fraction, test_fraction, seed)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+    return data
+
+
+def task_data_from_file(
+    task: str,
+    source: str | os.PathLike[str],
+    table_path: str | os.PathLike[str],
+    counts_path: str | os.PathLike[str],
+    **options,
+) -> TaskData:
+    """:func:`load_task` then ``probes/data/{task}.parquet`` and its counts JSON.
+
+    Both files are written only after the whole source has been read and checked, so a bad
+    record leaves nothing behind.
+    """
+    from protsae.probes.data import write_task_data
+
+    data = load_task(task, source, **options)
+    write_task_data(data, table_path, counts_path)
+    return data

@@ -1,0 +1,163 @@
+"""One probe job end to end, and the table over all of them (what the workflow scripts call).
+
+``probe_from_files`` reads ``probes/data/{task}.parquet``, encodes it with ESM-2 (and the SAE
+for SAE features), fits the task's probe and writes ``{features}.json`` and
+``{features}.coef.parquet``; ``probes_table`` gathers the JSON files into ``tables/probes.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from protsae.io import write_json, write_parquet
+from protsae.probes.data import REGRESSION_TASKS, RESIDUE_TASKS, TaskData, read_task_data
+from protsae.probes.features import FeatureMatrix, feature_name, task_features
+from protsae.probes.fit import (
+    DEFAULT_ALPHA_GRID,
+    DEFAULT_C_GRID,
+    DEFAULT_WEIGHT_DECAY_GRID,
+    ProbeFit,
+    fit_logistic,
+    fit_residue_classifier,
+    fit_ridge,
+)
+from protsae.progress import get_logger
+
+TABLE_COLUMNS = ["layer", "task", "features", "metric", "value", "n_train", "n_test"]
+COEF_SCHEMA = pa.schema(
+    [("output", pa.string()), ("feature", pa.int32()), ("coefficient", pa.float32())]
+)
+
+
+@dataclass
+class ProbeSettings:
+    """Grids and training settings of the probes (config ``probes.*``)."""
+
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID
+    alpha_grid: tuple[float, ...] = DEFAULT_ALPHA_GRID
+    weight_decay_grid: tuple[float, ...] = DEFAULT_WEIGHT_DECAY_GRID
+    epochs: int = 10
+    batch_rows: int = 4096
+    lr: float = 1e-2
+    seed: int = 0
+    chunk_records: int = 256
+
+
+def fit_probe(
+    data: TaskData, features: FeatureMatrix, settings: ProbeSettings, device: str = "cpu"
+) -> ProbeFit:
+    """The task's probe (method.md's table) on ``features``."""
+    if data.task in RESIDUE_TASKS:
+        return fit_residue_classifier(
+            features,
+            data.classes,
+            settings.weight_decay_grid,
+            epochs=settings.epochs,
+            batch_rows=settings.batch_rows,
+            lr=settings.lr,
+            seed=settings.seed,
+            device=device,
+        )
+    if data.task in REGRESSION_TASKS:
+        return fit_ridge(features, settings.alpha_grid)
+    return fit_logistic(features, data.classes, settings.c_grid, settings.seed)
+
+
+def write_probe(
+    fit: ProbeFit,
+    meta: dict,
+    json_path: str | os.PathLike[str],
+    coef_path: str | os.PathLike[str],
+) -> None:
+    """``{features}.json`` (metric, regularisation, counts, ``meta``) and the coefficients."""
+    n_out, n_features = fit.coef.shape
+    table = pa.table(
+        {
+            "output": np.repeat(np.array(fit.outputs, dtype=object), n_features),
+            "feature": np.tile(np.arange(n_features, dtype=np.int32), n_out),
+            "coefficient": fit.coef.astype(np.float32).ravel(),
+        },
+        schema=COEF_SCHEMA,
+    )
+    write_parquet(table, coef_path)
+    write_json({**meta, **fit.summary()}, json_path)
+
+
+def probe_from_files(
+    data_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    layer: int,
+    json_path: str | os.PathLike[str],
+    coef_path: str | os.PathLike[str],
+    sae_path: str | os.PathLike[str] | None = None,
+    max_tokens_per_batch: int = 4096,
+    settings: ProbeSettings | None = None,
+    device: str = "auto",
+) -> ProbeFit:
+    """Encode one task's records at ``layer`` (ESM, or the SAE at ``sae_path``), fit, write."""
+    from protsae.esm import load_model, resolve_device
+
+    settings = settings or ProbeSettings()
+    device = resolve_device(device)
+    data = read_task_data(data_path)
+    model, alphabet = load_model(model_path, device)
+    if sae_path is None:
+        from protsae.probes.features import esm_encoder
+
+        encode = esm_encoder(model, alphabet, layer, max_tokens_per_batch, device)
+        n_features, sparse_k, name = model.embed_dim, None, feature_name()
+    else:
+        from protsae.probes.features import sae_encoder
+        from protsae.sae import load_sae
+
+        sae = load_sae(sae_path, device=device)
+        if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
+            raise ValueError(
+                f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}"
+            )
+        encode = sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
+        n_features, sparse_k = sae.cfg.width, sae.cfg.k
+        name = feature_name(sae.cfg.k, sae.cfg.width)
+    get_logger().info(
+        "probe %s, layer %d, %s features: %d records", data.task, layer, name, len(data.records)
+    )
+    with tempfile.TemporaryDirectory(prefix="protsae-probe-") as tmp:
+        features = task_features(
+            data,
+            encode,
+            n_features,
+            sparse_k=sparse_k,
+            chunk_records=settings.chunk_records,
+            memmap_path=Path(tmp, "residues.npy") if data.task in RESIDUE_TASKS else None,
+        )
+        fit = fit_probe(data, features, settings, str(device))
+        del features
+    get_logger().info("probe %s %s: %s = %.4f", data.task, name, fit.metric, fit.value)
+    meta = {"task": data.task, "layer": int(layer), "features": name, "classes": data.classes}
+    write_probe(fit, meta, json_path, coef_path)
+    return fit
+
+
+def probes_table(json_paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """``tables/probes.csv``: one row per (layer, task, features), sorted."""
+    rows = []
+    for path in json_paths:
+        try:
+            payload = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        missing = [c for c in TABLE_COLUMNS if c not in payload]
+        if missing:
+            raise ValueError(f"{path}: not a probe result (no {', '.join(missing)})")
+        rows.append({c: payload[c] for c in TABLE_COLUMNS})
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return frame.sort_values(["layer", "task", "features"]).reset_index(drop=True)

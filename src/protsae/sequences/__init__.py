@@ -1,0 +1,47 @@
+"""The sequences stage, one module per input: FASTA and the UniRef50 sample (:mod:`.fasta`),
+Swiss-Prot (:mod:`.swissprot`), InterPro's entry list (:mod:`.interpro`), MMseqs2 clusters
+(:mod:`.clusters`); shared helpers in :mod:`.common`. Public names are re-exported here.
+"""
+
+from protsae.sequences.clusters import CLUSTERS_SCHEMA, cluster_sequences, split_clusters
+from protsae.sequences.common import (
+    GZIP_MAGIC,
+    InputError,
+    esm_residue_letters,
+    is_gzip,
+    open_binary,
+    open_text,
+)
+from protsae.sequences.fasta import (
+    UNIREF50_SCHEMA,
+    FastaRecord,
+    FastaStats,
+    Reservoir,
+    read_fasta,
+    sample_uniref50,
+)
+from protsae.sequences.interpro import ENTRY_LIST_HEADER, read_entry_list
+from protsae.sequences.swissprot import SWISSPROT_SCHEMA, iter_swissprot, parse_swissprot
+
+__all__ = [
+    "CLUSTERS_SCHEMA",
+    "ENTRY_LIST_HEADER",
+    "GZIP_MAGIC",
+    "SWISSPROT_SCHEMA",
+    "UNIREF50_SCHEMA",
+    "FastaRecord",
+    "FastaStats",
+    "InputError",
+    "Reservoir",
+    "cluster_sequences",
+    "esm_residue_letters",
+    "is_gzip",
+    "iter_swissprot",
+    "open_binary",
+    "open_text",
+    "parse_swissprot",
+    "read_entry_list",
+    "read_fasta",
+    "sample_uniref50",
+    "split_clusters",
+]

@@ -1,0 +1,308 @@
+"""Figure functions: each figure's artists carry exactly the numbers of the table drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from protsae.figures import (
+    activation_histograms,
+    example_latents,
+    max_activation_figure,
+    probe_coefficients_figure,
+    probe_metrics_figure,
+    sae_quality_figure,
+    save_figure,
+    steering_figure,
+    sweep_figure,
+    sweep_points,
+    varying_axes,
+)
+from protsae.figures.histograms import Membership
+from protsae.latents.classes import PATTERN_CLASSES
+
+
+def summary_table(points) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for layer, k, width in points:
+        counts = rng.integers(0, 50, len(PATTERN_CLASSES))
+        row = {"model": "m", "layer": layer, "k": k, "width": width}
+        row.update(dict(zip(PATTERN_CLASSES, counts.tolist(), strict=True)))
+        row["n_latents"] = int(counts.sum())
+        row["family_specific"] = int(rng.integers(0, 9))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_sweep_points_and_axes():
+    sweep = {"layers": [8, 4, 4], "ks": [64], "widths": [4096]}
+    assert sweep_points(sweep) == [(4, 64, 4096), (8, 64, 4096)]
+    assert varying_axes(sweep_points(sweep)) == ["layer"]
+    assert varying_axes([(24, 64, 4096)]) == []
+    assert varying_axes(sweep_points({"layers": [1, 2], "ks": [3, 4], "widths": [5]})) == [
+        "layer",
+        "k",
+    ]
+
+
+def test_sweep_figure_lines_match_the_summary_table():
+    grid = [(2, 8, 256), (4, 8, 256), (6, 8, 256), (2, 4, 256)]
+    table = summary_table(grid).sample(frac=1, random_state=1)  # any row order
+    figure = sweep_figure(table, sweep_points({"layers": [6, 2, 4], "ks": [8], "widths": [256]}))
+    classes_ax, family_ax = figure.axes
+    ordered = table[table.k == 8].sort_values("layer")
+    lines = {line.get_label(): line for line in classes_ax.get_lines()}
+    assert set(lines) == set(PATTERN_CLASSES)
+    for name in PATTERN_CLASSES:
+        assert lines[name].get_ydata().tolist() == ordered[name].tolist()
+    (family,) = family_ax.get_lines()
+    assert family.get_ydata().tolist() == ordered.family_specific.tolist()
+    assert [t.get_text() for t in family_ax.get_xticklabels()] == ["2", "4", "6"]
+
+
+def test_sweep_figure_refuses_a_single_point_and_names_missing_saes():
+    table = summary_table([(2, 8, 256)])
+    with pytest.raises(ValueError, match="single SAE"):
+        sweep_figure(table, [(2, 8, 256)])
+    with pytest.raises(ValueError, match="layer 4 k 8 width 256"):
+        sweep_figure(table, [[2, 8, 256], [4, 8, 256]])
+
+
+@pytest.mark.parametrize("dead", [["dead_fraction"], ["dead_fraction_train", "dead_fraction_eval"]])
+def test_quality_figure_bars_match_the_metrics_table(dead):
+    rng = np.random.default_rng(1)
+    metrics = pd.DataFrame(
+        {"layer": [4, 2, 2], "k": [8, 8, 4], "width": [256, 256, 256]}
+        | {c: rng.random(3) for c in ["fve", "loss_recovered", *dead]}
+        | {"l0": [7.5, 6.0, 3.9]}
+    )
+    figure = sae_quality_figure(metrics)
+    ordered = metrics.sort_values(["layer", "k", "width"])
+    fve_ax, l0_ax, dead_ax, lr_ax = figure.axes
+    for ax, columns in (
+        (fve_ax, ["fve"]),
+        (l0_ax, ["l0"]),
+        (dead_ax, dead),
+        (lr_ax, ["loss_recovered"]),
+    ):
+        assert [c.get_label() for c in ax.containers] == columns
+        for container, column in zip(ax.containers, columns, strict=True):
+            heights = [bar.get_height() for bar in container]
+            assert np.allclose(heights, ordered[column].to_numpy())
+    labels = [t.get_text() for t in fve_ax.get_xticklabels()]
+    assert labels == ["L2 k4 w256", "L2 k8 w256", "L4 k8 w256"]
+
+
+def test_quality_figure_marks_a_missing_value():
+    metrics = pd.DataFrame(
+        {"layer": [2, 4], "k": [8, 8], "width": [256, 256], "fve": [0.9, 0.8], "l0": [8, 8]}
+        | {"dead_fraction": [0.1, 0.2], "loss_recovered": [0.5, float("nan")]}
+    )
+    lr_ax = sae_quality_figure(metrics).axes[3]
+    heights = [bar.get_height() for bar in lr_ax.containers[0]]
+    assert heights[0] == 0.5 and np.isnan(heights[1])
+    (label,) = lr_ax.texts
+    assert label.get_text() == "n/a" and label.get_position()[0] == 1.0
+
+
+def test_quality_figure_names_a_missing_column():
+    with pytest.raises(ValueError, match="dead_fraction"):
+        sae_quality_figure(
+            pd.DataFrame(
+                {"layer": [1], "k": [1], "width": [1], "fve": [1], "l0": [1], "loss_recovered": [1]}
+            )
+        )
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """Latent 0 fires strongly on members of IPR_A only; latent 1 fires alike on everyone;
+    latent 2 never fires."""
+    ids = [f"P{i}" for i in range(40)]
+    families = [["IPR_A"] if i < 10 else ["IPR_B"] for i in range(40)]
+    rows = []
+    for i, seq in enumerate(ids):
+        rows.append((0, seq, 9.0 + (i % 3) * 0.4 if i < 10 else 0.5))
+        rows.append((1, seq, 1.0 + (i % 5) * 0.2))
+    latent, seq, act = zip(*rows, strict=True)
+    path = tmp_path / "seq_stats.parquet"
+    table = pa.table(
+        {
+            "latent": pa.array(latent, pa.int32()),
+            "id": list(seq),
+            "max_act": pa.array(act, pa.float32()),
+        }
+    )
+    pq.write_table(table, path, row_group_size=7)
+    fams = pd.DataFrame(
+        {
+            "latent": [0, 1, 2],
+            "family": ["IPR_A", "IPR_B", None],
+            "f1": [0.95, 0.4, None],
+            "family_specific": [True, False, False],
+        }
+    )
+    return path, fams, Membership(ids, families)
+
+
+def test_activation_histograms_split_members_from_the_rest(planted, monkeypatch):
+    import protsae.figures.histograms as module
+
+    monkeypatch.setattr(module, "BATCH_ROWS", 9)  # several batches: streaming must add up
+    path, fams, members = planted
+    hist = activation_histograms(path, fams.family.tolist(), members, bins=10)
+    assert np.allclose(hist.max_act, [9.8, 1.8, 0.0], atol=1e-5)
+    assert hist.n_sequences.tolist() == [40, 40, 0]
+    assert hist.in_family[0].sum() == 10 and hist.other[0].sum() == 30
+    assert hist.in_family[0][9] == 10  # 9.0 / 9.8 and up: the top bin
+    assert hist.other[0][0] == 30  # 0.5 / 9.8 is in the first bin
+    assert hist.in_family[1].sum() == 30 and hist.other[1].sum() == 10
+    assert hist.in_family[2].sum() == 0 and hist.other[2].sum() == 0
+    assert example_latents(fams, hist) == (0, 1)
+
+
+def test_max_activation_figure_draws_the_histograms(planted):
+    path, fams, members = planted
+    hist = activation_histograms(path, fams.family.tolist(), members, bins=10)
+    figure = max_activation_figure(fams, hist, title="L1 k1 w3")
+    specific_ax, other_ax, latents_ax = figure.axes
+    in_family, other = specific_ax.patches
+    assert np.array_equal(in_family.get_data().values, hist.in_family[0])
+    assert np.array_equal(other.get_data().values, hist.other[0])
+    assert "latent 0" in specific_ax.get_title() and "latent 1" in other_ax.get_title()
+    assert np.array_equal(other_ax.patches[0].get_data().values, hist.in_family[1])
+    specific, rest = latents_ax.patches
+    assert specific.get_data().values.sum() == 1 and rest.get_data().values.sum() == 1
+
+
+def test_max_activation_figure_says_when_no_latent_is_family_specific(planted):
+    path, fams, members = planted
+    fams = fams.assign(family_specific=False)
+    hist = activation_histograms(path, fams.family.tolist(), members, bins=10)
+    figure = max_activation_figure(fams, hist)
+    assert "no family-specific latent" in figure.axes[0].texts[0].get_text()
+
+
+def probes_table() -> pd.DataFrame:
+    rows = []
+    for task, metric in (("ss3", "accuracy"), ("meltome", "spearman")):
+        for layer in (2, 4, 6):
+            for features in ("esm", "sae-k8-w256"):
+                value = layer / 10 + (0.05 if features == "esm" else 0) + len(task) / 100
+                rows.append((layer, task, features, metric, value, 100, 50))
+    return pd.DataFrame(
+        rows, columns=["layer", "task", "features", "metric", "value", "n_train", "n_test"]
+    )
+
+
+def test_probe_metrics_figure_one_panel_per_task_one_line_per_feature_set():
+    table = probes_table().sample(frac=1, random_state=2)
+    figure = probe_metrics_figure(table)
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
+    assert set(panels) == {"ss3", "meltome"}
+    for task, ax in panels.items():
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {"esm", "sae-k8-w256"}
+        for features, line in lines.items():
+            rows = table[(table.task == task) & (table.features == features)].sort_values("layer")
+            assert line.get_xdata().tolist() == rows.layer.tolist()
+            assert np.allclose(line.get_ydata(), rows.value)
+    assert panels["meltome"].get_ylabel() == "spearman"
+
+
+def test_probe_coefficients_figure_densities_integrate_to_one():
+    rng = np.random.default_rng(3)
+    coefficients = pd.DataFrame(
+        {
+            "task": ["ss3"] * 300,
+            "features": ["esm"] * 100 + ["sae-k8-w256"] * 200,
+            "coefficient": np.concatenate([rng.normal(0, 1, 100), rng.laplace(0, 0.1, 200)]),
+        }
+    )
+    (ax,) = figure_axes = probe_coefficients_figure(coefficients).axes
+    assert figure_axes and [p.get_label() for p in ax.patches] == ["esm", "sae-k8-w256"]
+    for patch in ax.patches:
+        values, edges, _ = patch.get_data()
+        assert np.isclose((values * np.diff(edges)).sum(), 1.0)
+
+
+def steering_summary() -> pd.DataFrame:
+    """Two kept latents averaged per (multiplier, bin), plus rows the figure must ignore:
+    per-latent rows, all-position rows and a skipped latent."""
+    rows = []
+    for multiplier, unchanged in ((0.5, [0.9, 0.95]), (4.0, [0.3, 0.6])):
+        for (low, high), value in zip(((0.0, 0.5), (0.5, 1.0)), unchanged, strict=True):
+            rows.append(("average", None, multiplier, low, high, 20, value, 0.97 + low / 100))
+            rows.append(("latent", 3, multiplier, low, high, 10, value - 0.1, 0.97))
+        rows.append(("average", None, multiplier, None, None, 40, 0.5, 0.97))
+    rows.append(("latent", 7, None, None, None, 0, None, None))
+    columns = [
+        "scope",
+        "latent",
+        "multiplier",
+        "bin_low",
+        "bin_high",
+        "n_positions",
+        "fraction_unchanged",
+        "fraction_baseline_unchanged",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_steering_figure_draws_the_average_rows_per_multiplier():
+    summary = steering_summary().sample(frac=1, random_state=4)
+    (ax,) = steering_figure(summary).axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"×0.5", "×4", "no clamp"}
+    assert lines["×0.5"].get_xdata().tolist() == [0.25, 0.75]
+    assert np.allclose(lines["×0.5"].get_ydata(), [0.9, 0.95])
+    assert np.allclose(lines["×4"].get_ydata(), [0.3, 0.6])
+    assert np.allclose(lines["no clamp"].get_ydata(), [0.97, 0.975])
+
+
+def test_steering_figure_says_when_nothing_was_steered():
+    empty = steering_summary().iloc[:0]
+    (ax,) = steering_figure(empty).axes
+    assert "no latent was steered" in ax.texts[0].get_text()
+
+
+def test_save_figure_writes_png_and_svg(tmp_path):
+    figure = sweep_figure(summary_table([(2, 8, 256), (4, 8, 256)]), [(2, 8, 256), (4, 8, 256)])
+    save_figure(figure, tmp_path / "f.png", tmp_path / "f.svg")
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]  # no temporaries
+
+
+def test_save_figure_leaves_nothing_when_drawing_fails(tmp_path):
+    figure = sweep_figure(summary_table([(2, 8, 256), (4, 8, 256)]), [(2, 8, 256), (4, 8, 256)])
+    with pytest.raises(ValueError):
+        save_figure(figure, tmp_path / "f.png", tmp_path / "f.svg", dpi=-1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figure_sweeps_keeps_varying_sweeps_and_explains_the_rest():
+    from protsae.figures import figure_sweeps
+
+    sweeps = [
+        {"layers": [2, 4], "ks": [8], "widths": [256]},
+        {"layers": [2], "ks": [8], "widths": [256]},
+        {"layers": [2], "ks": [4, 8], "widths": [256]},
+    ]
+    kept, skipped = figure_sweeps(sweeps)
+    assert kept == {1: [[2, 8, 256], [4, 8, 256]], 3: [[2, 4, 256], [2, 8, 256]]}
+    assert skipped == [
+        "figures: sweep 2 (layer 2, k 8, width 256) has a single SAE; no sweep figure drawn for it"
+    ]
+
+
+def test_save_figure_svg_is_reproducible(tmp_path):
+    table = summary_table([(2, 8, 256), (4, 8, 256)])
+    sweep = [(2, 8, 256), (4, 8, 256)]
+    for name in ("a", "b"):
+        save_figure(sweep_figure(table, sweep), tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()

@@ -1,0 +1,47 @@
+"""Broken inputs stop the run before any ESM job, with a message saying what is wrong."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from workflow_runs import copy_workflow, snakemake  # noqa: E402
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(workdir: Path, swissprot: str) -> str:
+    config = yaml.safe_load((workdir / "config/demo.yaml").read_text())
+    config["results"] = "results/bad"
+    config["sources"]["swissprot"] = {"url": swissprot}
+    (workdir / "config" / "bad.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return "config/bad.yaml"
+
+
+def test_empty_swissprot_stops_before_any_job(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "repo")
+    (workdir / "resources" / "empty.dat").write_bytes(b"")
+    config = _config(workdir, "resources/empty.dat")
+    done = snakemake(workdir, "--configfile", config, "--cores", "1", "-n", check=False)
+    assert done.returncode != 0
+    assert "sources.swissprot: resources/empty.dat: it is empty" in done.stdout + done.stderr
+
+
+def test_evaluation_set_without_test_cluster_stops_before_any_esm_job(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "repo")
+    entry = (ROOT / "resources/demo/uniprot_sprot.dat").read_text().split("//\n")[0] + "//\n"
+    accession = entry.split("\nAC   ")[1].split(";")[0]
+    twin = entry.replace(accession, "Q00001")  # the same sequence: one cluster
+    (workdir / "resources" / "one_cluster.dat").write_text(entry + twin)
+    config = _config(workdir, "resources/one_cluster.dat")
+    done = snakemake(workdir, "--configfile", config, "--cores", "2", check=False, timeout=900)
+    assert done.returncode != 0
+    log = (workdir / "results/bad/logs/sequences/cluster_swissprot.log").read_text()
+    assert "the evaluation set has no test representative: 2 entries in 1 cluster" in log
+    assert not (workdir / "results/bad/activations").exists(), "an ESM job ran"

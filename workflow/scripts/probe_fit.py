@@ -1,0 +1,32 @@
+"""One linear probe: ESM-2 layer embeddings or SAE latents of one task, fitted and scored."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import torch
+
+from protsae.io import claim_outputs
+from protsae.probes.run import ProbeSettings, probe_from_files
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
+
+torch.set_num_threads(max(1, int(snakemake.threads)))
+params = snakemake.params
+grid = tuple(float(v) for v in params.grid)
+grids = {"secondary_structure": "weight_decay_grid", "thermostability": "alpha_grid"}
+settings = ProbeSettings(
+    **{grids.get(snakemake.wildcards.task, "c_grid"): grid},
+    **dict(params.training),
+    seed=int(params.seed),
+)
+probe_from_files(
+    snakemake.input.data,
+    snakemake.input.model,
+    int(params.layer),
+    snakemake.output.json,
+    snakemake.output.coef,
+    sae_path=snakemake.input.sae[0] if snakemake.input.sae else None,
+    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    settings=settings,
+)
