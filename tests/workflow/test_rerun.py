@@ -120,7 +120,7 @@ def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
 
 
 def test_adding_a_multiplier_reruns_only_steering_and_its_summaries(finished: Path):
-    multipliers = DEMO["steering"]["multipliers"] if "steering" in DEMO else [0.5, 1, 1.5, 2, 4]
+    multipliers = DEMO.get("steering", {}).get("multipliers", [0.5, 1, 1.5, 2, 4])
     new = max(multipliers) * 2
 
     def add_multiplier(config):

@@ -37,7 +37,7 @@ rule steering_homologs:
         f"{STEERING_BENCH}/homologs-{{latent}}.tsv"
     conda:
         "../../envs/blast.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -66,7 +66,7 @@ rule steer_latent:
         f"{STEERING_BENCH}/steer-{{latent}}.tsv"
     conda:
         "../../envs/protsae.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
