@@ -20,6 +20,7 @@ import pytest
 import yaml
 from slurm_cluster import SlurmCluster
 from workflow_runs import (
+    REPO,
     SLURM_SUBMIT,
     compare_results,
     copy_workflow,
@@ -29,6 +30,8 @@ from workflow_runs import (
     snakemake,
     write_config,
 )
+
+from protsae.costs_memory import rule_mem_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,9 +60,14 @@ def site_profile(committed: dict, cluster: SlurmCluster) -> dict:
     defaults = profile["default-resources"]
     defaults["slurm_partition"] = cluster.partition
     defaults["mem_mb"] = min(defaults["mem_mb"], budget_mb)
-    for resources in profile["set-resources"].values():
-        resources["mem_mb"] = min(resources["mem_mb"], budget_mb)
-        resources["cpus_per_gpu"] = min(resources["cpus_per_gpu"], THREADS)
+    overrides = profile["set-resources"]
+    # Rules state their own mem_mb (paper-scale estimates): a site caps them to its nodes.
+    for rule, mem_mb in rule_mem_mb(REPO / "workflow" / "rules").items():
+        if mem_mb > budget_mb:
+            overrides.setdefault(rule, {})["mem_mb"] = budget_mb
+    for resources in overrides.values():
+        if "cpus_per_gpu" in resources:
+            resources["cpus_per_gpu"] = min(resources["cpus_per_gpu"], THREADS)
     profile.update(
         {
             "slurm-no-account": True,  # no accounting daemon, so no accounts
