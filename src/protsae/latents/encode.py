@@ -20,6 +20,24 @@ from protsae.progress import get_logger
 from protsae.sae import TopKSAE, load_sae
 
 
+def load_sae_for_model(
+    sae_path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    model_path: str | os.PathLike[str],
+    layer: int,
+    device: str | torch.device,
+) -> TopKSAE:
+    """The SAE at ``sae_path``, checked against the ESM-2 it will encode: its layer and d_model."""
+    sae = load_sae(sae_path, device=device)
+    if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
+        raise ValueError(f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}")
+    if sae.cfg.d_model != model.embed_dim:
+        raise ValueError(
+            f"{sae_path}: SAE d_model {sae.cfg.d_model} != {model_path} embed_dim {model.embed_dim}"
+        )
+    return sae
+
+
 def esm_sae_encoder(
     model: torch.nn.Module,
     alphabet: object,
@@ -95,14 +113,8 @@ def latent_stats_from_files(
     ``seq_stats`` rows (plus the top-example heaps). Returns (sequences, seq_stats rows).
     """
     device = resolve_device(device)
-    sae = load_sae(sae_path, device=device)
-    if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
-        raise ValueError(f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}")
     model, alphabet = load_model(model_path, device)
-    if sae.cfg.d_model != model.embed_dim:
-        raise ValueError(
-            f"{sae_path}: SAE d_model {sae.cfg.d_model} != {model_path} embed_dim {model.embed_dim}"
-        )
+    sae = load_sae_for_model(sae_path, model, model_path, layer, device)
     rep_split = representatives(clusters_path)
     get_logger().info(
         "latent stats: %d evaluation sequences, SAE %s (width %d, k %d), layer %d, device %s",

@@ -116,14 +116,10 @@ def probe_from_files(
         encode = esm_encoder(model, alphabet, layer, max_tokens_per_batch, device)
         n_features, sparse_k, name = model.embed_dim, None, feature_name()
     else:
+        from protsae.latents.encode import load_sae_for_model
         from protsae.probes.features import sae_encoder
-        from protsae.sae import load_sae
 
-        sae = load_sae(sae_path, device=device)
-        if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
-            raise ValueError(
-                f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}"
-            )
+        sae = load_sae_for_model(sae_path, model, model_path, layer, device)
         encode = sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
         n_features, sparse_k = sae.cfg.width, sae.cfg.k
         name = feature_name(sae.cfg.k, sae.cfg.width)

@@ -15,8 +15,8 @@ import torch
 
 from protsae.esm import load_model, resolve_device
 from protsae.io import write_parquet
+from protsae.latents.encode import load_sae_for_model
 from protsae.progress import get_logger
-from protsae.sae import load_sae
 from protsae.steering.clamp import steered_sequences
 from protsae.steering.family import (
     CONSERVATION_SCHEMA,
@@ -123,14 +123,8 @@ def steer_latent_from_files(
         write_parquet(LATENT_SCHEMA.empty_table().replace_schema_metadata(meta), out_path)
         return 0
     device = resolve_device(device)
-    sae = load_sae(sae_path, device=device)
-    if sae.cfg.layer >= 0 and sae.cfg.layer != layer:
-        raise ValueError(f"{sae_path}: the SAE was trained on layer {sae.cfg.layer}, not {layer}")
     model, alphabet = load_model(model_path, device)
-    if sae.cfg.d_model != model.embed_dim:
-        raise ValueError(
-            f"{sae_path}: SAE d_model {sae.cfg.d_model} != {model_path} embed_dim {model.embed_dim}"
-        )
+    sae = load_sae_for_model(sae_path, model, model_path, layer, device)
     records = conserved_records(conservation)
     values = [None] + [m * max_activation for m in multipliers]
     logger.info(
