@@ -94,9 +94,9 @@ class ModelShape:
 def model_shape(esm: dict[str, Any]) -> ModelShape:
     """The ESM-2 shape of the config's model (random init, a fair-esm name, or a checkpoint file)."""
     name = model_name(esm)
-    if esm.get("random_init"):
-        ri = esm["random_init"]
-        return ModelShape(name, int(ri["layers"]), int(ri["embed_dim"]))
+    built_here = esm.get("random_init") or esm.get("pretrain")
+    if built_here:
+        return ModelShape(name, int(built_here["layers"]), int(built_here["embed_dim"]))
     stem = Path(esm["model"]).stem
     if stem in ESM2_SHAPES:
         layers, dim, _ = ESM2_SHAPES[stem]

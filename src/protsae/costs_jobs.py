@@ -26,6 +26,8 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
     jobs = {"download": n_downloads}
     if esm.get("random_init"):
         jobs["esm_random_init"] = 1
+    if esm.get("pretrain"):
+        jobs["pretrain_esm"] = 1
     jobs |= {
         "sample_uniref50": 1,
         "parse_swissprot": 1,
