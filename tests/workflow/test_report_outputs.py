@@ -28,7 +28,7 @@ from protsae.plan import expand_sweeps
 from .conftest import run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
-MODEL = "random-t4-d64-s0"
+MODEL = "pretrained-t4-d64-s0"  # the demo trains its own ESM-2 (esm.pretrain)
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,7 @@ def _config(repo: Path, name: str, **steering) -> Path:
     config["esm"] = {"model": f"models/{MODEL}.pt", "max_tokens_per_batch": 1024}
     config["sae"] = {"sweeps": [{"layers": [LAYER], "ks": [4], "widths": [64, 32]}]}
     config["steering"] = {"multipliers": [0.5, 2.0], **steering}
+    config["probes"] = {"layers": []}  # the demo's probes use SAEs this grid does not train
     path = repo / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
