@@ -9,8 +9,9 @@ model and layer so a reader never has to guess.
 Shard membership lives here too: which sequences go to which training shard and which are
 held out is a function of each id alone (:func:`shard_of`, :func:`is_holdout`,
 :func:`select_shard_records`, :func:`holdout_records`). :func:`extract_shard` writes a shard
-through the ESM-2 forward in :mod:`protsae.esm`, imported only when it runs, so reading shards
-(SAE training) never imports fair-esm.
+(:func:`extract_shard_layers` those of several layers from one forward) through the ESM-2
+forward in :mod:`protsae.esm`, imported only when it runs, so reading shards (SAE training)
+never imports fair-esm.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -326,50 +328,113 @@ def extract_shard(
     (positions depend on id and seed, not on batching). Rows follow a seeded random order of
     length-sorted batches. ``loader_workers`` defaults to 0 on CPU and up to 4 on CUDA.
     """
+    rows = extract_shard_layers(
+        checkpoint,
+        records,
+        {layer: out_path},
+        model_name,
+        max_tokens_per_batch,
+        dtype,
+        tokens_per_sequence,
+        seed,
+        device,
+        logger,
+        loader_workers=loader_workers,
+    )
+    return rows[layer]
+
+
+def _check_extraction(
+    records: Sequence[Record], out_paths: Mapping[int, object], dtype: str, tokens: int | None
+) -> None:
+    if not out_paths:
+        raise ValueError("no layers to extract: give at least one (layer: shard path)")
     if dtype not in DTYPES:
         raise ValueError(f"activation dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    if tokens_per_sequence is not None and tokens_per_sequence < 1:
-        raise ValueError(f"tokens_per_sequence must be positive or None, got {tokens_per_sequence}")
+    if tokens is not None and tokens < 1:
+        raise ValueError(f"tokens_per_sequence must be positive or None, got {tokens}")
     ids = [seq_id for seq_id, _ in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"{out_path}: sequence id {duplicate!r} appears more than once")
+        paths = ", ".join(str(p) for p in out_paths.values())
+        raise ValueError(f"{paths}: sequence id {duplicate!r} appears more than once")
+
+
+def extract_shard_layers(
+    checkpoint: str | os.PathLike[str],
+    records: Sequence[Record],
+    out_paths: Mapping[int, str | os.PathLike[str]],
+    model_name: str,
+    max_tokens_per_batch: int,
+    dtype: str,
+    tokens_per_sequence: int | None,
+    seed: int,
+    device: str | torch.device | None = None,
+    logger: logging.Logger | None = None,
+    *,
+    loader_workers: int | None = None,
+) -> dict[int, int]:
+    """Write the shard of every layer of ``out_paths`` (``{layer: path}``) from ONE ESM-2
+    forward per batch that stops at the deepest layer; ``{layer: rows written}``.
+
+    Each file is the one :func:`extract_shard` writes for its layer alone (same rows, positions
+    and order). Every file appears only when all are complete: an error leaves none of them.
+    """
+    _check_extraction(records, out_paths, dtype, tokens_per_sequence)
     from protsae.device import resolve_device  # deferred: these import torch and fair-esm
-    from protsae.esm import check_layer, check_records, layer_representations, load_model
+    from protsae.esm import check_layer, check_records, load_model, multi_layer_representations
 
     check_records(records)
     logger = logger or get_logger()
     device = resolve_device("auto" if device is None else device)
     model, alphabet = load_model(checkpoint, device)
-    check_layer(model, layer)
+    for layer in out_paths:
+        check_layer(model, layer)
     if loader_workers is None:
         loader_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
     lengths = {seq_id: len(seq) for seq_id, seq in records}
     progress = Progress("extract", total=sum(lengths.values()), unit="tokens", logger=logger)
-    sequences_done = 0
-    representations = layer_representations(
+    representations = multi_layer_representations(
         model,
         alphabet,
         records,
-        layer,
+        list(out_paths),
         max_tokens_per_batch,
         device,
         batch_order_seed=seed,
         loader_workers=loader_workers,
     )
-    with ShardWriter(out_path, model.embed_dim, dtype, model_name, layer) as writer:
-        for seq_id, hidden in representations:
+    with ExitStack() as stack:
+        writers = {
+            layer: stack.enter_context(ShardWriter(path, model.embed_dim, dtype, model_name, layer))
+            for layer, path in sorted(out_paths.items())
+        }
+        for done, (seq_id, hidden) in enumerate(representations, start=1):
             positions = sample_positions(seq_id, lengths[seq_id], tokens_per_sequence, seed)
-            vectors = hidden.numpy()
-            if len(positions) < len(vectors):
-                vectors = vectors[positions]
-            if dtype == "float16" and len(vectors) and np.abs(vectors).max() > _FLOAT16_MAX:
-                raise ValueError(
-                    f"{out_path}: sequence {seq_id!r}: layer {layer} activation "
-                    f"{np.abs(vectors).max():.3g} overflows float16; use dtype float32"
+            for layer, writer in writers.items():
+                writer.add(
+                    seq_id,
+                    positions,
+                    _stored_vectors(writer, seq_id, layer, hidden[layer], positions),
                 )
-            writer.add(seq_id, positions, vectors)
-            sequences_done += 1
-            progress.update(lengths[seq_id], sequences=f"{sequences_done}/{len(records)}")
-    progress.finish(sequences=f"{sequences_done}/{len(records)}", rows=writer.rows_written)
-    return writer.rows_written
+            progress.update(lengths[seq_id], sequences=f"{done}/{len(records)}")
+    rows = {layer: writer.rows_written for layer, writer in writers.items()}
+    progress.finish(sequences=f"{len(records)}/{len(records)}", rows=sum(rows.values()))
+    return rows
+
+
+def _stored_vectors(
+    writer: ShardWriter, seq_id: str, layer: int, hidden: torch.Tensor, positions: np.ndarray
+) -> np.ndarray:
+    """The vectors of ``positions`` to store; refuses a value float16 cannot hold."""
+    vectors = hidden.numpy()
+    if len(positions) < len(vectors):
+        vectors = vectors[positions]
+    if writer.np_dtype == DTYPES["float16"] and len(vectors):
+        peak = np.abs(vectors).max()
+        if peak > _FLOAT16_MAX:
+            raise ValueError(
+                f"{writer.path}: sequence {seq_id!r}: layer {layer} activation "
+                f"{peak:.3g} overflows float16; use dtype float32"
+            )
+    return vectors

@@ -24,6 +24,7 @@ from protsae.esm.forward import (
     forward_with_layer_edit,
     layer_representations,
     model_device,
+    multi_layer_representations,
     sae_positions,
     token_batches,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "mask_positions",
     "masked_lm_cross_entropy",
     "model_device",
+    "multi_layer_representations",
     "resolve_device",
     "sae_positions",
     "sample_positions",

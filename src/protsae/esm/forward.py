@@ -147,16 +147,20 @@ def _run_layers(
     layer: int | None = None,
     edit: Edit | None = None,
     convention: str = FAIR_ESM,
+    tap: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Residue stream after ``stop`` layers, in ``convention``.
 
     ``fair-esm`` applies the final layer norm when ``stop`` is the last layer (as fair-esm's
     representation of that layer does); ``interprot`` never applies it. The output of ``layer``
-    is replaced by ``edit(h)`` before anything later runs.
+    is replaced by ``edit(h)`` before anything later runs. ``tap(i, h)`` sees the stream after
+    layer ``i`` (0: the embedding) for every ``i <= stop``, as the representation of ``i``.
     """
     x, padding = _embed(model, tokens, convention)
     if edit is not None and layer == 0:
         x = edit(x)
+    if tap is not None:
+        tap(0, x)
     attn_mask = (~padding)[:, None, None, :] if padding.any() else None
     cos, sin = _rotary_tables(model, tokens.shape[1], tokens.device)
     num_layers = model.num_layers
@@ -166,6 +170,8 @@ def _run_layers(
             x = model.emb_layer_norm_after(x)
         if edit is not None and index + 1 == layer:
             x = edit(x)
+        if tap is not None:
+            tap(index + 1, x)
     return x
 
 
@@ -210,7 +216,48 @@ def layer_representations(
     model there (default: where it is); bf16 autocast on CUDA, float32 on CPU unless ``bf16``
     says otherwise. ``loader_workers`` tokenizes in that many worker processes (for a GPU).
     """
-    check_layer(model, layer)
+    for seq_id, hidden in multi_layer_representations(
+        model,
+        alphabet,
+        records,
+        [layer],
+        max_tokens_per_batch,
+        device,
+        batch_order_seed=batch_order_seed,
+        loader_workers=loader_workers,
+        bf16=bf16,
+        convention=convention,
+        bos_eos=bos_eos,
+    ):
+        yield seq_id, hidden[layer]
+
+
+def multi_layer_representations(
+    model: ESM2,
+    alphabet: esm.data.Alphabet,
+    records: Sequence[Record],
+    layers: Sequence[int],
+    max_tokens_per_batch: int,
+    device: str | torch.device | None = None,
+    *,
+    batch_order_seed: int | None = None,
+    loader_workers: int = 0,
+    bf16: bool | None = None,
+    convention: str = FAIR_ESM,
+    bos_eos: bool = False,
+) -> Iterator[tuple[str, dict[int, torch.Tensor]]]:
+    """Yield ``(id, {layer: [len, d_model] float32 CPU tensor})`` for every layer of ``layers``
+    from ONE forward per batch that stops at the deepest of them.
+
+    Each layer's vectors are those :func:`layer_representations` gives for it alone (the same
+    batches, order and arguments); the forward runs ``max(layers)`` layers instead of one early
+    exit per layer. A batch holds the residue stream of each kept layer until its forward ends.
+    """
+    layers = sorted(set(layers))
+    if not layers:
+        raise ValueError("no layers to extract")
+    for layer in layers:
+        check_layer(model, layer)
     check_convention(convention)
     check_records(records)
     device = model_device(model, device)
@@ -227,20 +274,31 @@ def layer_representations(
         num_workers=loader_workers,
         pin_memory=device.type == "cuda",
     )
+    streams: dict[int, torch.Tensor | None] = {}
+
+    def keep(index: int, hidden: torch.Tensor) -> None:
+        if index in streams:
+            streams[index] = hidden
+
     for ids, seqs, tokens in loader:
         tokens = tokens.to(device, non_blocking=True)
         lengths = [len(seq) + 2 * bos_eos for seq in seqs]
-        start = 0 if bos_eos else 1
+        start, width = (0 if bos_eos else 1), max(lengths)
+        streams.update(dict.fromkeys(layers))
         with torch.inference_mode(), _autocast(device, bf16):
-            hidden = _run_layers(model, tokens, stop=layer, convention=convention)
-            width = max(lengths)
-            kept = (
+            _run_layers(model, tokens, stop=layers[-1], convention=convention, tap=keep)
+            real = (
                 torch.arange(width, device=device)[None, :]
                 < torch.tensor(lengths, device=device)[:, None]
             )
-            # One gather and one device-to-host copy per batch, then split per sequence.
-            flat = hidden[:, start : start + width][kept].float().cpu()
-        yield from zip(ids, torch.split(flat, lengths), strict=True)
+            # One gather and one device-to-host copy per kept layer and batch, then per sequence.
+            split = {
+                layer: torch.split(hidden[:, start : start + width][real].float().cpu(), lengths)
+                for layer, hidden in streams.items()
+            }
+        streams.clear()
+        for n, seq_id in enumerate(ids):
+            yield seq_id, {layer: split[layer][n] for layer in layers}
 
 
 def forward_with_layer_edit(
