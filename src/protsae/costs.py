@@ -20,10 +20,12 @@ from protsae.costs_jobs import jobs_per_rule, sae_grid
 from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
     SaeSpec,
+    extraction_jobs,
     is_checkpoint_path,
     is_local_source,
     local_source_path,
     model_name,
+    pass_rule_name,
 )
 
 #: fair-esm's ESM-2 models: (transformer layers, embedding width, attention heads).
@@ -321,12 +323,12 @@ def _stages(
     train_res = sample.residues - sample.holdout_residues
     mean_tokens = sample.residues_sq / max(1.0, sample.residues + 2 * sample.n)
     per_layer = shape.flops_per_token(1, mean_tokens) * (train_res + 2 * train_n)
-    extract = Stage(
-        "extract_activations",
-        len(layers) * config["activations"]["shards"],
-        per_layer * sum(layers),
-        "bf16",
-    )
+    groups, lone = extraction_jobs(config, layers)
+    shards = config["activations"]["shards"]
+    # a lone layer costs its depth in layer passes per sequence, a group its deepest layer
+    extract = [Stage("extract_activations", len(lone) * shards, per_layer * sum(lone), "bf16")]
+    extract = extract if lone or not groups else []
+    extract += [Stage(pass_rule_name(g), shards, per_layer * max(g), "bf16") for g in groups]
     training = config["sae"]["training"]
     train = Stage(
         "train_sae",
@@ -358,13 +360,16 @@ def _stages(
         ),
         "bf16",
     )
+    configured = sum(lone) + sum(max(g) for g in groups)
     alternative = {
-        "per_layer_early_exit_flops": extract.flops,
+        "per_layer_early_exit_flops": per_layer * sum(layers),
         "multi_layer_pass_flops": per_layer * (max(layers) if layers else 0),
+        "configured_flops": per_layer * configured,
         "layer_passes_per_sequence_early_exit": float(sum(layers)),
         "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
+        "layer_passes_per_sequence_configured": float(configured),
     }
-    return [extract, train, evaluate, stats], alternative
+    return [*extract, train, evaluate, stats], alternative
 
 
 def _disk(
@@ -373,7 +378,8 @@ def _disk(
     """(bytes per intermediate under results/, summed for the total; peaks and per-unit sizes)."""
     trained, imported = sae_grid(config)
     saes = trained + imported
-    layers = {s.layer for s in trained}
+    groups, lone = extraction_jobs(config, {s.layer for s in trained})
+    layers = set(lone) | {layer for g in groups for layer in g}  # a pass writes its whole group
     act = activation_bytes(sample.stored_tokens, shape, config["activations"]["dtype"])
     mean_eval = eval_residues / max(1, n_eval)
     top_rows = min(2 * config["latents"]["top_examples"], n_eval)
@@ -422,6 +428,7 @@ def build_plan(
     peak = gpu.bf16 * assume.utilization * 3600
     alternative["per_layer_early_exit_gpu_hours"] = alternative["per_layer_early_exit_flops"] / peak
     alternative["multi_layer_pass_gpu_hours"] = alternative["multi_layer_pass_flops"] / peak
+    alternative["configured_gpu_hours"] = alternative["configured_flops"] / peak
     disk, extra = _disk(config, shape, sample, n_eval, eval_res)
     trained, _ = sae_grid(config)
     tokens = {

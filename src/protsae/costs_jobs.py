@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from protsae.plan import SaeSpec, downloads, expand_sweeps, pretrained_specs
+from protsae.plan import (
+    SaeSpec,
+    downloads,
+    expand_sweeps,
+    extraction_jobs,
+    pass_rule_name,
+    pretrained_specs,
+)
 
 
 def sae_grid(config: dict[str, Any]) -> tuple[list[SaeSpec], list[SaeSpec]]:
@@ -32,7 +39,7 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "sample_uniref50": 1,
         "parse_swissprot": 1,
         "cluster_swissprot": 1,
-        "extract_activations": len(layers) * config["activations"]["shards"],
+        **extraction_rules(config, layers),
         "train_sae": len(trained),
         "import_sae": len(imported),
         "evaluate_sae": saes,
@@ -48,6 +55,16 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "all": 1,
     }
     return {rule: n for rule, n in jobs.items() if n}
+
+
+def extraction_rules(config: dict[str, Any], layers: set[int]) -> dict[str, int]:
+    """Extraction jobs per rule: one early-exit job per (lone layer, shard), one pass job per
+    (``activations.layer_passes`` group with a wanted layer, shard)."""
+    groups, lone = extraction_jobs(config, layers)
+    shards = config["activations"]["shards"]
+    return {"extract_activations": len(lone) * shards} | {
+        pass_rule_name(group): shards for group in groups
+    }
 
 
 def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:

@@ -63,6 +63,7 @@ def job_memory(
     """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile;
     ``esm_jobs``: further rules that load the model, with the MB they hold besides it."""
     from protsae.costs_jobs import sae_grid
+    from protsae.plan import PASS_PREFIX, extraction_jobs, pass_rule_name
 
     mb = 1e6
     trained, imported = sae_grid(config)
@@ -84,11 +85,19 @@ def job_memory(
         "evaluate_sae": base + model + forward + sae + sample_mb,
         "latent_stats": base + model + forward + sae + (1 << 20) * 16 / mb + (1 << 18) * 80 / mb,
     }
+    groups, lone = extraction_jobs(config, {s.layer for s in trained})
+    single = rows.pop("extract_activations")
+    if lone or not groups:
+        rows = {"extract_activations": single} | rows
+    for group in groups:  # each kept layer's residue stream per batch, and its shard's writer
+        rows[pass_rule_name(group)] = single + len(group) * (forward / 8 + 128)
     for rule, held in (esm_jobs or {}).items():
         rows[rule] = base + model + forward + held
     out = []
     for rule, need in rows.items():
-        limit = profile.get(rule, profile.get("default"))
+        # a pass rule is made in a loop (activations.smk) and states extract_activations' mem_mb
+        fallback = "extract_activations" if rule.startswith(PASS_PREFIX) else "default"
+        limit = profile.get(rule, profile.get(fallback, profile.get("default")))
         out.append(
             {
                 "rule": rule,

@@ -94,22 +94,18 @@ def _extraction_and_storage(plan: Plan) -> list[str]:
     alt = plan.extraction_alternative
     return [
         "",
-        "extraction: one early-exit job per (layer, shard) vs one multi-layer pass per shard",
+        "extraction: one early-exit job per (layer, shard), one multi-layer pass per shard, "
+        "and the configured activations.layer_passes",
         *_table(
             ["scheme", "layer passes/sequence", "FLOPs", "GPU-hours"],
             [
-                [
-                    "per-layer early exit (current)",
-                    f"{alt['layer_passes_per_sequence_early_exit']:g}",
-                    f"{alt['per_layer_early_exit_flops']:.3g}",
-                    f"{alt['per_layer_early_exit_gpu_hours']:.3g}",
-                ],
-                [
-                    "one multi-layer pass",
-                    f"{alt['layer_passes_per_sequence_multi_layer']:g}",
-                    f"{alt['multi_layer_pass_flops']:.3g}",
-                    f"{alt['multi_layer_pass_gpu_hours']:.3g}",
-                ],
+                [label, f"{alt[f'layer_passes_per_sequence_{key}']:g}"]
+                + [f"{alt[f'{prefix}_flops']:.3g}", f"{alt[f'{prefix}_gpu_hours']:.3g}"]
+                for label, key, prefix in (
+                    ("per-layer early exit (every layer)", "early_exit", "per_layer_early_exit"),
+                    ("one multi-layer pass (all layers)", "multi_layer", "multi_layer_pass"),
+                    ("configured (layer_passes)", "configured", "configured"),
+                )
             ],
         ),
         "",

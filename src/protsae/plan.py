@@ -23,6 +23,8 @@ FAIRESM_LAYERS = re.compile(r"^esm2_t(\d+)_")
 # k written in a published SAE's file name, e.g. ``esm2_plm1280_l24_sae4096_k64_auxk640``.
 FILE_NAME_K = re.compile(r"(?:^|_)k(\d+)(?=[_.]|$)")
 ESM2_MAX_RESIDUES = 1022
+#: Rule names of the activations.layer_passes groups: this prefix and the layers.
+PASS_PREFIX = "extract_pass_L"
 
 
 class ConfigError(ValueError):
@@ -158,6 +160,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                     f"({n_layers} layers)"
                 )
     problems += _pretrained_problems(config["sae"]["pretrained"])
+    problems += _layer_pass_problems(config["activations"]["layer_passes"], n_layers)
     probe_sae = config["probes"]["sae"]
     if probe_sae["k"] > probe_sae["width"]:
         problems.append(
@@ -187,6 +190,46 @@ def _steering_problems(steering: dict[str, Any]) -> list[str]:
             f"config key steering.conservation_bins: edges must increase from 0 to 1, got {bins}"
         )
     return problems
+
+
+def _layer_pass_problems(groups: list[list[int]], n_layers: int | None) -> list[str]:
+    """Each layer in at most one ``activations.layer_passes`` group, none deeper than the model."""
+    problems, owner = [], {}
+    for i, group in enumerate(groups):
+        for layer in group:
+            if layer in owner and owner[layer] != i:
+                problems.append(
+                    f"config key activations.layer_passes[{i}]: layer {layer} is already in "
+                    f"activations.layer_passes[{owner[layer]}]; a layer's shards have one producer"
+                )
+            owner.setdefault(layer, i)
+            if n_layers is not None and layer > n_layers:
+                problems.append(
+                    f"config key activations.layer_passes[{i}]: layer {layer} is deeper than "
+                    f"the model ({n_layers} layers)"
+                )
+    return problems
+
+
+def layer_passes(config: dict[str, Any]) -> list[tuple[int, ...]]:
+    """The ``activations.layer_passes`` groups of a validated config, each sorted."""
+    return [tuple(sorted(group)) for group in config["activations"]["layer_passes"]]
+
+
+def extraction_jobs(
+    config: dict[str, Any], layers: set[int] | list[int]
+) -> tuple[list[tuple[int, ...]], list[int]]:
+    """How the shards of ``layers`` are made: (the groups whose pass runs, because one of their
+    layers is wanted; the wanted layers of no group, each extracted by its own early exit)."""
+    wanted = set(layers)
+    groups = [g for g in layer_passes(config) if wanted & set(g)]
+    grouped = {layer for g in layer_passes(config) for layer in g}
+    return groups, sorted(wanted - grouped)
+
+
+def pass_rule_name(group: tuple[int, ...] | list[int]) -> str:
+    """The Snakemake rule of one ``activations.layer_passes`` group, e.g. ``extract_pass_L2_4``."""
+    return PASS_PREFIX + "_".join(str(layer) for layer in sorted(group))
 
 
 def k_in_file_name(path: str) -> int | None:

@@ -1,0 +1,45 @@
+"""One shard of every layer of an activations.layer_passes group, from one ESM-2 forward that
+stops at the group's deepest layer (the outputs are in the order of params.layers)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import pyarrow.parquet as pq
+import torch
+
+from protsae.activations import extract_shard_layers, select_shard_records
+from protsae.io import claim_outputs
+from protsae.progress import get_logger
+
+claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
+
+params = snakemake.params
+logger = get_logger()
+torch.set_num_threads(max(1, int(snakemake.threads)))
+
+sample = pq.read_table(snakemake.input.sample, columns=["id", "sequence"])
+records = select_shard_records(
+    sample, int(params.shard), int(params.n_shards), float(params.holdout_fraction)
+)
+layers = [int(layer) for layer in params.layers]
+logger.info(
+    "shard %s of %s, layers %s in one pass: %d of %d sequences",
+    params.shard,
+    params.n_shards,
+    layers,
+    len(records),
+    len(sample),
+)
+tokens_per_sequence = params.tokens_per_sequence
+extract_shard_layers(
+    snakemake.input.model,
+    records,
+    dict(zip(layers, snakemake.output, strict=True)),
+    model_name=str(params.model_name),
+    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    dtype=str(params.dtype),
+    tokens_per_sequence=None if tokens_per_sequence is None else int(tokens_per_sequence),
+    seed=int(params.seed),
+    logger=logger,
+)
