@@ -94,8 +94,7 @@ def _extraction_and_storage(plan: Plan) -> list[str]:
     alt = plan.extraction_alternative
     return [
         "",
-        "extraction: one early-exit job per (layer, shard), one multi-layer pass per shard, "
-        "and the configured activations.layer_passes",
+        "extraction: per-layer early exit, one pass for all layers, as configured (layer_passes)",
         *_table(
             ["scheme", "layer passes/sequence", "FLOPs", "GPU-hours"],
             [

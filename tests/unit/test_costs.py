@@ -13,7 +13,13 @@ from protsae.activations import is_holdout
 from protsae.cli import main
 from protsae.costs import GPUS, Assumptions, build_plan
 from protsae.costs_memory import profile_mem_mb, rule_mem_mb
-from protsae.plan import load_schema, schema_path, validate_config
+from protsae.plan import (
+    extraction_jobs,
+    load_schema,
+    pass_rule_name,
+    schema_path,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 D, LAYERS, HEADS = 32, 3, 4
@@ -217,12 +223,17 @@ def test_paper_config_fits_in_1tb_and_trains_on_the_full_budget():
     specs = expand_sweeps(config["sae"]["sweeps"])
     assert plan.jobs["train_sae"] == len(specs)
     layers = {s.layer for s in specs}
-    assert plan.jobs["extract_activations"] == len(layers) * config["activations"]["shards"]
+    # the layer sweep's eight layers from one pass per shard (activations.layer_passes)
+    assert config["activations"]["layer_passes"] == [sorted(layers)]
+    assert plan.jobs[pass_rule_name(sorted(layers))] == config["activations"]["shards"]
+    assert "extract_activations" not in plan.jobs
     alt = plan.extraction_alternative
     assert alt["layer_passes_per_sequence_early_exit"] == sum(layers)
+    assert alt["layer_passes_per_sequence_configured"] == max(layers)
     assert alt["per_layer_early_exit_flops"] / alt["multi_layer_pass_flops"] == pytest.approx(
         sum(layers) / max(layers)
     )
+    assert alt["configured_flops"] == alt["multi_layer_pass_flops"]
     assert all(row["fits"] for row in plan.memory)
 
 
@@ -234,7 +245,12 @@ def test_demo_plan_follows_its_config(monkeypatch):
     plan = build_plan(config)
     specs = expand_sweeps(config["sae"]["sweeps"])
     layers = {s.layer for s in specs}
-    assert plan.jobs["extract_activations"] == len(layers) * config["activations"]["shards"]
+    groups, lone = extraction_jobs(config, layers)
+    shards = config["activations"]["shards"]
+    assert plan.jobs.get("extract_activations", 0) == len(lone) * shards
+    assert {pass_rule_name(g): plan.jobs[pass_rule_name(g)] for g in groups} == {
+        pass_rule_name(g): shards for g in groups
+    }
     assert plan.tokens["sampled_sequences"] <= config["sequences"]["sample_size"]
     assert plan.assumptions["sample_measured"] is True
     d = config["esm"]["random_init"]["embed_dim"] if config["esm"]["random_init"] else None
@@ -243,6 +259,61 @@ def test_demo_plan_follows_its_config(monkeypatch):
         assert plan.disk_extra["activations per layer"] == pytest.approx(
             plan.tokens["stored_tokens_per_layer"] * per_token
         )
+
+
+# ---- activations.layer_passes ----------------------------------------------------------
+
+
+def test_layer_passes_cost_their_deepest_layer_and_lone_layers_their_depth(config):
+    config["sae"]["sweeps"].append({"layers": [2], "ks": [2], "widths": [16]})  # layers 1, 2, 3
+    config["activations"]["layer_passes"] = [[2, 1]]
+    plan = build_plan(config, Assumptions(gpu="h100", utilization=0.5))
+    assert plan.jobs[pass_rule_name([1, 2])] == 3 and plan.jobs["extract_activations"] == 3
+    eligible = {i: n for i, n in LENGTHS.items() if n <= 50}
+    train = {i: n for i, n in eligible.items() if not is_holdout(i, 0.2)}
+    mean_t = sum((n + 2) ** 2 for n in eligible.values()) / sum(n + 2 for n in eligible.values())
+    per_layer = sum(n + 2 for n in train.values()) * (24 * D**2 + 4 * mean_t * D)
+    stages = {s.rule: s for s in plan.stages}
+    assert stages["extract_pass_L1_2"].flops == pytest.approx(per_layer * 2)  # one pass to 2
+    assert stages["extract_activations"].flops == pytest.approx(per_layer * 3)  # layer 3 alone
+    alt = plan.extraction_alternative
+    passes = {k: alt[f"layer_passes_per_sequence_{k}"] for k in ("early_exit", "multi_layer")}
+    assert passes == {"early_exit": 1 + 2 + 3, "multi_layer": 3}
+    assert alt["layer_passes_per_sequence_configured"] == 2 + 3
+    assert alt["configured_flops"] == pytest.approx(per_layer * 5)
+    assert alt["configured_gpu_hours"] == pytest.approx(per_layer * 5 / (989e12 * 0.5) / 3600)
+    rows = {r["rule"]: r for r in plan.memory}
+    assert rows["extract_pass_L1_2"]["estimated_mb"] > rows["extract_activations"]["estimated_mb"]
+    # the pass rule states extract_activations' resources (made in a loop in activations.smk)
+    assert rows["extract_pass_L1_2"]["profile_mem_mb"] == rule_mem_mb()["extract_activations"]
+
+
+def test_a_group_runs_when_one_of_its_layers_is_wanted_and_writes_them_all(config):
+    config["activations"]["layer_passes"] = [[1, 2], [3]]  # sweeps use 1 and 3; 2 rides along
+    plan = build_plan(config)
+    assert plan.jobs["extract_pass_L1_2"] == plan.jobs["extract_pass_L3"] == 3
+    assert "extract_activations" not in plan.jobs
+    assert plan.disk["activations/ (all layers)"] == 3 * plan.disk_extra["activations per layer"]
+    config["activations"]["layer_passes"] = [[2]]  # no SAE on layer 2: no pass job
+    plan = build_plan(config)
+    assert plan.jobs["extract_activations"] == 2 * 3 and not any(
+        rule.startswith("extract_pass_") for rule in plan.jobs
+    )
+
+
+def test_the_table_prints_all_three_schemes(config, tmp_path, capsys):
+    config["activations"]["layer_passes"] = [[1, 3]]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path)]) == 0
+    text = capsys.readouterr().out
+    rows = {
+        line.split("  ")[0]: line.split()[-3:]
+        for line in text.splitlines()
+        if line.startswith(("per-layer early exit", "one multi-layer pass", "configured"))
+    }
+    assert [rows[k][0] for k in sorted(rows)] == ["3", "3", "4"]  # configured, multi, per-layer
+    assert "extract_pass_L1_3" in text
 
 
 # ---- probes, steering and the report stage ----------------------------------------------

@@ -13,12 +13,15 @@ from protsae.plan import (
     SaeSpec,
     downloads,
     expand_sweeps,
+    extraction_jobs,
     fairesm_urls,
     k_in_file_name,
+    layer_passes,
     load_config,
     load_schema,
     model_name,
     model_num_layers,
+    pass_rule_name,
     pretrained_specs,
     regression_path,
     validate_config,
@@ -307,3 +310,46 @@ def test_steering_defaults_and_cross_checks():
         "steering.filter.multiplier: 0.5 is not one of steering.multipliers [1, 2]",
         "steering.conservation_bins: edges must increase from 0 to 1",
     )
+
+
+# ---- activations.layer_passes ----------------------------------------------------------
+
+
+def with_passes(passes, esm=None) -> dict:
+    config = minimal()
+    config["activations"] = {"layer_passes": passes}
+    if esm is not None:
+        config["esm"] = esm
+    return config
+
+
+def test_layer_passes_default_to_none_and_keep_their_groups():
+    assert validate_config(minimal(), SCHEMA)["activations"]["layer_passes"] == []
+    config = validate_config(with_passes([[8, 4], [12]]), SCHEMA)
+    assert layer_passes(config) == [(4, 8), (12,)]
+    # the groups with a wanted layer run; wanted layers of no group run alone
+    assert extraction_jobs(config, {4, 20, 3}) == ([(4, 8)], [3, 20])
+    assert pass_rule_name((8, 4)) == "extract_pass_L4_8"
+
+
+def test_a_layer_in_two_groups_is_refused():
+    check_error(
+        with_passes([[4, 8], [8, 12], [12]]),
+        "config key activations.layer_passes[1]: layer 8 is already in activations.layer_passes[0]",
+        "config key activations.layer_passes[2]: layer 12 is already in activations.layer_passes[1]",
+    )
+
+
+def test_bad_groups_are_refused_naming_the_group():
+    check_error(with_passes([[]]), "config key activations.layer_passes[0]", "should be non-empty")
+    check_error(with_passes([[4, 4]]), "activations.layer_passes[0]", "non-unique")
+    check_error(with_passes([[0, 4]]), "activations.layer_passes[0][0]", "minimum of 1")
+    check_error(with_passes([4]), "activations.layer_passes[0]", "not of type 'array'")
+    check_error(
+        with_passes([[4, 40]]),
+        "config key activations.layer_passes[0]: layer 40 is deeper than the model (33 layers)",
+    )
+    esm = {"random_init": {"layers": 4, "embed_dim": 32, "heads": 4}}
+    config = with_passes([[2, 5]], esm)
+    config["sae"]["sweeps"][0]["layers"] = [2]
+    check_error(config, "activations.layer_passes[0]: layer 5 is deeper than the model (4 layers)")
