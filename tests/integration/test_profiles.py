@@ -11,9 +11,12 @@ import pytest
 import yaml
 from workflow_runs import REPO, copy_workflow, snakemake
 
+from protsae.plan import PASS_PREFIX
+
 pytestmark = pytest.mark.workflow
 
-GPU_RULES = ("extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit")
+# The demo extracts its layers 2 and 4 in one pass per shard (activations.layer_passes).
+GPU_RULES = ("extract_pass_L2_4", "train_sae", "evaluate_sae", "latent_stats", "probe_fit")
 BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", re.MULTILINE)
 RULE_RESOURCES = re.compile(r"^    resources:\n((?:        .*\n)+)", re.MULTILINE)
 
@@ -21,6 +24,14 @@ RULE_RESOURCES = re.compile(r"^    resources:\n((?:        .*\n)+)", re.MULTILIN
 def declared_resources(rule: str) -> dict[str, str]:
     """The ``resources:`` a rule states in workflow/rules/*.smk (name=integer entries)."""
     text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    if rule.startswith(PASS_PREFIX):  # made in a loop over the groups, as an indented rule
+        start = re.search(r"^for _group in LAYER_PASSES:\n", text, re.MULTILINE)
+        assert start, "the layer_passes loop not found"
+        end = re.compile(r"^\S", re.MULTILINE).search(text, start.end())
+        body = text[start.end() : end.start() if end else len(text)]
+        body = "\n".join(line[4:] for line in body.splitlines()) + "\n"
+        found = RULE_RESOURCES.search(body)
+        return dict(re.findall(r"(\w+)=(\d+)", found.group(1))) if found else {}
     start = re.search(rf"^(?:rule|checkpoint) {rule}:\n", text, re.MULTILINE)
     assert start, f"rule {rule} not found"
     end = re.compile(r"^\S", re.MULTILINE).search(text, start.end())
@@ -88,9 +99,14 @@ def test_profile_name_needs_the_root_symlink(workspace: Path, tmp_path: Path):
 def test_set_resources_name_existing_rules(workspace: Path):
     """A renamed GPU rule would silently lose its GPU on the cluster."""
     rules = set(snakemake(workspace, "--list-rules").stdout.split())
+    # the paper config's rules too: its layer_passes group has a rule of its own
+    paper = snakemake(workspace, "--list-rules", "--configfile", "config/config.yaml")
+    rules |= set(paper.stdout.split())
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert set(profile["set-resources"]) <= rules
-    assert set(profile["set-resources"]) == set(GPU_RULES)
+    # extract_activations: layers of no group (none in the demo); the paper's group rule
+    others = {"extract_activations", "extract_pass_L4_8_12_16_20_24_28_32"}
+    assert set(profile["set-resources"]) == set(GPU_RULES) | others
 
 
 def test_workflow_profile_sets_nothing_that_would_override_the_cluster_profile():

@@ -35,7 +35,8 @@ from protsae.costs_memory import rule_mem_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "latent_stats", "probe_fit"}
+# the demo extracts its layers 2 and 4 in one pass per shard (activations.layer_passes)
+GPU_RULES = {"extract_pass_L2_4", "train_sae", "evaluate_sae", "latent_stats", "probe_fit"}
 THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
 CONFIG = ("--configfile", "config/integration.yaml")
 

@@ -31,7 +31,9 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     # demo sweeps: (2,8,256), (4,8,256), (2,4,256) -> 3 SAEs on layers 2 and 4, 2 shards each
     assert counts["train_sae"] == 3
     assert counts["evaluate_sae"] == 3
-    assert counts["extract_activations"] == 4
+    # layers 2 and 4 from one pass per shard (activations.layer_passes), none alone
+    assert counts["extract_pass_L2_4"] == 2
+    assert "extract_activations" not in counts
     assert counts["latent_stats"] == 3
     assert counts["latent_classes"] == 3
     assert counts["latent_summary"] == 3
