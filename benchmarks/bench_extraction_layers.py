@@ -1,9 +1,10 @@
-"""Extraction of several layers: one early-exit pass per layer (the workflow today, one job per
-(layer, shard)) against one pass per shard that keeps every wanted layer.
+"""Extraction of several layers: one early-exit pass per layer (one job per (layer, shard)) against
+one pass per shard that keeps every wanted layer (an ``activations.layer_passes`` group).
 
-Both schemes run fair-esm's own forward on a copy of the model cut after the deepest wanted
-layer, so they differ only in how many layers they run: per-layer early exit runs
-sum(layers) layer passes per sequence, the multi-layer pass max(layers). The predicted ratio
+Each comparison runs twice: on fair-esm's own forward over a copy of the model cut after the
+deepest wanted layer, and on protsae's forward (``multi_layer_representations``, what the
+workflow's extraction runs). Within each, the schemes differ only in how many layers they run:
+per-layer early exit runs sum(layers) layer passes per sequence, the multi-layer pass max(layers). The predicted ratio
 is sum/max; the measured one includes what does not scale with layers (tokenising, embedding,
 copying each kept layer out). Printed as ratios against the per-layer scheme, measured in this
 process; `protsae plan` prints the same comparison in FLOPs and GPU-hours for a config.
@@ -54,21 +55,42 @@ def extract(model, alphabet, records, layers: list[int], toks: int) -> int:
     return copied
 
 
+def extract_protsae(model, alphabet, records, layers: list[int], toks: int) -> int:
+    """protsae's own forward (what the workflow runs): ``layers`` from one pass that stops at
+    the deepest (``multi_layer_representations``, a one-layer list is the early exit)."""
+    copied = 0
+    for _, hidden in pesm.multi_layer_representations(model, alphabet, records, layers, toks):
+        copied += sum(len(h) for h in hidden.values())
+    return copied
+
+
 def compare(
-    name: str, model, alphabet, records, layers: list[int], toks: int, rounds: int = 2
+    name: str,
+    model,
+    alphabet,
+    records,
+    layers: list[int],
+    toks: int,
+    rounds: int = 2,
+    own_forward: bool = False,
 ) -> None:
     deepest = max(layers)
-    models = {layer: truncated(model, layer) for layer in layers}
+    if own_forward:  # the forward stops at the deepest wanted layer by itself
+        models, run = dict.fromkeys(layers, model), extract_protsae
+        name += " (protsae's forward, as extract_shard / extract_shard_layers run it)"
+    else:
+        models, run = {layer: truncated(model, layer) for layer in layers}, extract
+        name += " (fair-esm's forward, cut after the deepest layer)"
     residues = sum(len(s) for _, s in records)
 
     def per_layer():
         for layer in layers:
-            extract(models[layer], alphabet, records, [layer], toks)
+            run(models[layer], alphabet, records, [layer], toks)
 
     def multi_layer():
-        extract(models[deepest], alphabet, records, layers, toks)
+        run(models[deepest], alphabet, records, layers, toks)
 
-    extract(models[deepest], alphabet, records[:1], layers, toks)  # warm-up
+    run(models[deepest], alphabet, records[:1], layers, toks)  # warm-up
     schemes = {"per-layer early exit": per_layer, "one multi-layer pass": multi_layer}
     times = dict.fromkeys(schemes, 0.0)
     # Alternate the order round by round so load from other processes falls on both alike.
@@ -100,10 +122,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     small = pesm.build_random_init(6, 320, 20, seed=0)
     records = realistic_records(6 if args.quick else 40, seed=0)
-    compare("ESM-2 8M shape", small, small.alphabet, records, [2, 4, 6], 4096)
+    for own in (False, True):
+        compare("ESM-2 8M shape", small, small.alphabet, records, [2, 4, 6], 4096, own_forward=own)
     big = pesm.build_random_init(33, 1280, 20, seed=0)
     records = [(i, s[:100]) for i, s in realistic_records(1 if args.quick else 3, seed=1)]
-    compare("ESM-2 650M shape", big, big.alphabet, records, [4, 8, 12, 16, 20, 24, 28, 32], 4096)
+    sweep = [4, 8, 12, 16, 20, 24, 28, 32]
+    for own in (False, True):
+        compare("ESM-2 650M shape", big, big.alphabet, records, sweep, 4096, own_forward=own)
 
 
 if __name__ == "__main__":

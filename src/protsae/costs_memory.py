@@ -87,10 +87,10 @@ def job_memory(
     }
     groups, lone = extraction_jobs(config, {s.layer for s in trained})
     single = rows.pop("extract_activations")
-    if lone or not groups:
-        rows = {"extract_activations": single} | rows
+    extraction = {"extract_activations": single} if lone or not groups else {}
     for group in groups:  # each kept layer's residue stream per batch, and its shard's writer
-        rows[pass_rule_name(group)] = single + len(group) * (forward / 8 + 128)
+        extraction[pass_rule_name(group)] = single + len(group) * (forward / 8 + 128)
+    rows = extraction | rows
     for rule, held in (esm_jobs or {}).items():
         rows[rule] = base + model + forward + held
     out = []
