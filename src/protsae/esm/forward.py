@@ -1,7 +1,8 @@
 """ESM-2's forward pass on fair-esm's weights: record checks, token batches, early exit, layer edits.
 
 This re-implements fair-esm's ESM-2 forward on its modules' weights, for two reasons: it can
-stop after the layer we want (early exit), and it uses fused scaled-dot-product attention. Its
+stop after the layer we want (early exit, or after the deepest of several layers it keeps from
+one pass: :func:`multi_layer_representations`), and it uses fused scaled-dot-product attention. Its
 outputs match ``model(tokens, repr_layers=[L])`` to float32 rounding; the tests hold it to that.
 Steering, probes and encoding import the forward from here.
 """
