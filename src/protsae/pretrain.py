@@ -38,6 +38,7 @@ from esm.model.esm2 import ESM2
 
 from protsae.activations import is_holdout
 from protsae.esm import build_random_init, resolve_device, token_batches
+from protsae.esm.tokens import ResidueBatchConverter
 from protsae.io import atomic_path
 from protsae.progress import Progress, get_logger
 
@@ -218,7 +219,7 @@ def unigram_cross_entropy(train: Sequence[Record], scored: Sequence[Record]) -> 
 
 
 def _train_step(model: ESM2, alphabet, records, batch, generator, device) -> torch.Tensor:
-    converter = alphabet.get_batch_converter()
+    converter = ResidueBatchConverter(alphabet)
     _, _, tokens = converter([records[i] for i in batch])
     corrupted, chosen = esm_masking(tokens, alphabet, generator)
     logits = model(corrupted.to(device))["logits"]
