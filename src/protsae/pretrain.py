@@ -18,7 +18,6 @@ Decisions:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -37,7 +36,9 @@ import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
 from protsae.activations import is_holdout
-from protsae.esm import build_random_init, resolve_device, token_batches
+from protsae.esm import build_random_init, forward_with_layer_edit, resolve_device, token_batches
+from protsae.esm.checkpoint import save_esm2_checkpoint
+from protsae.esm.tokens import ResidueBatchConverter
 from protsae.io import atomic_path
 from protsae.progress import Progress, get_logger
 
@@ -122,25 +123,6 @@ def lr_factor(step: int, steps: int) -> float:
     return 1.0 - 0.9 * (step - warmup) / max(1, steps - warmup)
 
 
-def save_esm2_checkpoint(model: ESM2, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` in fair-esm's layout: ``{model: encoder.* state, cfg: {model: Namespace}}``
-    plus ``<stem>-contact-regression.pt`` (written first: the ``.pt`` is the declared output)."""
-    path = Path(path)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
-    encoder = {f"encoder.{k}": v for k, v in state.items() if k not in regression}
-    cfg = argparse.Namespace(
-        encoder_layers=model.num_layers,
-        encoder_embed_dim=model.embed_dim,
-        encoder_attention_heads=model.attention_heads,
-        token_dropout=model.token_dropout,
-    )
-    with atomic_path(path.with_name(f"{path.stem}-contact-regression.pt")) as tmp:
-        torch.save({"model": regression}, tmp)
-    with atomic_path(path) as tmp:
-        torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
-
-
 def _data_digest(records: Sequence[Record]) -> str:
     digest = hashlib.sha256()
     for seq_id, sequence in records:
@@ -218,10 +200,11 @@ def unigram_cross_entropy(train: Sequence[Record], scored: Sequence[Record]) -> 
 
 
 def _train_step(model: ESM2, alphabet, records, batch, generator, device) -> torch.Tensor:
-    converter = alphabet.get_batch_converter()
+    converter = ResidueBatchConverter(alphabet)
     _, _, tokens = converter([records[i] for i in batch])
     corrupted, chosen = esm_masking(tokens, alphabet, generator)
-    logits = model(corrupted.to(device))["logits"]
+    # fair-esm's forward, re-implemented with fused attention (equal to rounding, 1.4x faster here)
+    logits = forward_with_layer_edit(model, corrupted.to(device), model.num_layers, None)
     chosen = chosen.to(device)
     return F.cross_entropy(logits[chosen], tokens.to(device)[chosen])
 

@@ -13,7 +13,12 @@ from protsae.activations import (
     select_shard_records,
 )
 from protsae.device import resolve_device
-from protsae.esm.checkpoint import build_random_init, load_model, save_random_init
+from protsae.esm.checkpoint import (
+    build_random_init,
+    load_model,
+    save_esm2_checkpoint,
+    save_random_init,
+)
 from protsae.esm.forward import (
     MAX_RESIDUES,
     RESIDUE_LETTERS,
@@ -50,6 +55,7 @@ __all__ = [
     "resolve_device",
     "sae_positions",
     "sample_positions",
+    "save_esm2_checkpoint",
     "save_random_init",
     "select_shard_records",
     "token_batches",

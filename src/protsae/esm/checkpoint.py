@@ -49,6 +49,28 @@ def build_random_init(num_layers: int, embed_dim: int, attention_heads: int, see
     return model.eval()
 
 
+def save_esm2_checkpoint(model: ESM2, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` in fair-esm's layout: ``{model: encoder.* state, cfg: {model: Namespace}}``
+    plus ``<stem>-contact-regression.pt``, so it loads through exactly the path the published
+    weights take. The regression file is written first: the ``.pt`` is the declared output, so it
+    must be the last to appear.
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
+    encoder = {f"encoder.{k}": v for k, v in state.items() if k not in regression}
+    cfg = argparse.Namespace(
+        encoder_layers=model.num_layers,
+        encoder_embed_dim=model.embed_dim,
+        encoder_attention_heads=model.attention_heads,
+        token_dropout=model.token_dropout,
+    )
+    with atomic_path(regression_path(path)) as tmp:
+        torch.save({"model": regression}, tmp)
+    with atomic_path(path) as tmp:
+        torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
+
+
 def save_random_init(
     path: str | os.PathLike[str], num_layers: int, embed_dim: int, attention_heads: int, seed: int
 ) -> None:
@@ -57,22 +79,7 @@ def save_random_init(
     Random weights make an offline pipeline possible; writing them in the published layout means
     they load through exactly the path the real weights take.
     """
-    path = Path(path)
-    model = build_random_init(num_layers, embed_dim, attention_heads, seed)
-    state = model.state_dict()
-    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
-    encoder = {f"encoder.{k}": v for k, v in state.items() if k not in regression}
-    cfg = argparse.Namespace(
-        encoder_layers=num_layers,
-        encoder_embed_dim=embed_dim,
-        encoder_attention_heads=attention_heads,
-        token_dropout=True,
-    )
-    # Regression file first: the .pt is the declared output, so it must be the last to appear.
-    with atomic_path(regression_path(path)) as tmp:
-        torch.save({"model": regression}, tmp)
-    with atomic_path(path) as tmp:
-        torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
+    save_esm2_checkpoint(build_random_init(num_layers, embed_dim, attention_heads, seed), path)
 
 
 def _load_torch_file(path: Path) -> object:

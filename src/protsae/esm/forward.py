@@ -20,6 +20,7 @@ from esm.model.esm2 import ESM2
 
 from protsae.conventions import FAIR_ESM, INTERPROT, check_convention, trains_on_bos_eos
 from protsae.device import resolve_device
+from protsae.esm.tokens import ResidueBatchConverter
 from protsae.sequences import esm_residue_letters
 
 #: Longest sequence ESM-2 takes: 1024 positions minus BOS and EOS.
@@ -271,7 +272,7 @@ def multi_layer_representations(
         batch_records,
         batch_size=None,
         shuffle=False,
-        collate_fn=alphabet.get_batch_converter(),
+        collate_fn=ResidueBatchConverter(alphabet),
         num_workers=loader_workers,
         pin_memory=device.type == "cuda",
     )

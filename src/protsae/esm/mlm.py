@@ -22,6 +22,7 @@ from protsae.esm.forward import (
     model_device,
     token_batches,
 )
+from protsae.esm.tokens import ResidueBatchConverter
 
 
 def mask_positions(seq_id: str, length: int, mask_fraction: float, seed: int) -> np.ndarray:
@@ -63,7 +64,7 @@ def masked_lm_cross_entropy(
     if not 0 <= mask_fraction <= 1:
         raise ValueError(f"mask_fraction must be in [0, 1], got {mask_fraction}")
     device = model_device(model, device)
-    convert = alphabet.get_batch_converter()
+    convert = ResidueBatchConverter(alphabet)
     total = 0.0
     count = 0
     for batch in token_batches([len(seq) for _, seq in records], max_tokens_per_batch):

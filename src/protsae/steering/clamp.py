@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from protsae.esm import MAX_RESIDUES, RESIDUE_LETTERS, forward_with_layer_edit, token_batches
+from protsae.esm.tokens import ResidueBatchConverter
 from protsae.sae import TopKSAE
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -129,7 +130,7 @@ def steered_sequences(
             )
     device = next(model.parameters()).device
     standard = torch.tensor([alphabet.get_idx(r) for r in STANDARD_RESIDUES], device=device)
-    convert = alphabet.get_batch_converter()
+    convert = ResidueBatchConverter(alphabet)
     out: dict[str, list[str]] = {seq_id: [] for seq_id, _ in records}
     for batch in token_batches([len(s) for _, s in records], max_tokens_per_batch):
         ids, seqs, tokens = convert([records[i] for i in batch])
