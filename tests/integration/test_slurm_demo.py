@@ -32,6 +32,7 @@ from workflow_runs import (
 )
 
 from protsae.costs_memory import rule_mem_mb
+from protsae.plan import pass_rule_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,7 +64,13 @@ def site_profile(committed: dict, cluster: SlurmCluster) -> dict:
     defaults["mem_mb"] = min(defaults["mem_mb"], budget_mb)
     overrides = profile["set-resources"]
     # Rules state their own mem_mb (paper-scale estimates): a site caps them to its nodes.
-    for rule, mem_mb in rule_mem_mb(REPO / "workflow" / "rules").items():
+    stated = rule_mem_mb(REPO / "workflow" / "rules")
+    # A layer_passes group's rule is made in a loop (activations.smk), named after its layers,
+    # and states extract_activations' mem_mb.
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    for group in demo["activations"].get("layer_passes", []):
+        stated[pass_rule_name(group)] = stated["extract_activations"]
+    for rule, mem_mb in stated.items():
         if mem_mb > budget_mb:
             overrides.setdefault(rule, {})["mem_mb"] = budget_mb
     for resources in overrides.values():
