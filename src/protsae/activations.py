@@ -136,6 +136,22 @@ def select_shard_records(
     return _take_records(table, keep)
 
 
+def read_shard_records(
+    sample_path: str | os.PathLike[str],
+    shard: int,
+    n_shards: int,
+    holdout_fraction: float,
+    logger: logging.Logger | None = None,
+) -> list[Record]:
+    """:func:`select_shard_records` of the sample table at ``sample_path``, with a log line."""
+    sample = pq.read_table(sample_path, columns=["id", "sequence"])
+    records = select_shard_records(sample, shard, n_shards, holdout_fraction)
+    (logger or get_logger()).info(
+        "shard %d of %d: %d of %d sequences", shard, n_shards, len(records), sample.num_rows
+    )
+    return records
+
+
 def holdout_records(
     table: pa.Table, holdout_fraction: float, max_sequences: int | None
 ) -> list[Record]:

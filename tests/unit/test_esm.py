@@ -368,6 +368,17 @@ def sample_table(n: int, offset: int = 0) -> pa.Table:
     return pa.table({"id": ids, "sequence": ["MKV" * (1 + i % 5) for i in range(n)]})
 
 
+def test_a_shard_read_from_the_sample_file_is_the_shard_of_its_table(tmp_path, caplog):
+    import pyarrow.parquet as pq
+
+    table = sample_table(200).append_column("length", pa.array([3] * 200, pa.int32()))
+    pq.write_table(table, tmp_path / "sample.parquet")
+    with caplog.at_level("INFO", logger="protsae"):
+        records = acts.read_shard_records(tmp_path / "sample.parquet", 1, 3, 0.1)
+    assert records == acts.select_shard_records(table, 1, 3, 0.1)
+    assert f"shard 1 of 3: {len(records)} of 200 sequences" in caplog.text
+
+
 def test_shards_partition_the_training_sequences():
     table = sample_table(600)
     n_shards, holdout = 4, 0.1

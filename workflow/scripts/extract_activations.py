@@ -4,10 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import pyarrow.parquet as pq
 import torch
 
-from protsae.activations import extract_shard, select_shard_records
+from protsae.activations import extract_shard, read_shard_records
 from protsae.io import claim_outputs
 from protsae.progress import get_logger
 
@@ -17,12 +16,12 @@ params = snakemake.params
 logger = get_logger()
 torch.set_num_threads(max(1, int(snakemake.threads)))
 
-sample = pq.read_table(snakemake.input.sample, columns=["id", "sequence"])
-records = select_shard_records(
-    sample, int(params.shard), int(params.n_shards), float(params.holdout_fraction)
-)
-logger.info(
-    "shard %s of %s: %d of %d sequences", params.shard, params.n_shards, len(records), len(sample)
+records = read_shard_records(
+    snakemake.input.sample,
+    int(params.shard),
+    int(params.n_shards),
+    float(params.holdout_fraction),
+    logger,
 )
 tokens_per_sequence = params.tokens_per_sequence
 extract_shard(
