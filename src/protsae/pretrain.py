@@ -123,7 +123,8 @@ def lr_factor(step: int, steps: int) -> float:
     return 1.0 - 0.9 * (step - warmup) / max(1, steps - warmup)
 
 
-def _data_digest(records: Sequence[Record]) -> str:
+def records_digest(records: Sequence[Record]) -> str:
+    """SHA-256 of the (id, sequence) records, in order: what a model was trained on."""
     digest = hashlib.sha256()
     for seq_id, sequence in records:
         digest.update(f"{seq_id}\t{sequence}\n".encode())
@@ -237,7 +238,7 @@ def pretrain_esm(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, settings.steps)
     )
-    fingerprint = {"settings": asdict(settings), "data": _data_digest(records)}
+    fingerprint = {"settings": asdict(settings), "data": records_digest(records)}
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     start = 0
     state = _load_checkpoint(checkpoint, fingerprint, logger) if checkpoint else None

@@ -115,7 +115,7 @@ def shrink_demo(config: dict) -> dict:
     capped at the demo's own sizes, so tests that run it whole stay within their time budget
     on 2 CPUs even if the demo grows.
 
-    The data, the ESM-2 pre-training and the demo's SAE budgets stay as they are: what the
+    The data, the bundled ESM-2 and the demo's SAE budgets stay as they are: what the
     finished demo must show (tests/workflow/test_demo_outputs.py) rests on the model and the
     SAEs learning the planted families. Tests that need any model at all take `random_esm`.
     """
@@ -134,7 +134,7 @@ RANDOM_ESM = {"layers": 4, "embed_dim": 64, "heads": 4, "seed": 0}
 
 
 def random_esm(config: dict) -> dict:
-    """The demo with a seeded random-init ESM-2 instead of the one it trains (built in seconds),
+    """The demo with a seeded random-init ESM-2 instead of its trained one (built in seconds),
     for tests of the workflow's mechanics rather than of what the demo shows."""
     config["esm"].pop("pretrain", None)
     config["esm"]["random_init"] = dict(RANDOM_ESM)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import itertools
+import random
 import re
 import shutil
 import subprocess
@@ -158,30 +159,59 @@ def test_every_family_is_in_the_uniref50_sample_source(truth):
     assert in_uniref == {row["family"] for row in truth}
 
 
-def _members(swissprot, truth) -> dict[str, list[str]]:
+def _members(truth, source: str = "swissprot") -> dict[str, list[str]]:
     members = defaultdict(set)
     for row in truth:
-        if row["source"] == "swissprot":
+        if row["source"] == source:
             members[row["family"]].add(row["protein"])
     return {family: sorted(accs) for family, accs in members.items()}
 
 
-def test_members_of_a_family_share_under_30_percent_identity(swissprot, truth):
-    # Needleman-Wunsch, BLOSUM62, gap open 10 / extend 0.5 (EMBOSS needle's defaults);
-    # identity = identical columns / alignment length, gaps included.
+def _highest_identity(sequences: dict[str, str], families: dict[str, list[str]], pairs: int | None):
+    """Highest identity between two members of one family (all pairs, or ``pairs`` seeded ones
+    per family). Needleman-Wunsch, BLOSUM62, gap open 10 / extend 0.5 (EMBOSS needle's
+    defaults); identity = identical columns / alignment length, gaps included."""
     aligner = PairwiseAligner(
         mode="global",
         substitution_matrix=substitution_matrices.load("BLOSUM62"),
         open_gap_score=-10,
         extend_gap_score=-0.5,
     )
+    rng = random.Random(0)
     highest = 0.0
-    for accessions in _members(swissprot, truth).values():
-        assert 20 <= len(accessions) <= 45
-        for a, b in itertools.combinations(accessions, 2):
-            counts = aligner.align(swissprot[a].sequence, swissprot[b].sequence)[0].counts()
+    for accessions in families.values():
+        combos = list(itertools.combinations(accessions, 2))
+        if pairs is not None:
+            combos = rng.sample(combos, min(pairs, len(combos)))
+        for a, b in combos:
+            counts = aligner.align(sequences[a], sequences[b])[0].counts()
             highest = max(highest, counts.identities / (counts.aligned + counts.gaps))
-    assert highest < 0.30
+    return highest
+
+
+def test_members_of_a_family_share_under_30_percent_identity(swissprot, truth):
+    families = _members(truth)
+    assert all(20 <= len(accessions) <= 45 for accessions in families.values())
+    sequences = {accession: record.sequence for accession, record in swissprot.items()}
+    assert _highest_identity(sequences, families, None) < 0.30
+
+
+def test_uniref50_members_are_fragments_under_50_percent_identity(swissprot, truth):
+    """UniRef50 members (what the demo's ESM-2 learns from) are shorter than the Swiss-Prot
+    members, so motifs are a larger share of their residues, but stay below UniRef50's own 50%
+    clustering threshold."""
+    uniref = {
+        h.split()[0].removeprefix("UniRef50_"): s for h, s in _fasta(DEMO / "uniref50.fasta.gz")
+    }
+    families = _members(truth, "uniref50")
+    assert _highest_identity(uniref, families, pairs=80) < 0.50
+    sequences = {"uniref50": uniref, "swissprot": {a: r.sequence for a, r in swissprot.items()}}
+    share = {}
+    for source, by_id in sequences.items():
+        rows = [row for row in truth if row["source"] == source]
+        motif = sum(int(row["end"]) - int(row["start"]) for row in rows)
+        share[source] = motif / sum(len(by_id[p]) for p in {row["protein"] for row in rows})
+    assert share["uniref50"] > 2 * share["swissprot"], share
 
 
 @pytest.mark.skipif(
@@ -207,7 +237,7 @@ def test_mmseqs2_spreads_each_family_over_clusters_and_both_splits(swissprot, tr
     ).to_pandas()
     cluster_of = dict(zip(clusters.accession, clusters.cluster, strict=True))
     split_of = dict(zip(clusters.accession, clusters.split, strict=True))
-    for family, accessions in _members(swissprot, truth).items():
+    for family, accessions in _members(truth).items():
         assert len({cluster_of[a] for a in accessions}) >= 0.9 * len(accessions), family
         assert {split_of[a] for a in accessions} == {"train", "test"}, family
 

@@ -174,13 +174,12 @@ def test_paper_config_grid():
     assert thermo["md5"] == "0f8b1e848568f7566713d53594c0ca90"
 
 
-def test_demo_config_is_valid_and_trains_its_own_model():
+def test_demo_config_is_valid_and_uses_its_bundled_model():
     config = load_config(ROOT / "config/demo.yaml", ROOT / "workflow/schemas/config.schema.yaml")
-    pretrain = config["esm"]["pretrain"]
-    assert model_name(config["esm"]) == (
-        f"pretrained-t{pretrain['layers']}-d{pretrain['embed_dim']}-s{pretrain['seed']}"
-    )
-    assert model_num_layers(config["esm"]) == pretrain["layers"]
+    assert config["esm"]["pretrain"] is None
+    # a local checkpoint: named by its stem, its depth read from the esm2_t<layers>_ prefix
+    assert model_name(config["esm"]) == "esm2_t4_demo"
+    assert model_num_layers(config["esm"]) == 4
     assert not any(name.endswith(".pt") for name in downloads(config))
 
 

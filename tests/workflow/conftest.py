@@ -76,5 +76,5 @@ def finished(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "repo")
     write_config(workdir, "small", shrink_demo)
     # probes, steering, figures and the browser make this the longest run of the suite
-    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=2400)
+    snakemake(workdir, "--configfile", "config/small.yaml", "--cores", "2", timeout=1800)
     return workdir

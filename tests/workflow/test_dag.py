@@ -28,11 +28,11 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     config = demo_config()
     proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", "--forceall")
     counts = job_counts(proc.stdout)
-    # demo sweeps: (2,8,256), (4,8,256), (2,4,256) -> 3 SAEs on layers 2 and 4, 2 shards each
+    # demo sweeps: (2,8,256), (3,8,256), (2,4,256) -> 3 SAEs on layers 2 and 3, 2 shards each
     assert counts["train_sae"] == 3
     assert counts["evaluate_sae"] == 3
-    # layers 2 and 4 from one pass per shard (activations.layer_passes), none alone
-    assert counts["extract_pass_L2_4"] == 2
+    # layers 2 and 3 from one pass per shard (activations.layer_passes), none alone
+    assert counts["extract_pass_L2_3"] == 2
     assert "extract_activations" not in counts
     assert counts["latent_stats"] == 3
     assert counts["latent_classes"] == 3
@@ -41,10 +41,11 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["sample_uniref50"] == 1
     assert counts["cluster_swissprot"] == 1
     assert counts["download"] == 7  # 3 sequence sources + 4 probe data sets
-    assert counts["pretrain_esm"] == 1  # the demo trains its own small ESM-2
+    # the demo's small ESM-2 is bundled (resources/demo/esm2_t4_demo.pt): nothing builds a model
+    assert "pretrain_esm" not in counts
     assert "esm_random_init" not in counts
     assert counts["sae_metrics_table"] == 1
-    # probes: 4 tasks read once; per (layer 2, 4) x task an ESM and an SAE probe, one interpretation
+    # probes: 4 tasks read once; per (layer 2, 3) x task an ESM and an SAE probe, one interpretation
     assert counts["probe_data"] == 4
     assert counts["probe_fit"] == 16
     assert counts["probe_interpret"] == 8
@@ -97,11 +98,27 @@ def test_gpu_rules_request_a_gpu_and_no_job_gets_a_config_section(demo_config):
         assert match.group(0).count("[") >= 2, match.group(0)
 
 
+PRETRAIN = {"layers": 4, "embed_dim": 32, "heads": 4, "steps": 20, "batch_tokens": 2048}
+
+
 def test_random_init_and_pretrain_exclude_each_other(demo_config):
-    config = demo_config(**{"esm.random_init": {"layers": 2, "embed_dim": 32}})
+    config = demo_config(
+        **{"esm.random_init": {"layers": 2, "embed_dim": 32}, "esm.pretrain": PRETRAIN}
+    )
     proc = run_snakemake("-n", "--configfile", str(config), "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "random_init and pretrain exclude each other" in proc.stderr + proc.stdout
+
+
+def test_esm_pretrain_trains_one_model_that_every_esm_job_reads(demo_config):
+    config = demo_config(**{"esm.pretrain": PRETRAIN})
+    proc = run_snakemake(
+        "-n", "--configfile", str(config), "--cores", "1", "--forceall", "--printshellcmds"
+    )
+    counts = job_counts(proc.stdout)
+    assert counts["pretrain_esm"] == 1
+    assert "pretrained-t4-d32-s0" in proc.stdout
+    assert "esm2_t4_demo" not in proc.stdout
 
 
 def test_a_random_init_demo_builds_no_trained_model(demo_config):

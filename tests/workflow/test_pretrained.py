@@ -36,7 +36,7 @@ def test_pretrained_sae_is_imported_and_analysed_not_trained(demo_config, tmp_pa
     assert counts["train_sae"] == 3  # the demo's own sweeps, nothing more
     assert counts["latent_stats"] == 4 and counts["evaluate_sae"] == 4
     # layer 3 is extracted only if an SAE is trained there: the import needs no activations
-    assert counts["extract_pass_L2_4"] == 2  # the demo's layers 2 and 4, one pass per shard
+    assert counts["extract_pass_L2_3"] == 2  # the demo's layers 2 and 3, one pass per shard
     assert "extract_activations" not in counts
 
     target = tmp_path / "results/sae/random-t4-d64-s0/L3/k8-w128/sae.safetensors"

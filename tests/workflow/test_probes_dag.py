@@ -30,5 +30,5 @@ def test_only_tasks_with_a_source_are_probed(demo_config):
     assert counts["probe_data"] == 2
     assert counts["probe_fit"] == 4  # 1 layer x 2 tasks x (esm, sae)
     assert counts["probe_interpret"] == 2
-    assert "L4/secondary_structure/top_latents.parquet" in proc.stdout
+    assert "L3/secondary_structure/top_latents.parquet" in proc.stdout
     assert "/localization/" not in proc.stdout

@@ -28,7 +28,7 @@ from protsae.plan import expand_sweeps
 from .conftest import run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
-MODEL = "pretrained-t4-d64-s0"  # the demo trains its own ESM-2 (esm.pretrain)
+MODEL = "esm2_t4_demo"  # the bundled demo ESM-2 (resources/demo/esm2_t4_demo.pt)
 
 
 @pytest.fixture(scope="module")

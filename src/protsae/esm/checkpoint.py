@@ -8,6 +8,7 @@ init exercise the same code.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import warnings
 from pathlib import Path
@@ -65,10 +66,17 @@ def save_esm2_checkpoint(model: ESM2, path: str | os.PathLike[str]) -> None:
         encoder_attention_heads=model.attention_heads,
         token_dropout=model.token_dropout,
     )
-    with atomic_path(regression_path(path)) as tmp:
-        torch.save({"model": regression}, tmp)
+    _save_reproducibly({"model": regression}, regression_path(path))
+    _save_reproducibly({"model": encoder, "cfg": {"model": cfg}}, path)
+
+
+def _save_reproducibly(obj: object, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically, the same bytes for the same tensors: saved to a file,
+    torch names the archive's inner folder after it (here a random temporary name)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"model": encoder, "cfg": {"model": cfg}}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def save_random_init(
