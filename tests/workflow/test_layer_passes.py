@@ -48,6 +48,7 @@ def test_a_group_is_one_pass_job_per_shard_and_no_early_exit_job(demo_config):
         **{
             "activations.layer_passes": [GROUP],
             "sae.sweeps": [{"layers": [1, 2, 4], "ks": [8], "widths": [256]}],
+            "probes.layers": GROUP,
         },
     )
     counts = job_counts(

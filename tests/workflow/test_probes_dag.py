@@ -14,12 +14,12 @@ def test_probe_sae_outside_the_grid_stops_the_run_naming_the_key(demo_config, tm
     assert proc.returncode != 0
     output = proc.stderr + proc.stdout
     assert "config key probes.sae: k16-w256 is not an SAE of the grid" in output
-    assert "probe layer(s) 2, 4" in output
+    assert "probe layer(s) 2, 3" in output
     assert not (tmp_path / "results").exists()
 
 
 def test_only_tasks_with_a_source_are_probed(demo_config):
-    config = demo_config(**{"probes.layers": [4]})
+    config = demo_config(**{"probes.layers": [3]})
     # demo_config cannot delete keys: drop two sources from the written file
     data = yaml.safe_load(config.read_text())
     for name in ("localization", "expression"):
