@@ -1,4 +1,4 @@
-"""Rebuild the demo's small ESM-2 (esm2_t4_demo.pt) from the demo's UniRef50 sample.
+"""Rebuild the demo's small ESM-2 (esm2_t4_demo.pt) from the demo's UniRef50 file.
 
 Usage: python resources/demo/make_demo_model.py [--out DIR]
 
@@ -12,7 +12,7 @@ fair-esm's checkpoint layout, with its contact-regression file beside it, and
 against the bundled data, so a model trained on older data is caught) and the final loss.
 
 The run is seeded and single-threaded, so on one platform (CPU, PyTorch version) it rebuilds
-the same bytes; it takes about 35 minutes on one core. Run make_demo_data.py first: the model
+the same bytes; it takes about 27 minutes on one core. Run make_demo_data.py first: the model
 learns that script's planted families.
 """
 
