@@ -19,6 +19,7 @@ learns that script's planted families.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -50,11 +51,11 @@ def main() -> None:
     sampling = demo["sequences"]
     table = sample_uniref50(args.uniref, EVERY_RECORD, sampling["max_length"], sampling["seed"])
     records = training_records(table, float(demo["activations"]["holdout_fraction"]))
-    settings = PretrainSettings(**{**SETTINGS.__dict__, "steps": args.steps})
+    settings = dataclasses.replace(SETTINGS, steps=args.steps)
     started = time.perf_counter()
     loss = pretrain_esm(records, args.out / NAME, settings, device="cpu", logger=get_logger())
     record = {
-        "settings": settings.__dict__,
+        "settings": dataclasses.asdict(settings),
         "n_sequences": len(records),
         "records_sha256": records_digest(records),
         "final_loss": round(loss, 4),
