@@ -212,15 +212,16 @@ def test_align_keeps_order_and_residues_with_any_id():
 
 @needs_clustalo
 def test_browser_files_and_payloads(browser):
-    assert sorted(p.name for p in (browser / "data" / "L3-k2-w3").iterdir()) == [
+    assert sorted(p.name for p in (browser / "L3-k2-w3").iterdir()) == [
         "0.js",
         "1.js",
         "2.js",
+        "rows.json",
     ]
     assert not list(browser.parent.glob(".browser.*"))  # the build folder was renamed, not left
-    index = read_payload(browser / "data" / "index.js", "protsaeIndex")
+    index = read_payload(browser / "assets" / "index.js", "protsaeIndex")
     assert [row[1] for row in index["rows"]] == [0, 1, 2]
-    latent0 = read_payload(browser / "data" / "L3-k2-w3" / "0.js", "protsaeLatent")
+    latent0 = read_payload(browser / "L3-k2-w3" / "0.js", "protsaeLatent")
     assert latent0["family_name"] == EVIL_FAMILY_NAME and latent0["family_specific"]
     assert [s["id"] for s in latent0["sequences"]] == [EVIL_ID, "P3", "P2"]
     assert len({len(s["aligned"]) for s in latent0["sequences"]}) == 1
@@ -234,10 +235,10 @@ def test_browser_files_and_payloads(browser):
         (0.5, 0.875),
         (4.0, 0.25),
     ]
-    latent1 = read_payload(browser / "data" / "L3-k2-w3" / "1.js", "protsaeLatent")
+    latent1 = read_payload(browser / "L3-k2-w3" / "1.js", "protsaeLatent")
     assert latent1["probes"] == []  # the layer-5 probe names another SAE's latent 1
     assert latent1["steering"][0]["skip_reason"] == "fewer than 2 homologs"
-    dead = read_payload(browser / "data" / "L3-k2-w3" / "2.js", "protsaeLatent")
+    dead = read_payload(browser / "L3-k2-w3" / "2.js", "protsaeLatent")
     assert dead["sequences"] == [] and dead["n_active_sequences"] == 0
     assert dead["probes"] == [] and dead["steering"] == []
 
@@ -260,7 +261,7 @@ def test_latent_page_in_chromium_shows_escaped_text_and_coloured_alignment(brows
     assert "&lt;script&gt;alert(" in dom and "<script>alert" not in dom
     assert "&lt;b&gt;bold&lt;/b&gt;" in dom and "<b>bold" not in dom
     assert 'data-id="P&amp;1&quot;q\'"' in dom and "P&amp;1\"q'</span>" in dom
-    payload = read_payload(browser / "data" / "L3-k2-w3" / "0.js", "protsaeLatent")
+    payload = read_payload(browser / "L3-k2-w3" / "0.js", "protsaeLatent")
     rows = dom.split('<div class="msa-row"')[1:]
     assert len(rows) == len(payload["sequences"]) == 3
     for row, seq in zip(rows, payload["sequences"], strict=True):
@@ -320,7 +321,18 @@ def test_index_paginates_at_paper_scale(tmp_path, chromium):
 
     _copy_static(tmp_path)
     rows = [
-        [sae, latent, "point" if latent % 3 else "motif_short", None, None, None, False, 1.0, 5]
+        [
+            sae,
+            latent,
+            None,
+            "point" if latent % 3 else "motif_short",
+            None,
+            None,
+            None,
+            False,
+            1.0,
+            5,
+        ]
         for sae in (0, 1)
         for latent in range(4096)
     ]
@@ -331,8 +343,7 @@ def test_index_paginates_at_paper_scale(tmp_path, chromium):
         "saes": [{"name": "L1-k64-w4096", "label": "a"}, {"name": "L2-k64-w4096", "label": "b"}],
         "rows": rows,
     }
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "index.js").write_text(js_call("protsaeIndex", index))
+    (tmp_path / "assets" / "index.js").write_text(js_call("protsaeIndex", index))
     url = (tmp_path / "index.html").as_uri()
     dom = chromium.dom(url)
     assert len(re.findall(r"<tr data-latent=", dom)) == 100

@@ -444,25 +444,6 @@ def steering_figure_targets():
     ]
 
 
-def browser_saes():
-    """What the browser job needs of each SAE: coordinates, latents folder, steering summary."""
-    return [
-        {
-            "layer": s.layer,
-            "k": s.k,
-            "width": s.width,
-            "latents": latents_dir(s),
-            "steering": f"{steering_dir(s)}/summary.parquet",
-        }
-        for s in SAES
-    ]
-
-
-def browser_targets():
-    """The feature browser folder, when there are SAEs to browse."""
-    return [res("browser")] if SAES else []
-
-
 # ---- ESM-2 pre-trained here (esm.pretrain) ------------------------------------------
 
 
