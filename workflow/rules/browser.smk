@@ -6,16 +6,21 @@
 
 BROWSER_SAE = res("browser", "L{layer}-k{k}-w{width}")
 STRUCTURES = config["structures"]
-VIEWER_JS = str(
-    Path(workflow.basedir) / "tools" / "viewer" / "node_modules" / "3dmol" / "build"
-) + "/3Dmol-min.js"
+VIEWER_JS = (
+    str(
+        Path(workflow.basedir) / "tools" / "viewer" / "node_modules" / "3dmol" / "build"
+    )
+    + "/3Dmol-min.js"
+)
 if STRUCTURES["source"] != "none" and SAES and not Path(VIEWER_JS).is_file():
     raise WorkflowError(
         f"structures.source is {STRUCTURES['source']}, but the 3D viewer (3Dmol.js) is not "
         "installed: run `make setup` (it needs npm; Debian: apt-get install npm)"
     )
 if STRUCTURES["source"] == "dir" and not STRUCTURES["dir"]:
-    raise WorkflowError("invalid config: structures.source is dir but structures.dir is not set")
+    raise WorkflowError(
+        "invalid config: structures.source is dir but structures.dir is not set"
+    )
 
 
 def browser_sae_name(spec):
@@ -39,7 +44,9 @@ def browser_probe_tables(wildcards):
     spec = sae_spec(wildcards)
     if spec not in PROBE_SAES:
         return []
-    return [f"{probe_dir(spec.layer, task)}/top_latents.parquet" for task in PROBE_TASKS]
+    return [
+        f"{probe_dir(spec.layer, task)}/top_latents.parquet" for task in PROBE_TASKS
+    ]
 
 
 def browser_steered(wildcards):
