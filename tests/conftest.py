@@ -116,22 +116,29 @@ class HeadlessChromium:
             raise AssertionError(f"chromium failed on {url}: {done.stderr[-2000:]}")
         return done.stdout
 
-    def dom(self, url: str) -> str:
-        """The serialized DOM of ``url`` once its scripts have run."""
-        return self._run(url, "--dump-dom")
+    # WebGL in software (the 3D viewer): SwiftShader, allowed explicitly
+    WEBGL = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
 
-    def screenshot(self, url: str, path: Path, size: str = "1280,1400") -> Path:
-        self._run(url, f"--screenshot={path}", f"--window-size={size}")
+    def dom(self, url: str, webgl: bool = False) -> str:
+        """The serialized DOM of ``url`` once its scripts have run."""
+        return self._run(url, "--dump-dom", *(self.WEBGL if webgl else ()))
+
+    def screenshot(
+        self, url: str, path: Path, size: str = "1280,1400", webgl: bool = False
+    ) -> Path:
+        self._run(
+            url, f"--screenshot={path}", f"--window-size={size}", *(self.WEBGL if webgl else ())
+        )
         assert path.stat().st_size > 0
         return path
 
-    def page_requests(self, url: str) -> list[str]:
+    def page_requests(self, url: str, webgl: bool = False) -> list[str]:
         """http(s) URLs the page asked for (Chromium's own update checks are not the page's:
         they carry no file:// network isolation key)."""
         import json
 
         log = self.workdir / f"netlog-{self.runs + 1}.json"
-        self._run(url, f"--log-net-log={log}", "--dump-dom")
+        self._run(url, f"--log-net-log={log}", "--dump-dom", *(self.WEBGL if webgl else ()))
         events = json.loads(log.read_text())["events"]
         return sorted(
             {

@@ -25,15 +25,15 @@ EVIL_FAMILY_NAME = '<script>alert("pwned")</script> & <b>bold</b>'
 EVIL_ID = "P&1\"q'"
 SEQUENCES = {
     EVIL_ID: "MKTAYIAKQRQISFVKSHFSRQ",
-    "P2": "MKTAYIAKQRISFVKSHFSRQLEE",
-    "P3": "MSTAYIAKQRQISFVKSHFSRQ",
+    "O15552": "MKTAYIAKQRISFVKSHFSRQLEE",
+    "P0DTC2": "MSTAYIAKQRQISFVKSHFSRQ",
     "P4": "GGGGWWWWGGGG",
     "P5": "MPPPPPPPPPPP",
 }
 # latent 0: family-specific for IPR900001 on its three members, residues 4..6 (AYI / AYI)
 # latent 1: point latent on P4 and P5; latent 2: dead
 ACTIVE = {
-    0: {EVIL_ID: {3: 2.0, 4: 4.0, 5: 1.0}, "P2": {3: 1.5, 4: 3.0}, "P3": {4: 3.5}},
+    0: {EVIL_ID: {3: 2.0, 4: 4.0, 5: 1.0}, "O15552": {3: 1.5, 4: 3.0}, "P0DTC2": {4: 3.5}},
     1: {"P4": {4: 1.0}, "P5": {0: 0.5}},
 }
 
@@ -116,8 +116,8 @@ def write_latents(root: Path) -> Path:
     pq.write_table(pa.Table.from_pylist(families, FAMILIES_SCHEMA), folder / "families.parquet")
     members = {
         EVIL_ID: ["IPR900001"],
-        "P2": ["IPR900001"],
-        "P3": ["IPR900001"],
+        "O15552": ["IPR900001"],
+        "P0DTC2": ["IPR900001"],
         "P4": ["IPR900002"],
     }
     swissprot = pa.table(
@@ -203,7 +203,7 @@ def test_js_call_escapes_markup_and_line_separators():
 
 @needs_clustalo
 def test_align_keeps_order_and_residues_with_any_id():
-    seqs = [SEQUENCES[EVIL_ID], SEQUENCES["P2"], SEQUENCES["P3"]]
+    seqs = [SEQUENCES[EVIL_ID], SEQUENCES["O15552"], SEQUENCES["P0DTC2"]]
     aligned = align(seqs)
     assert len({len(a) for a in aligned}) == 1
     assert [a.replace("-", "") for a in aligned] == seqs
@@ -223,7 +223,7 @@ def test_browser_files_and_payloads(browser):
     assert [row[1] for row in index["rows"]] == [0, 1, 2]
     latent0 = read_payload(browser / "L3-k2-w3" / "0.js", "protsaeLatent")
     assert latent0["family_name"] == EVIL_FAMILY_NAME and latent0["family_specific"]
-    assert [s["id"] for s in latent0["sequences"]] == [EVIL_ID, "P3", "P2"]
+    assert [s["id"] for s in latent0["sequences"]] == [EVIL_ID, "P0DTC2", "O15552"]
     assert len({len(s["aligned"]) for s in latent0["sequences"]}) == 1
     assert latent0["histogram"]["in_family"][-1] == 1  # the top sequence is a member at 1 × max
     assert sum(latent0["histogram"]["in_family"]) == 3 and sum(latent0["histogram"]["other"]) == 0
@@ -356,3 +356,343 @@ def test_index_paginates_at_paper_scale(tmp_path, chromium):
     assert '<span id="pages">41</span>' in dom
     dom = chromium.dom(url + "#class=motif_short&size=all")
     assert len(re.findall(r"<tr data-latent=", dom)) == 2 * len(range(0, 4096, 3))
+
+
+# ---- structures, tracks, quantiles, peaks, steering, descriptions -------------------------
+
+VIEWER_JS = (
+    Path(__file__).resolve().parents[2] / "tools/viewer/node_modules/3dmol/build/3Dmol-min.js"
+)
+needs_viewer = pytest.mark.skipif(
+    not VIEWER_JS.is_file(),
+    reason="3Dmol.js not installed (make setup runs npm ci in tools/viewer)",
+)
+ACC = "P0DTC2"  # the id with a structure from the test folder (a UniProt-shaped accession)
+FEATURES = [  # ACC's residues 5-6 are an active site, 2-8 a region; O15552's 4-5 a motif
+    dict(accession=ACC, type="ACT_SITE", start=5, end=6, concept="active site <b>"),
+    dict(accession=ACC, type="REGION", start=2, end=8, concept=None),
+    dict(accession="O15552", type="MOTIF", start=4, end=5, concept="planted motif"),
+]
+DESCRIPTION = "Fires on the AYI motif of <i>family</i> one"
+
+
+def helix_structure(sequence: str, chain_id: str = "A", first: int = 1):
+    """A Biopython structure: an ideal-ish alpha helix with backbone atoms N, CA, C, O."""
+    import math
+
+    import numpy as np
+    from Bio.PDB.StructureBuilder import StructureBuilder
+    from Bio.SeqUtils import seq3
+
+    builder = StructureBuilder()
+    builder.init_structure("planted")
+    builder.init_model(0)
+    builder.init_chain(chain_id)
+    builder.init_seg("    ")
+    for i, letter in enumerate(sequence):
+        builder.init_residue(seq3(letter).upper(), " ", first + i, " ")
+        angle = math.radians(100 * i)
+        for name, radius, turn, rise in (
+            ("N", 1.55, -28, -0.9),
+            ("CA", 2.3, 0, 0.0),
+            ("C", 1.6, 28, 0.9),
+            ("O", 1.8, 32, 2.1),
+        ):
+            a = angle + math.radians(turn)
+            xyz = np.array([1.5 * i + rise, radius * math.cos(a), radius * math.sin(a)])
+            builder.init_atom(name, xyz, 0.0, 1.0, " ", f" {name:<3}", element=name[0])
+    return builder.get_structure()
+
+
+def write_structure_folder(folder: Path) -> Path:
+    """ACC as mmCIF, O15552 as PDB (numbered from 101), P4 with another sequence, P5 an HTML
+    page named .pdb; no file for EVIL_ID."""
+    from Bio.PDB import PDBIO, MMCIFIO
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cif = MMCIFIO()
+    cif.set_structure(helix_structure(SEQUENCES[ACC]))
+    cif.save(str(folder / f"{ACC}.cif"))
+    pdb = PDBIO()
+    pdb.set_structure(helix_structure(SEQUENCES["O15552"], first=101))
+    pdb.save(str(folder / "O15552.pdb"))
+    pdb.set_structure(helix_structure("MKV" * 4))
+    pdb.save(str(folder / "P4.pdb"))
+    (folder / "P5.pdb").write_text("<!doctype html><html><body>Not found</body></html>")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rich_browser(tmp_path_factory) -> Path:
+    """The planted SAE with structures from a local folder, annotation tracks, descriptions,
+    per-latent steering tables, one top sequence per latent and two quantile bins."""
+    from protsae.browser.structures import collect_structures
+
+    root = tmp_path_factory.mktemp("rich")
+    folder = write_latents(root)
+    probes, steering = write_probes_and_steering(root)
+    features = root / "swissprot_features.parquet"
+    pd.DataFrame(FEATURES).astype({"start": "int32", "end": "int32"}).to_parquet(features)
+    descriptions = root / "descriptions.parquet"
+    pd.DataFrame({"latent": [0, 1], "description": [DESCRIPTION, ""]}).to_parquet(descriptions)
+    steered = root / "latent-0.parquet"
+    write_steered_table(steered)
+    structures = root / "structures" / "L3-k2-w3"
+    collect_structures(
+        dict(SEQUENCES), structures, "dir", folder=write_structure_folder(root / "models")
+    )
+    out = root / "browser"
+    build_browser(
+        out,
+        [{"layer": 3, "k": 2, "width": 3, "latents": folder, "steering": steering}],
+        root / "swissprot.parquet",
+        root / "entry.list",
+        viewer=VIEWER_JS if VIEWER_JS.is_file() else None,
+        structures={"L3-k2-w3": structures},
+        top_sequences=2,
+        quantile_bins=2,
+        per_quantile=1,
+        probe_paths=[probes],
+        steering_tables=[steered],
+        features_path=features,
+        descriptions_path=descriptions,
+    )
+    return out
+
+
+STEER_ORIGINAL = "MKTAYIAKQR"
+STEER_CONSENSUS = "MKTAWIAKER"
+STEERED = {0.5: "MKTAYIAKQR", 4.0: "MKTAWIGKER"}  # at 4: W and E to consensus, G elsewhere
+
+
+def write_steered_table(path: Path) -> None:
+    from protsae.steering.steer import LATENT_SCHEMA
+
+    rows = []
+    for multiplier, steered in STEERED.items():
+        for pos, (orig, cons, new) in enumerate(
+            zip(STEER_ORIGINAL, STEER_CONSENSUS, steered, strict=True)
+        ):
+            rows.append(
+                dict(
+                    latent=0,
+                    family="IPR900001",
+                    id="O15552",
+                    multiplier=multiplier,
+                    clamp_value=multiplier * 4.0,
+                    pos=pos,
+                    original=orig,
+                    baseline=orig,
+                    steered=new,
+                    consensus=cons,
+                    conservation=0.5,
+                    entropy=1.0,
+                    n_homologs=3,
+                )
+            )
+    pq.write_table(pa.Table.from_pylist(rows, LATENT_SCHEMA), path)
+
+
+def test_structures_from_a_folder_are_checked_and_named(tmp_path):
+    from protsae.browser.structures import collect_structures
+
+    models = write_structure_folder(tmp_path / "models")
+    index = collect_structures(dict(SEQUENCES), tmp_path / "out", "dir", folder=models)
+    status = dict(zip(index["accession"].to_pylist(), index["status"].to_pylist(), strict=True))
+    assert status == {
+        ACC: "ok",
+        "O15552": "ok",
+        "P4": "mismatch",
+        "P5": "unreadable",
+        EVIL_ID: "missing",
+    }
+    reasons = dict(zip(index["accession"].to_pylist(), index["reason"].to_pylist(), strict=True))
+    assert "differs from the Swiss-Prot sequence" in reasons["P4"]
+    assert "HTML" in reasons["P5"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "O15552.pdb",
+        f"{ACC}.cif",
+        "index.parquet",
+    ]
+    assert not list(tmp_path.glob(".out.*"))
+
+
+class _ModelServer:
+    """A local HTTP server: ACC's model, an HTML page for O15552, 404 for the rest."""
+
+    def __init__(self, models: Path) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[str] = []
+        server_self = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server_self.requests.append(self.path)
+                name = self.path.rsplit("/", 1)[-1]
+                if name == f"AF-{ACC}-F1-model_v6.cif":
+                    body, status, kind = (models / f"{ACC}.cif").read_bytes(), 200, "text/plain"
+                elif name.startswith("AF-O15552"):
+                    body, status, kind = b"<!doctype html><html>login</html>", 200, "text/html"
+                else:
+                    body, status, kind = b"not found", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_structures_download_once_and_a_missing_model_is_not_asked_again(tmp_path):
+    from protsae.browser.structures import collect_structures
+
+    server = _ModelServer(write_structure_folder(tmp_path / "models"))
+    try:
+        url = server.url + "AF-{accession}-F1-model_v6.cif"
+        wanted = {a: SEQUENCES[a] for a in (ACC, "O15552", "P4")}
+        args = dict(url=url, cache_dir=tmp_path / "cache", retries=0)
+        index = collect_structures(wanted, tmp_path / "out", "alphafold", **args)
+        status = dict(zip(index["accession"].to_pylist(), index["status"].to_pylist()))
+        assert status == {ACC: "ok", "O15552": "error", "P4": "not_found"}
+        reasons = dict(zip(index["accession"].to_pylist(), index["reason"].to_pylist()))
+        assert "HTML" in reasons["O15552"] and "AF-P4-F1-model_v6.cif" in reasons["P4"]
+        assert sorted(server.requests) == sorted(
+            f"/files/AF-{a}-F1-model_v6.cif" for a in (ACC, "O15552", "P4")
+        )
+        server.requests.clear()
+        again = collect_structures(wanted, tmp_path / "out", "alphafold", **args)
+        assert again.to_pylist() == index.to_pylist()
+        # the cached model and the recorded 404 are not fetched again; the refused page is
+        assert server.requests == ["/files/AF-O15552-F1-model_v6.cif"]
+    finally:
+        server.close()
+
+
+@needs_clustalo
+def test_rich_payload_tracks_quantiles_peaks_steering(rich_browser):
+    latent0 = read_payload(rich_browser / "L3-k2-w3" / "0.js", "protsaeLatent")
+    assert latent0["description"] == DESCRIPTION
+    assert [s["id"] for s in latent0["sequences"]] == [EVIL_ID, ACC]
+    by_id = {s["id"]: s for s in latent0["sequences"]}
+    assert by_id[ACC]["structure"] == {"status": "ok", "file": f"structures/{ACC}.js"}
+    assert by_id[EVIL_ID]["structure"]["status"] == "missing"
+    assert [(f["label"], f["start"], f["end"]) for f in by_id[ACC]["features"]] == [
+        ("REGION", 2, 8),
+        ("active site <b>", 5, 6),
+    ]
+    # one sequence (O15552, 3.0) below the two shown: one bin
+    assert [(b["label"], [e["id"] for e in b["examples"]]) for b in latent0["quantiles"]] == [
+        ("67–100 %", ["O15552"])
+    ]
+    example = latent0["quantiles"][0]["examples"][0]
+    assert example["positions"] == [3, 4] and example["argmax"] == 4
+    assert example["sequence"] == SEQUENCES["O15552"]
+    peaks = latent0["enrichment"]
+    assert peaks["n_peaks"] == 3 and peaks["residues"][0]["aa"] == "Y"
+    assert peaks["residues"][0]["peaks"] == 3 and peaks["residues"][0]["log2_enrichment"] > 2
+    (steered,) = latent0["steered"]
+    assert steered["original"] == STEER_ORIGINAL and steered["consensus"] == STEER_CONSENSUS
+    assert [(s["multiplier"], s["sequence"]) for s in steered["steered"]] == sorted(STEERED.items())
+    structure = read_payload(
+        rich_browser / "L3-k2-w3" / "structures" / f"{ACC}.js", "protsaeStructure"
+    )
+    assert structure["format"] == "cif" and structure["text"].startswith("data_")
+    index = read_payload(rich_browser / "assets" / "index.js", "protsaeIndex")
+    assert [row[2] for row in index["rows"]] == [DESCRIPTION, None, None]
+
+
+def _colour(value: float, top: float) -> str:
+    t = max(0.0, min(1.0, value / top))
+    return "#" + "".join(
+        f"{round(a + (b - a) * t):02x}" for a, b in ((255, 214), (255, 39), (255, 40))
+    )
+
+
+@needs_clustalo
+@needs_viewer
+@pytest.mark.slow
+def test_latent_page_draws_the_structure_coloured_by_activation(rich_browser, chromium):
+    import html
+
+    url = (rich_browser / "latent.html").as_uri() + "#sae=L3-k2-w3&latent=0"
+    dom = chromium.dom(url, webgl=True)
+    assert 'id="status" class="ok"' in dom
+    viewer = dom[dom.index('id="viewer"') :].split('id="viewer-hover"')[0]
+    assert "<canvas" in viewer and f'data-rendered="{ACC}"' in dom
+    record = re.search(r'<pre id="viewer-data" hidden="">(.*?)</pre>', dom, re.S).group(1)
+    drawn = json.loads(html.unescape(record))
+    payload = read_payload(rich_browser / "L3-k2-w3" / "0.js", "protsaeLatent")
+    seq = next(s for s in payload["sequences"] if s["id"] == ACC)
+    values = dict(zip(seq["positions"], seq["values"], strict=True))
+    assert drawn["accession"] == ACC and len(drawn["residues"]) == len(SEQUENCES[ACC])
+    for residue in drawn["residues"]:  # colours follow the activations, scaled to the latent max
+        expected = _colour(values.get(residue["position"], 0.0), payload["max_act"])
+        assert residue["colour"] == expected, residue
+    assert drawn["residues"][4]["value"] == 3.5 and drawn["residues"][4]["resn"] == "TYR"
+    assert (
+        f"{EVIL_ID}: no structure (no {EVIL_ID}.cif or .pdb)".replace("&", "&amp;").replace(
+            '"', "&quot;"
+        )
+        in dom
+        or "no structure" in dom
+    )
+    # the page's own requests: none to the network (net log)
+    assert chromium.page_requests(url, webgl=True) == []
+    shot = chromium.screenshot(url, rich_browser.parent / "latent-structure.png", webgl=True)
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    red = (pixels[:, 0] > 180) & (pixels[:, 1] < 90) & (pixels[:, 2] < 90)
+    assert red.sum() > 50  # the strongly active residues were drawn red
+
+
+@needs_clustalo
+@pytest.mark.slow
+def test_latent_page_tracks_links_quantiles_steering_in_chromium(rich_browser, chromium):
+    url = (rich_browser / "latent.html").as_uri() + "#sae=L3-k2-w3&latent=0"
+    dom = chromium.dom(url)
+    assert 'id="status" class="ok"' in dom
+    lead = re.search(r'<p id="description" class="lead">(.*?)</p>', dom).group(1)
+    assert lead == "Fires on the AYI motif of &lt;i&gt;family&lt;/i&gt; one"
+    # links: UniProt for a UniProt-shaped accession, plain text for others; InterPro for the family
+    assert f'href="https://www.uniprot.org/uniprotkb/{ACC}/entry"' in dom
+    assert 'href="https://www.uniprot.org/uniprotkb/P&amp;1' not in dom
+    assert "https://www.ebi.ac.uk/interpro/entry/InterPro/IPR900001/" in dom
+    # labelled statistics and histogram axes
+    row = dom.split('<tr data-key="n_train_positive">')[1].split("</tr>")[0]
+    assert re.match(
+        r'<th title="family members among the training sequences">Members \(training\)</th>', row
+    )
+    assert "sequence's largest activation ÷ latent's largest" in dom and ">sequences</text>" in dom
+    # tracks under ACC's row: the active site on the columns of residues 5-6
+    payload = read_payload(rich_browser / "L3-k2-w3" / "0.js", "protsaeLatent")
+    aligned = next(s["aligned"] for s in payload["sequences"] if s["id"] == ACC)
+    columns = [i for i, letter in enumerate(aligned) if letter != "-"]
+    track = dom.split('track-row" data-track="active site &lt;b&gt;"')[1].split("</div>")[0]
+    cells = re.findall(r'<span class="res track( on)?"', track)
+    assert {i for i, on in enumerate(cells) if on} == {columns[4], columns[5]}
+    assert 'class="legend-item" data-track="active site &lt;b&gt;"' in dom
+    assert dom.count('class="msa-row ruler"') == 1
+    # quantile section and its example, peak framed
+    quantile = dom.split('class="quantile" data-label="67–100 %"')[1].split("</section>")[0]
+    assert 'data-id="O15552"' in quantile and "res act peak" in quantile
+    # peaks table and steered sequences with changes highlighted
+    assert '<tr data-aa="Y">' in dom
+    steered = dom.split('data-row="× 4"')[1].split("</div>")[0]
+    assert len(re.findall(r'class="res changed to-consensus"', steered)) == 2
+    assert len(re.findall(r'class="res changed"', steered)) == 1
+    assert 'data-row="× 0.5"' in dom
+    assert chromium.page_requests(url) == []

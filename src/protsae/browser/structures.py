@@ -127,9 +127,10 @@ def _from_url(
         try:
             fetch(url, dest, retries=retries, logger=logger, kind="text", label="structures")
         except NotFoundError as exc:
+            reason = f"no model at {url} (HTTP {exc.code}; not asked again)"
             absent.parent.mkdir(parents=True, exist_ok=True)
-            absent.write_text(f"no model at {url} (HTTP {exc.code}); not asked again\n")
-            return None, None, _row(accession, "alphafold", "not_found", f"no model at {url}")
+            absent.write_text(reason + "\n")
+            return None, None, _row(accession, "alphafold", "not_found", reason)
         except DownloadError as exc:
             return None, None, _row(accession, "alphafold", "error", str(exc))
     return dest, fmt, None

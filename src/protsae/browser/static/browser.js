@@ -381,7 +381,7 @@ function rulerRow(length) {
   const numbers = el("div", { class: "msa-row ruler-numbers" });
   numbers.appendChild(el("span", { class: "msa-id" }, ""));
   const nums = el("span", { class: "msa-seq" });
-  for (let i = 10; i <= length; i += 10) nums.appendChild(el("span", { class: "num-tick", style: `left: calc(${i - 1} * 0.62em)` }, String(i)));
+  for (let i = 10; i <= length; i += 10) nums.appendChild(el("span", { class: "num-tick", style: `left: ${(i - 1) * 8}px` }, String(i)));
   numbers.appendChild(nums);
   return [numbers, row];
 }
