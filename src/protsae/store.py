@@ -308,9 +308,7 @@ def source_names(records: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sources_named(
-    records: dict[str, str], logger: logging.Logger | None = None
-) -> Iterator[None]:
+def sources_named(records: dict[str, str], logger: logging.Logger | None = None) -> Iterator[None]:
     """Input errors raised inside, and the lines logged inside, name each source as the user
     wrote it: its config key and URL or path, with the cached copy in parentheses.
     ``records`` maps each link a job reads to its record (``source_file`` and

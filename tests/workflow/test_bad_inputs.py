@@ -60,7 +60,9 @@ def test_probe_task_with_one_class_stops_at_probe_data(tmp_path: Path) -> None:
     config["sources"]["expression"] = {"url": "resources/one_class.csv"}
     (workdir / "config" / "bad.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     target = "results/bad/probes/data/expression.parquet"
-    done = snakemake(workdir, "--configfile", "config/bad.yaml", "--cores", "1", target, check=False)
+    done = snakemake(
+        workdir, "--configfile", "config/bad.yaml", "--cores", "1", target, check=False
+    )
     assert done.returncode != 0
     link = f"resources/downloads/{source_file_name('expression', 'resources/one_class.csv')}"
     log = (workdir / "results/bad/logs/probes/data/expression.log").read_text()
