@@ -407,7 +407,7 @@ def helix_structure(sequence: str, chain_id: str = "A", first: int = 1):
 def write_structure_folder(folder: Path) -> Path:
     """ACC as mmCIF, O15552 as PDB (numbered from 101), P4 with another sequence, P5 an HTML
     page named .pdb; no file for EVIL_ID."""
-    from Bio.PDB import PDBIO, MMCIFIO
+    from Bio.PDB import MMCIFIO, PDBIO
 
     folder.mkdir(parents=True, exist_ok=True)
     cif = MMCIFIO()
@@ -564,9 +564,11 @@ def test_structures_download_once_and_a_missing_model_is_not_asked_again(tmp_pat
         wanted = {a: SEQUENCES[a] for a in (ACC, "O15552", "P4")}
         args = dict(url=url, cache_dir=tmp_path / "cache", retries=0)
         index = collect_structures(wanted, tmp_path / "out", "alphafold", **args)
-        status = dict(zip(index["accession"].to_pylist(), index["status"].to_pylist()))
+        status = dict(zip(index["accession"].to_pylist(), index["status"].to_pylist(), strict=True))
         assert status == {ACC: "ok", "O15552": "error", "P4": "not_found"}
-        reasons = dict(zip(index["accession"].to_pylist(), index["reason"].to_pylist()))
+        reasons = dict(
+            zip(index["accession"].to_pylist(), index["reason"].to_pylist(), strict=True)
+        )
         assert "HTML" in reasons["O15552"] and "AF-P4-F1-model_v6.cif" in reasons["P4"]
         assert sorted(server.requests) == sorted(
             f"/files/AF-{a}-F1-model_v6.cif" for a in (ACC, "O15552", "P4")
