@@ -368,7 +368,7 @@ needs_viewer = pytest.mark.skipif(
     reason="3Dmol.js not installed (make setup runs npm ci in tools/viewer)",
 )
 ACC = "P0DTC2"  # the id with a structure from the test folder (a UniProt-shaped accession)
-FEATURES = [  # ACC's residues 5-6 are an active site, 2-8 a region; O15552's 4-5 a motif
+FEATURES = [  # ACC's residues 5-6 are an active site, 2-8 a region (no concept); O15552's 4-5 a motif
     dict(accession=ACC, type="ACT_SITE", start=5, end=6, concept="active site <b>"),
     dict(accession=ACC, type="REGION", start=2, end=8, concept=None),
     dict(accession="O15552", type="MOTIF", start=4, end=5, concept="planted motif"),
@@ -590,9 +590,9 @@ def test_rich_payload_tracks_quantiles_peaks_steering(rich_browser):
     by_id = {s["id"]: s for s in latent0["sequences"]}
     assert by_id[ACC]["structure"] == {"status": "ok", "file": f"structures/{ACC}.js"}
     assert by_id[EVIL_ID]["structure"]["status"] == "missing"
+    # the REGION has no concept: not drawn
     assert [(f["label"], f["start"], f["end"]) for f in by_id[ACC]["features"]] == [
-        ("REGION", 2, 8),
-        ("active site <b>", 5, 6),
+        ("active site <b>", 5, 6)
     ]
     # one sequence (O15552, 3.0) below the two shown: one bin
     assert [(b["label"], [e["id"] for e in b["examples"]]) for b in latent0["quantiles"]] == [
@@ -687,6 +687,7 @@ def test_latent_page_tracks_links_quantiles_steering_in_chromium(rich_browser, c
     cells = re.findall(r'<span class="res track( on)?"', track)
     assert {i for i, on in enumerate(cells) if on} == {columns[4], columns[5]}
     assert 'class="legend-item" data-track="active site &lt;b&gt;"' in dom
+    assert 'data-track="REGION"' not in dom
     assert dom.count('class="msa-row ruler"') == 1
     # quantile section and its example, peak framed
     quantile = dom.split('class="quantile" data-label="67–100 %"')[1].split("</section>")[0]

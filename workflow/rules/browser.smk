@@ -112,6 +112,7 @@ rule browser_sae:
         seq_stats=latents_file("seq_stats.parquet"),
         top_examples=latents_file("top_examples.parquet"),
         swissprot=res("sequences", "swissprot.parquet"),
+        features=res("sequences", "swissprot_features.parquet"),
         entries=source_file("interpro_entries"),
         entries_record=source_record("interpro_entries"),
         probes=browser_probe_tables,

@@ -145,21 +145,25 @@ def peak_enrichment(
 def feature_tracks(
     path: str | os.PathLike[str] | None, accessions: set[str]
 ) -> dict[str, list[dict]]:
-    """accession -> its residue annotations from ``swissprot_features`` (``start``/``end``
-    1-based inclusive as UniProt, ``concept`` or else ``type`` as the label); none without a
-    table."""
+    """accession -> its residue concepts from ``swissprot_features`` (``start``/``end``
+    1-based inclusive as UniProt; ``label`` the concept). Features without a concept (types
+    the concepts leave out, positions on another isoform) are not drawn. None without a table."""
     if path is None:
         return {}
     table = pq.read_table(path).to_pandas()
-    need = {"accession", "type", "start", "end"}
+    need = {"accession", "type", "start", "end", "concept"}
     if not need <= set(table.columns):
         raise ValueError(f"{path}: not a swissprot_features table (lacks {need - set(table)})")
-    table = table[table.accession.isin(accessions) & table.start.notna() & table.end.notna()]
-    concept = table["concept"] if "concept" in table.columns else table["type"]
-    label = concept.where(concept.notna() & (concept.astype(str) != ""), table["type"])
+    table = table[
+        table.accession.isin(accessions)
+        & table.start.notna()
+        & table.end.notna()
+        & table.concept.notna()
+        & (table.concept.astype(str) != "")
+    ]
     out: dict[str, list[dict]] = {}
     for acc, kind, name, start, end in zip(
-        table.accession, table.type, label, table.start, table.end, strict=True
+        table.accession, table.type, table.concept, table.start, table.end, strict=True
     ):
         out.setdefault(acc, []).append(
             {"type": str(kind), "label": str(name), "start": int(start), "end": int(end)}
