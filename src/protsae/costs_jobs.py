@@ -98,7 +98,8 @@ def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int
 
 def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
     """Figures (sweeps with more than one SAE, SAE quality, one max-activation and one steering
-    figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
+    figure per SAE, the two probe figures), the feature browser (one job per SAE and the index)
+    and the structures of its pages (one job per SAE), as the workflow draws them."""
     from protsae.figures.grid import figure_sweeps
 
     sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
@@ -109,5 +110,7 @@ def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, i
         "figure_steering": saes,
         "figure_probes": int(probes),
         "figure_probe_coefficients": int(probes),
-        "feature_browser": int(saes > 0),
+        "browser_sae": saes,
+        "browser_index": int(saes > 0),
+        "structures": saes if config["structures"]["source"] != "none" else 0,
     }

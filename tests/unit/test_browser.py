@@ -610,7 +610,10 @@ def test_rich_payload_tracks_quantiles_peaks_steering(rich_browser):
     structure = read_payload(
         rich_browser / "L3-k2-w3" / "structures" / f"{ACC}.js", "protsaeStructure"
     )
-    assert structure["format"] == "cif" and structure["text"].startswith("data_")
+    # the page gets the backbone of the checked mmCIF model, as PDB
+    atoms = [line for line in structure["text"].splitlines() if line.startswith("ATOM")]
+    assert structure["format"] == "pdb" and len(atoms) == 4 * len(SEQUENCES[ACC])
+    assert {line[12:16].strip() for line in atoms} == {"N", "CA", "C", "O"}
     index = read_payload(rich_browser / "assets" / "index.js", "protsaeIndex")
     assert [row[2] for row in index["rows"]] == [DESCRIPTION, None, None]
 

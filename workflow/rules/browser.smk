@@ -100,7 +100,7 @@ rule structures:
         url=STRUCTURES["url"],
         folder=STRUCTURES["dir"],
         cache=f"{DOWNLOADS_DIR}/structures",
-        top_sequences=config["browser"]["top_sequences"],
+        top_sequences=min(STRUCTURES["top_sequences"], config["browser"]["top_sequences"]),
     script:
         "../scripts/structures.py"
 

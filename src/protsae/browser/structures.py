@@ -105,6 +105,14 @@ def _row(accession: str, source: str, status: str, reason: str | None = None, **
     )
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link to a downloaded model (one copy on disk), a copy across file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _from_folder(accession: str, folder: Path) -> tuple[Path | None, str | None]:
     for suffix in FORMATS:
         candidate = folder / f"{accession}{suffix}"
@@ -191,7 +199,7 @@ def collect_structures(
                     path.unlink(missing_ok=True)  # a broken download is fetched again next time
                 continue
             name = f"{accession}.{fmt}"
-            shutil.copyfile(path, work / name)
+            _link_or_copy(path, work / name)
             rows.append(_row(accession, source, "ok", path=name, format=fmt))
         index = pa.Table.from_pylist(rows, INDEX_SCHEMA)
         write_parquet(index, work / "index.parquet")
