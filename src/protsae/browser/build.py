@@ -306,6 +306,10 @@ def build_index(
     if viewer is not None:
         with atomic_path(out / VIEWER) as tmp:
             shutil.copyfile(viewer, tmp)
+        notice = Path(f"{viewer}.LICENSE.txt")  # 3Dmol.js's licence notices, beside it
+        if notice.is_file():
+            with atomic_path(out / f"{VIEWER}.LICENSE.txt") as tmp:
+                shutil.copyfile(notice, tmp)
     index = {
         "title": title,
         "columns": list(INDEX_COLUMNS),
