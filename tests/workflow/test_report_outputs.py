@@ -206,4 +206,4 @@ def test_single_sae_sweep_is_skipped_with_a_log_line(demo_config):
     done = run_snakemake("-n", "--configfile", str(config))
     assert "sweep 1 (layer 2, k 8, width 256) has a single SAE" in done.stdout + done.stderr
     assert "figure_sweep" not in done.stdout
-    assert "figure_sae_quality" in done.stdout and "feature_browser" in done.stdout
+    assert "figure_sae_quality" in done.stdout and "browser_sae" in done.stdout
