@@ -194,3 +194,38 @@ def dense_latents() -> Callable[[object, torch.Tensor], torch.Tensor]:
         return out.scatter_(1, top.indices, top.values)
 
     return dense
+
+
+@pytest.fixture(scope="session")
+def helix_structure() -> Callable[..., object]:
+    """``make(sequence, chain_id="A", first=1)``: a Biopython structure of the sequence as an
+    ideal-ish alpha helix (backbone atoms N, CA, C, O), for structure files tests write."""
+    return _helix_structure
+
+
+def _helix_structure(sequence: str, chain_id: str = "A", first: int = 1):
+    """A Biopython structure: an ideal-ish alpha helix with backbone atoms N, CA, C, O."""
+    import math
+
+    import numpy as np
+    from Bio.PDB.StructureBuilder import StructureBuilder
+    from Bio.SeqUtils import seq3
+
+    builder = StructureBuilder()
+    builder.init_structure("planted")
+    builder.init_model(0)
+    builder.init_chain(chain_id)
+    builder.init_seg("    ")
+    for i, letter in enumerate(sequence):
+        builder.init_residue(seq3(letter).upper(), " ", first + i, " ")
+        angle = math.radians(100 * i)
+        for name, radius, turn, rise in (
+            ("N", 1.55, -28, -0.9),
+            ("CA", 2.3, 0, 0.0),
+            ("C", 1.6, 28, 0.9),
+            ("O", 1.8, 32, 2.1),
+        ):
+            a = angle + math.radians(turn)
+            xyz = np.array([1.5 * i + rise, radius * math.cos(a), radius * math.sin(a)])
+            builder.init_atom(name, xyz, 0.0, 1.0, " ", f" {name:<3}", element=name[0])
+    return builder.get_structure()

@@ -388,37 +388,9 @@ FEATURES = [  # ACC's residues 5-6 are an active site, 2-8 a region (no concept)
 DESCRIPTION = "Fires on the AYI motif of <i>family</i> one"
 
 
-def helix_structure(sequence: str, chain_id: str = "A", first: int = 1):
-    """A Biopython structure: an ideal-ish alpha helix with backbone atoms N, CA, C, O."""
-    import math
-
-    import numpy as np
-    from Bio.PDB.StructureBuilder import StructureBuilder
-    from Bio.SeqUtils import seq3
-
-    builder = StructureBuilder()
-    builder.init_structure("planted")
-    builder.init_model(0)
-    builder.init_chain(chain_id)
-    builder.init_seg("    ")
-    for i, letter in enumerate(sequence):
-        builder.init_residue(seq3(letter).upper(), " ", first + i, " ")
-        angle = math.radians(100 * i)
-        for name, radius, turn, rise in (
-            ("N", 1.55, -28, -0.9),
-            ("CA", 2.3, 0, 0.0),
-            ("C", 1.6, 28, 0.9),
-            ("O", 1.8, 32, 2.1),
-        ):
-            a = angle + math.radians(turn)
-            xyz = np.array([1.5 * i + rise, radius * math.cos(a), radius * math.sin(a)])
-            builder.init_atom(name, xyz, 0.0, 1.0, " ", f" {name:<3}", element=name[0])
-    return builder.get_structure()
-
-
-def write_structure_folder(folder: Path) -> Path:
+def write_structure_folder(folder: Path, helix_structure) -> Path:
     """ACC as mmCIF, O15552 as PDB (numbered from 101), P4 with another sequence, P5 an HTML
-    page named .pdb; no file for EVIL_ID."""
+    page named .pdb; no file for EVIL_ID (``helix_structure``: the fixture)."""
     from Bio.PDB import MMCIFIO, PDBIO
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -435,7 +407,7 @@ def write_structure_folder(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rich_browser(tmp_path_factory) -> Path:
+def rich_browser(tmp_path_factory, helix_structure) -> Path:
     """The planted SAE with structures from a local folder, annotation tracks, descriptions,
     per-latent steering tables, one top sequence per latent and two quantile bins."""
     from protsae.browser.structures import collect_structures
@@ -451,7 +423,10 @@ def rich_browser(tmp_path_factory) -> Path:
     write_steered_table(steered)
     structures = root / "structures" / "L3-k2-w3"
     collect_structures(
-        dict(SEQUENCES), structures, "dir", folder=write_structure_folder(root / "models")
+        dict(SEQUENCES),
+        structures,
+        "dir",
+        folder=write_structure_folder(root / "models", helix_structure),
     )
     out = root / "browser"
     build_browser(
@@ -505,10 +480,10 @@ def write_steered_table(path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows, LATENT_SCHEMA), path)
 
 
-def test_structures_from_a_folder_are_checked_and_named(tmp_path):
+def test_structures_from_a_folder_are_checked_and_named(tmp_path, helix_structure):
     from protsae.browser.structures import collect_structures
 
-    models = write_structure_folder(tmp_path / "models")
+    models = write_structure_folder(tmp_path / "models", helix_structure)
     index = collect_structures(dict(SEQUENCES), tmp_path / "out", "dir", folder=models)
     status = dict(zip(index["accession"].to_pylist(), index["status"].to_pylist(), strict=True))
     assert status == {
@@ -567,10 +542,10 @@ class _ModelServer:
         self.httpd.server_close()
 
 
-def test_structures_download_once_and_a_missing_model_is_not_asked_again(tmp_path):
+def test_structures_download_once_and_a_missing_model_is_not_asked_again(tmp_path, helix_structure):
     from protsae.browser.structures import collect_structures
 
-    server = _ModelServer(write_structure_folder(tmp_path / "models"))
+    server = _ModelServer(write_structure_folder(tmp_path / "models", helix_structure))
     try:
         url = server.url + "AF-{accession}-F1-model_v6.cif"
         wanted = {a: SEQUENCES[a] for a in (ACC, "O15552", "P4")}

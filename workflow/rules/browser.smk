@@ -44,6 +44,7 @@ rule browser_sae:
         steering=steering_summary_file,
         steered=browser_steered,
         structures=browser_structures,
+        descriptions=browser_descriptions,
     output:
         directory(BROWSER_SAE),
     log:

@@ -7,9 +7,11 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.browser import build_index
 
+viewer = snakemake.input.get("viewer", [])
+saes = snakemake.input.saes
 build_index(
     Path(snakemake.output[0]).parent,
-    snakemake.input.saes,
+    [saes] if isinstance(saes, str) else list(saes),
     title=snakemake.params.title,
-    viewer=snakemake.input.viewer[0] if snakemake.input.viewer else None,
+    viewer=viewer if isinstance(viewer, str) else (viewer[0] if len(viewer) else None),
 )

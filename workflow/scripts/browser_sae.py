@@ -10,6 +10,14 @@ from protsae.io import claim_outputs
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 inputs = snakemake.input
+
+
+def optional(name):
+    """A named input that may be absent (an empty list) or one path."""
+    value = inputs.get(name, [])
+    return value if isinstance(value, str) else (value[0] if len(value) else None)
+
+
 build_sae_pages(
     snakemake.output[0],
     snakemake.params.sae,
@@ -21,7 +29,7 @@ build_sae_pages(
     threads=snakemake.threads,
     probe_paths=inputs.probes,
     steering_tables=inputs.steered,
-    features_path=inputs.get("features"),
-    descriptions_path=inputs.get("descriptions"),
-    structures_dir=inputs.structures[0] if inputs.structures else None,
+    features_path=optional("features"),
+    descriptions_path=optional("descriptions"),
+    structures_dir=optional("structures"),
 )
