@@ -46,6 +46,8 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "latent_stats": saes,
         "latent_classes": saes,
         "latent_families": saes,
+        "latent_concepts": saes,
+        "latent_descriptions": saes,
         "latent_summary": saes,
         **probes,
         **_steering_jobs(config, trained + imported),
