@@ -36,7 +36,7 @@ CONCEPTS_SCHEMA = pa.schema(
     [
         pa.field("latent", pa.int32()),
         pa.field("concept", pa.string()),
-        pa.field("threshold", pa.float32()),  # fraction of the latent's train max
+        pa.field("threshold", pa.float64()),  # fraction of the latent's train max, as configured
         pa.field("precision", pa.float32()),
         pa.field("recall", pa.float32()),
         pa.field("f1_test", pa.float32()),
@@ -122,7 +122,8 @@ class ConceptCounts:
     """
 
     def __init__(self, train_max: np.ndarray, n_concepts: int, fractions: Sequence[float]) -> None:
-        fractions = np.asarray(fractions, np.float32)
+        self.configured = np.asarray(fractions, np.float64)
+        fractions = self.configured.astype(np.float32)
         if len(fractions) == 0 or np.any(np.diff(fractions) <= 0) or fractions[0] < 0:
             raise ValueError(f"thresholds must be ascending fractions >= 0, got {fractions}")
         self.fractions = fractions
@@ -220,7 +221,7 @@ class ConceptCounts:
                 {
                     "latent": (rows_l + first).astype(np.int32),
                     "concept": pa.array(concepts, pa.string()).take(pa.array(rows_c)),
-                    "threshold": self.fractions[best[rows_l, rows_c]],
+                    "threshold": self.configured[best[rows_l, rows_c]],
                     "precision": precision[pick].astype(np.float32),
                     "recall": recall[pick].astype(np.float32),
                     "f1_test": f1[pick].astype(np.float32),
