@@ -30,6 +30,7 @@ rule train_sae:
         lr=config["sae"]["training"]["lr"],
         batch_tokens=config["sae"]["training"]["batch_tokens"],
         total_tokens=config["sae"]["training"]["total_tokens"],
+        epochs=config["sae"]["training"]["epochs"],
         auxk=config["sae"]["training"]["auxk"],
         dead_tokens=config["sae"]["training"]["dead_tokens"],
         shuffle_buffer_tokens=config["sae"]["training"]["shuffle_buffer_tokens"],
