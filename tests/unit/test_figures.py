@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 from protsae.figures import (
     activation_histograms,
@@ -95,6 +96,20 @@ def test_quality_figure_bars_match_the_metrics_table(dead):
             assert np.allclose(heights, ordered[column].to_numpy())
     labels = [t.get_text() for t in fve_ax.get_xticklabels()]
     assert labels == ["L2 k4 w256", "L2 k8 w256", "L4 k8 w256"]
+
+
+def test_quality_figure_draws_the_mask_draw_spread_as_error_bars():
+    metrics = pd.DataFrame(
+        {"layer": [2, 3], "k": [8, 8], "width": [256, 256], "fve": [0.9, 0.8], "l0": [8, 8]}
+        | {"dead_fraction_eval": [0.1, 0.2], "loss_recovered": [0.95, 0.96]}
+        | {"loss_recovered_std": [0.02, 0.03], "mask_draws": [5, 5]}
+    )
+    lr_ax = sae_quality_figure(metrics).axes[3]
+    (errorbar,) = [c for c in lr_ax.containers if isinstance(c, ErrorbarContainer)]
+    bars = errorbar.lines[2][0]  # the vertical error segments
+    spans = [seg[1, 1] - seg[0, 1] for seg in bars.get_segments()]
+    assert np.allclose(spans, [0.04, 0.06])  # ± one standard deviation
+    assert "mean ± sd over 5 mask draws" in lr_ax.get_title()
 
 
 def test_quality_figure_marks_a_missing_value():
