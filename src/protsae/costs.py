@@ -67,6 +67,7 @@ class Assumptions:
     mean_length: float | None = None  # residues per sampled sequence (None: measure or 300)
     eval_sequences: int | None = None  # Swiss-Prot cluster representatives (None: measure or 150k)
     python_mb: float = 700.0  # a job's baseline RSS: python, torch, pyarrow imported
+    concepts: int = 300  # residue concepts with concepts.min_proteins train proteins
     notes: list[str] = field(default_factory=list)
 
 
@@ -242,10 +243,11 @@ def ceil_div(a: float, b: float) -> int:
 
 
 def training_tokens(config: dict[str, Any], sample: SequenceSample) -> float:
-    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = one pass over the
-    layer's cached training tokens."""
+    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = ``epochs`` passes
+    over the layer's cached training tokens."""
     total = config["sae"]["training"]["total_tokens"]
-    return float(total) if total is not None else sample.stored_tokens
+    epochs = float(config["sae"]["training"].get("epochs", 1))
+    return float(total) if total is not None else epochs * sample.stored_tokens
 
 
 # --------------------------------------------------------------------------- the plan
@@ -360,6 +362,8 @@ def _stages(
         ),
         "bf16",
     )
+    # the concept counts encode the same evaluation set again (rule latent_concepts)
+    concepts = Stage("latent_concepts", stats.jobs, stats.flops, "bf16")
     configured = sum(lone) + sum(max(g) for g in groups)
     alternative = {
         "per_layer_early_exit_flops": per_layer * sum(layers),
@@ -369,7 +373,7 @@ def _stages(
         "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
         "layer_passes_per_sequence_configured": float(configured),
     }
-    return [*extract, train, evaluate, stats], alternative
+    return [*extract, train, evaluate, stats, concepts], alternative
 
 
 def _disk(

@@ -207,6 +207,7 @@ const STATS = {
   mean_activations: ["Active residues per sequence", "average number of active residues in a top sequence"],
   periodic_fraction: ["Periodic share", "share of top sequences whose active residues repeat at a fixed spacing"],
   density: ["Density", "active residues per sequence, on average"],
+  top_distances: ["Common spacings", "the two most common distances (residues) between the starts of active regions"],
   multiplier: ["Multiplier", "the latent clamped to this multiple of its largest activation"],
   bin_low: ["Conservation from", "lower edge of the conservation bin of the alignment columns"],
   bin_high: ["Conservation to", "upper edge of that bin"],
