@@ -411,11 +411,12 @@ def test_report_jobs_and_disk_by_hand(config):
 
     plan = build_plan(config)
     # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation
-    # and one steering figure per SAE; no probe task configured: no probe figures
+    # and one best-concepts and one steering figure per SAE; no probe task: no probe figures
     figures = {
         "figure_sweep": 2,
         "figure_sae_quality": 1,
         "figure_max_activation": 3,
+        "figure_best_concepts": 3,
         "figure_steering": 3,
     }
     assert {r: n for r, n in plan.jobs.items() if r.startswith("figure_")} == figures
@@ -429,7 +430,7 @@ def test_report_jobs_and_disk_by_hand(config):
         1,
         0,
     )
-    assert plan.disk["figures/"] == 9 * FIGURE_BYTES
+    assert plan.disk["figures/"] == 12 * FIGURE_BYTES
     # browser: 25 kB static; per latent 1.5 kB + a 150 B index row; per top sequence shown
     # (the one evaluation sequence of 40 residues, for each latent active in it) 200 B, its
     # aligned residues (1.2 B each) and 12 B per active position; per latent 4 quantile bins
@@ -447,7 +448,7 @@ def test_report_jobs_and_disk_by_hand(config):
     # the Clustal Omega bound: one alignment of top_sequences sequences per latent, per SAE
     top = config["browser"]["top_sequences"]
     assert stage.cpu_hours == pytest.approx(3 * 16 * 8e-5 * top * 40 / 3600)
-    assert {s.rule: s for s in plan.stages}["figures"].jobs == 9
+    assert {s.rule: s for s in plan.stages}["figures"].jobs == 12
 
 
 def test_structures_disk_at_paper_scale_is_bounded_per_latent(config):

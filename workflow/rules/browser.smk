@@ -44,7 +44,7 @@ rule browser_sae:
         steering=steering_summary_file,
         steered=browser_steered,
         structures=browser_structures,
-        descriptions=browser_descriptions,
+        descriptions=latents_file("descriptions.parquet"),
     output:
         directory(BROWSER_SAE),
     log:

@@ -84,10 +84,3 @@ def structures_url(wildcards):
     wildcard in a plain string)."""
     return STRUCTURES["url"]
 
-
-def browser_descriptions(wildcards):
-    """The SAE's generated latent descriptions, when the workflow has the rule that writes
-    them (latent_descriptions, the concepts stage)."""
-    if "latent_descriptions" not in {rule.name for rule in workflow.rules}:
-        return []
-    return [f"{latents_dir(sae_spec(wildcards))}/descriptions.parquet"]
