@@ -696,3 +696,43 @@ def test_latent_page_tracks_links_quantiles_steering_in_chromium(rich_browser, c
     assert len(re.findall(r'class="res changed"', steered)) == 1
     assert 'data-row="× 0.5"' in dom
     assert chromium.page_requests(url) == []
+
+
+def test_quantile_bins_have_equal_counts_below_the_shown_sequences(tmp_path):
+    """Latent 0 on 20 sequences (max activation 20 .. 1), the two strongest shown on top: the
+    other 18 fall in three bins of 6, and each bin's example is its middle sequence."""
+    from protsae.browser.examples import quantile_examples, read_latent_stats
+
+    rows = [
+        dict(
+            latent=latent,
+            id=f"s{i:02d}",
+            split="test" if i % 2 else "train",
+            length=30,
+            max_act=float(20 - i) * (latent + 1),
+            argmax=i,
+            n_active=1,
+            top_region_length=1,
+            coverage=0.1,
+            distances=[],
+            distance_counts=[],
+        )
+        for latent in (1, 0)  # written out of order: the reader sorts
+        for i in range(20 if latent == 0 else 3)
+    ]
+    path = tmp_path / "seq_stats.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, SEQ_STATS_SCHEMA), path)
+    stats = read_latent_stats(path)
+    bins = quantile_examples(stats, {0: {"s00", "s01"}, 1: {"s00", "s01", "s02"}}, 3, 1)
+    assert set(bins) == {0}  # latent 1 has nothing below its shown sequences
+    assert [(b["label"], b["n"], b["high"], b["low"]) for b in bins[0]] == [
+        ("10–40 %", 6, 18.0, 13.0),
+        ("40–70 %", 6, 12.0, 7.0),
+        ("70–100 %", 6, 6.0, 1.0),
+    ]
+    assert [b["examples"][0]["id"] for b in bins[0]] == ["s05", "s11", "s17"]
+    assert bins[0][0]["examples"][0] == dict(
+        id="s05", split="test", max_act=15.0, argmax=5, n_active=1
+    )
+    two = quantile_examples(stats, {0: {"s00", "s01"}}, 1, 2)[0]
+    assert [e["id"] for e in two[0]["examples"]] == ["s06", "s15"]  # spread over the bin

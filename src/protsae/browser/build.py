@@ -211,7 +211,7 @@ def build_sae_pages(
     stats = ex.read_latent_stats(Path(sae["latents"]) / "seq_stats.parquet")
     shown = {int(lat): set(rows.id) for lat, rows in tables.top.groupby("latent", sort=False)}
     sections = ex.quantile_examples(stats, shown, quantile_bins, per_quantile)
-    sequences = sequences_for(swissprot_path, set(stats.id) | set(tables.top.id))
+    sequences = sequences_for(swissprot_path, {str(i) for i in stats.ids} | set(tables.top.id))
     tables.extras = {
         "description": ex.descriptions(descriptions_path),
         "quantiles": _example_rows(tables, sections, sequences),

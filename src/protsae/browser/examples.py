@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -16,16 +18,72 @@ for _i, _aa in enumerate(AMINO_ACIDS):
     _CODE[ord(_aa)] = _i
 
 
-def read_latent_stats(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """``latent, id, split, max_act, argmax, n_active`` of ``seq_stats``, strongest first
-    within each latent."""
-    columns = ["latent", "id", "split", "max_act", "argmax", "n_active"]
-    stats = pq.read_table(path, columns=columns).to_pandas()
-    return stats.sort_values(["latent", "max_act", "id"], ascending=[True, False, True])
+@dataclass
+class LatentStats:
+    """The columns of ``seq_stats`` the browser needs, as compact arrays (paper scale: about a
+    hundred million rows per SAE), rows sorted by latent, then strongest first; ``id`` and
+    ``split`` are codes into ``ids`` and ``splits``."""
+
+    latent: np.ndarray  # int32
+    max_act: np.ndarray  # float32
+    argmax: np.ndarray  # int32
+    n_active: np.ndarray  # int32
+    id: np.ndarray  # int32 codes into ids
+    split: np.ndarray  # int8 codes into splits
+    ids: np.ndarray  # object: the distinct sequence ids
+    splits: list[str]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end row of each latent's run of rows (latents with rows only)."""
+        if not len(self.latent):
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        starts = np.flatnonzero(np.r_[True, self.latent[1:] != self.latent[:-1]])
+        return starts, np.r_[starts[1:], len(self.latent)]
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary codes (int32) and values of a string column, one dictionary for all chunks."""
+    column = column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    chunks = column.chunks
+    if not chunks:
+        return np.empty(0, np.int32), np.empty(0, object)
+    values = chunks[0].dictionary.to_numpy(zero_copy_only=False)
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+    return codes.astype(np.int32), values
+
+
+def read_latent_stats(path: str | os.PathLike[str]) -> LatentStats:
+    """Read the browser's columns of ``seq_stats`` (strings as dictionary codes, never as
+    Python objects per row) and sort them: by latent, then max activation descending, then id."""
+    table = pq.read_table(
+        path,
+        columns=["latent", "id", "split", "max_act", "argmax", "n_active"],
+        read_dictionary=["id", "split"],
+    )
+    id_codes, ids = _codes(table["id"])
+    split_codes, splits = _codes(table["split"])
+    latent = table["latent"].to_numpy().astype(np.int32)
+    max_act = table["max_act"].to_numpy().astype(np.float32)
+    # ids sorted as text, so ties in max activation break by id as in top_examples
+    rank = np.empty(len(ids), np.int32)
+    rank[np.argsort(ids.astype(str), kind="stable")] = np.arange(len(ids), dtype=np.int32)
+    order = np.lexsort((rank[id_codes], -max_act, latent))
+    return LatentStats(
+        latent=latent[order],
+        max_act=max_act[order],
+        argmax=table["argmax"].to_numpy().astype(np.int32)[order],
+        n_active=table["n_active"].to_numpy().astype(np.int32)[order],
+        id=id_codes[order],
+        split=split_codes.astype(np.int8)[order],
+        ids=ids,
+        splits=[str(v) for v in splits],
+    )
 
 
 def quantile_examples(
-    stats: pd.DataFrame,
+    stats: LatentStats,
     shown: Mapping[int, set[str]],
     bins: int,
     per_bin: int,
@@ -41,40 +99,42 @@ def quantile_examples(
     """
     if bins < 1 or per_bin < 1:
         return {}
+    code_of = {str(v): i for i, v in enumerate(stats.ids)}
     out: dict[int, list[dict]] = {}
-    latents = stats.latent.to_numpy()
-    starts = np.flatnonzero(np.r_[True, latents[1:] != latents[:-1]]) if len(stats) else []
-    ends = np.r_[starts[1:], len(stats)] if len(stats) else []
-    for start, end in zip(starts, ends, strict=True):
-        group = stats.iloc[start:end]
-        latent = int(group.latent.iloc[0])
-        rest = group[~group.id.isin(shown.get(latent, set()))]
-        n_active = len(group)
-        if rest.empty:
+    for start, end in zip(*stats.bounds(), strict=True):
+        latent = int(stats.latent[start])
+        hidden = [code_of[i] for i in shown.get(latent, ()) if i in code_of]
+        rows = np.arange(start, end)
+        rest = rows[~np.isin(stats.id[start:end], hidden)]
+        if not len(rest):
             continue
-        cuts = np.linspace(0, len(rest), min(bins, len(rest)) + 1).round().astype(int)
+        n_active = end - start
         offset = n_active - len(rest)  # ranks taken by the top sequences shown above
+        cuts = np.linspace(0, len(rest), min(bins, len(rest)) + 1).round().astype(int)
         sections = []
         for low, high in zip(cuts[:-1], cuts[1:], strict=True):
-            if high <= low:
+            part = rest[low:high]
+            if not len(part):
                 continue
-            part = rest.iloc[low:high]
-            picks = np.unique(
-                ((np.arange(min(per_bin, len(part))) + 0.5) * len(part) / min(per_bin, len(part)))
-                .astype(int)
-                .clip(0, len(part) - 1)
-            )
-            first = 100 * (offset + low) / n_active
-            last = 100 * (offset + high) / n_active
+            take = min(per_bin, len(part))
+            picks = np.unique(((np.arange(take) + 0.5) * len(part) / take).astype(int))
             sections.append(
                 {
-                    "label": f"{first:.0f}–{last:.0f} %",
-                    "low": float(part.max_act.min()),
-                    "high": float(part.max_act.max()),
+                    "label": f"{100 * (offset + low) / n_active:.0f}–"
+                    f"{100 * (offset + high) / n_active:.0f} %",
+                    "low": float(stats.max_act[part].min()),
+                    "high": float(stats.max_act[part].max()),
                     "n": int(len(part)),
-                    "examples": part.iloc[picks][
-                        ["id", "split", "max_act", "argmax", "n_active"]
-                    ].to_dict("records"),
+                    "examples": [
+                        {
+                            "id": str(stats.ids[stats.id[row]]),
+                            "split": stats.splits[stats.split[row]],
+                            "max_act": float(stats.max_act[row]),
+                            "argmax": int(stats.argmax[row]),
+                            "n_active": int(stats.n_active[row]),
+                        }
+                        for row in part[picks]
+                    ],
                 }
             )
         out[latent] = sections
@@ -82,7 +142,7 @@ def quantile_examples(
 
 
 def peak_enrichment(
-    stats: pd.DataFrame, sequences: Mapping[str, str], width: int, top: int = 6
+    stats: LatentStats, sequences: Mapping[str, str], width: int, top: int = 6
 ) -> dict[int, dict]:
     """The residues a latent fires on: per latent, the amino acid at each active sequence's
     peak (``argmax``) counted, against the composition of those same sequences.
@@ -92,25 +152,24 @@ def peak_enrichment(
     log2(fraction at peaks / fraction in the sequences) with half a count added to each
     residue so a residue seen once in few peaks is not infinitely enriched.
     """
-    ids = pd.Index(sorted(set(stats.id)))
+    ids = [str(i) for i in stats.ids]
     missing = [i for i in ids if i not in sequences]
     if missing:
         raise ValueError(f"sequences {missing[:5]} of seq_stats are not in Swiss-Prot")
     texts = [sequences[i].encode("ascii", "replace") for i in ids]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
-    buffer = np.frombuffer(b"".join(texts), dtype=np.uint8)
-    codes = _CODE[buffer]
+    codes = _CODE[np.frombuffer(b"".join(texts), dtype=np.uint8)]
     composition = np.zeros((len(ids), len(AMINO_ACIDS)))
     owner = np.repeat(np.arange(len(ids)), lengths)
     valid = codes >= 0
     np.add.at(composition, (owner[valid], codes[valid]), 1.0)
 
-    seq_index = ids.get_indexer(stats.id)
-    argmax = stats.argmax.to_numpy().astype(np.int64)
-    latent = stats.latent.to_numpy().astype(np.int64)
-    inside = (argmax >= 0) & (argmax < lengths[seq_index])
-    peak_code = np.full(len(stats), -1, dtype=np.int64)
+    seq_index = stats.id.astype(np.int64)
+    argmax = stats.argmax.astype(np.int64)
+    latent = stats.latent.astype(np.int64)
+    inside = (argmax >= 0) & (argmax < lengths[seq_index]) if len(ids) else argmax < 0
+    peak_code = np.full(len(latent), -1, dtype=np.int64)
     peak_code[inside] = codes[offsets[seq_index[inside]] + argmax[inside]]
     keep = peak_code >= 0
     peaks = np.zeros((width, len(AMINO_ACIDS)))
@@ -150,13 +209,15 @@ def feature_tracks(
     the concepts leave out, positions on another isoform) are not drawn. None without a table."""
     if path is None:
         return {}
-    table = pq.read_table(path).to_pandas()
     need = {"accession", "type", "start", "end", "concept"}
-    if not need <= set(table.columns):
-        raise ValueError(f"{path}: not a swissprot_features table (lacks {need - set(table)})")
+    names = set(pq.read_schema(path).names)
+    if not need <= names:
+        raise ValueError(f"{path}: not a swissprot_features table (lacks {need - names})")
+    table = pq.read_table(path, columns=sorted(need))
+    wanted = pa.array(sorted(accessions), pa.string())
+    table = table.filter(pc.is_in(table["accession"], value_set=wanted)).to_pandas()
     table = table[
-        table.accession.isin(accessions)
-        & table.start.notna()
+        table.start.notna()
         & table.end.notna()
         & table.concept.notna()
         & (table.concept.astype(str) != "")
