@@ -5,6 +5,7 @@ artists carry the table's numbers), the feature browser in headless Chromium, an
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_feature_browser_in_chromium(run, chromium, tmp_path_factory):
     assert len(re.findall(r"<tr data-latent=", dom)) == len(classes) == sum(s.width for s in specs)
     common = classes.pattern_class.value_counts().index[0]
     dom = chromium.dom(index + f"#size=all&class={common}")
-    shown = re.findall(r'<td class="pattern-class">(\w+)</td>', dom)
+    shown = re.findall(r'<td class="pattern-class"[^>]*>(\w+)</td>', dom)
     assert shown == [common] * int((classes.pattern_class == common).sum())
     active = classes[classes.n_sequences > 0].iloc[0]
     page = (results / "browser/latent.html").as_uri() + f"#sae={active.sae}&latent={active.latent}"
@@ -184,6 +185,21 @@ def test_feature_browser_in_chromium(run, chromium, tmp_path_factory):
     shot = tmp_path_factory.mktemp("artifacts") / "browser-latent.png"
     chromium.screenshot(page, shot)
     assert chromium.page_requests(index) == [] and chromium.page_requests(page) == []
+    # one folder per SAE; each page leads with the latent's generated description, the planted
+    # motifs (Swiss-Prot FT MOTIF lines) are drawn as tracks, lower quantiles have examples
+    tracks = quantiles = 0
+    for s in specs:
+        folder = results / "browser" / f"L{s.layer}-k{s.k}-w{s.width}"
+        described = pd.read_parquet(
+            results / f"latents/{MODEL}/L{s.layer}/{s.name}/descriptions.parquet"
+        )
+        for row in described.itertuples():
+            text = (folder / f"{row.latent}.js").read_text()
+            payload = json.loads(text[len("protsaeLatent(") : -3])
+            assert payload["description"] == (row.description or None)
+            tracks += sum(bool(q.get("features")) for q in payload["sequences"])
+            quantiles += bool(payload["quantiles"])
+    assert tracks > 0 and quantiles > 0
 
 
 def test_snakemake_report_builds_from_the_finished_demo(run, finished):
