@@ -60,6 +60,11 @@ def test_sweep_figure_lines_match_the_summary_table():
     assert set(lines) == set(PATTERN_CLASSES)
     for name in PATTERN_CLASSES:
         assert lines[name].get_ydata().tolist() == ordered[name].tolist()
+        assert np.allclose(np.round(lines[name].get_xdata()), [0, 1, 2])
+    # every series visible: no two class lines share their x positions
+    assert len({tuple(line.get_xdata()) for line in lines.values()}) == len(PATTERN_CLASSES)
+    for ax in (classes_ax, family_ax):
+        assert all(float(t).is_integer() for t in ax.get_yticks())
     (family,) = family_ax.get_lines()
     assert family.get_ydata().tolist() == ordered.family_specific.tolist()
     assert [t.get_text() for t in family_ax.get_xticklabels()] == ["2", "4", "6"]
