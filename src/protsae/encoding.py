@@ -3,8 +3,10 @@
 :func:`encode` reads a FASTA file, runs ESM-2 up to the SAE's layer and the SAE's top-k encoder
 (the same :func:`protsae.latents.encode.esm_sae_encoder` the latent-statistics stage uses), and
 writes ``OUT.parquet`` (one row per sequence, residue and active latent), ``OUT.tsv`` (each
-sequence's strongest latents with their pattern class, family and F1 when the latent tables of
-the SAE exist) and, on request, one static HTML page per sequence under ``OUT/``.
+sequence's strongest latents, ranked by their value as a fraction of the latent's own train
+maximum, with pattern class, family, F1, the family threshold and whether the value passes it,
+when the latent tables of the SAE exist) and, on request, one static HTML page per sequence
+under ``OUT/``, coloured on each latent's own scale with a switcher between latents.
 
 Everything that can be checked is checked before any compute: the SAE folder, the ESM-2 weights
 and every FASTA record. Each output file is written atomically.
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from protsae.io import AtomicParquetWriter, write_text
@@ -46,12 +49,15 @@ SUMMARY_COLUMNS = [
     "rank",
     "latent",
     "max_value",
+    "fraction_of_latent_max",
     "argmax",
     "n_active",
     "pattern_class",
     "family",
     "f1",
+    "family_threshold",
     "family_specific",
+    "predicted_member",
 ]
 _CHUNK_SEQUENCES = 256
 
@@ -250,19 +256,32 @@ def read_records(
 
 
 def read_annotations(sae: SaeFolder) -> pa.Table | None:
-    """``latent, pattern_class, family, f1, family_specific`` from the SAE's latent tables, or None."""
+    """``latent, pattern_class, family, f1, family_threshold, family_specific, latent_max`` from
+    the SAE's latent tables, or None. ``latent_max`` is the latent's maximum over the train split
+    of the evaluation set (``top_examples`` rank 0), the scale family thresholds are fractions of."""
     folder = sae.latents_dir
     if folder is None:
         return None
     tables = []
-    for name, columns in (
-        ("classes.parquet", ["latent", "pattern_class"]),
-        ("families.parquet", ["latent", "family", "f1", "family_specific"]),
-    ):
-        if (folder / name).is_file():
-            tables.append(pq.read_table(folder / name, columns=columns))
+    if (folder / "classes.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "classes.parquet", columns=["latent", "pattern_class"])
+        )
+    if (folder / "families.parquet").is_file():
+        families = pq.read_table(folder / "families.parquet")
+        columns = ["latent", "family", "f1", "family_specific"]
+        if "threshold" in families.column_names:
+            families = families.append_column("family_threshold", families["threshold"])
+            columns.insert(3, "family_threshold")
+        tables.append(families.select(columns))
+    if (folder / "top_examples.parquet").is_file():
+        top = pq.read_table(folder / "top_examples.parquet", columns=["latent", "split", "max_act"])
+        top = top.filter(pc.equal(top["split"], "train"))
+        maxima = top.group_by("latent").aggregate([("max_act", "max")])
+        tables.append(maxima.rename_columns(["latent", "latent_max"]))
     if not tables:
         return None
+    tables = [t.set_column(0, "latent", t["latent"].cast(pa.int32())) for t in tables]
     joined = tables[0]
     for table in tables[1:]:
         joined = joined.join(table, "latent", join_type="full outer")
@@ -330,23 +349,44 @@ def encode_records(
     progress.finish()
 
 
+def annotate(row: dict, note: dict) -> dict:
+    """One active latent of a sequence with what the grid learned about it: its value as a
+    fraction of the latent's train maximum, and whether that passes the family threshold
+    (``predicted_member``: value >= threshold x the latent's max; null without a threshold)."""
+    latent_max = note.get("latent_max")
+    fraction = row["max_value"] / latent_max if latent_max else None
+    threshold = note.get("family_threshold")
+    member = None if fraction is None or threshold is None else bool(fraction >= threshold)
+    return {
+        **row,
+        "fraction_of_latent_max": fraction,
+        "pattern_class": note.get("pattern_class"),
+        "family": note.get("family"),
+        "f1": note.get("f1"),
+        "family_threshold": threshold,
+        "family_specific": note.get("family_specific"),
+        "predicted_member": member,
+    }
+
+
+def ranked_latents(item: SequenceLatents, notes: dict[int, dict]) -> list[dict]:
+    """A sequence's active latents, annotated, strongest first by fraction of the latent's max
+    (an always-on latent with a large raw value does not hide a family latent near its own
+    max); latents without a known max follow, by raw value."""
+    rows = [annotate(row, notes.get(row["latent"], {})) for row in item.strongest().to_pylist()]
+
+    def key(row: dict) -> tuple:
+        fraction = row["fraction_of_latent_max"]
+        return (fraction is None, -(fraction or 0.0), -row["max_value"], row["latent"])
+
+    return sorted(rows, key=key)
+
+
 def _summary_rows(item: SequenceLatents, top: int, notes: dict[int, dict]) -> list[dict]:
-    rows = []
-    for rank, row in enumerate(item.strongest().slice(0, top).to_pylist()):
-        note = notes.get(row["latent"], {})
-        rows.append(
-            {
-                "id": item.id,
-                "length": len(item.sequence),
-                "rank": rank,
-                **row,
-                "pattern_class": note.get("pattern_class"),
-                "family": note.get("family"),
-                "f1": note.get("f1"),
-                "family_specific": note.get("family_specific"),
-            }
-        )
-    return rows
+    return [
+        {"id": item.id, "length": len(item.sequence), "rank": rank, **row}
+        for rank, row in enumerate(ranked_latents(item, notes)[:top])
+    ]
 
 
 def _format_tsv(rows: list[dict]) -> str:
