@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from protsae.plan import model_name
+from protsae.config import model_name
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

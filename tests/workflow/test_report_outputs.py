@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from protsae.config import expand_sweeps
 from protsae.figures import (
     figure_sweeps,
     max_activation_figure,
@@ -21,9 +22,8 @@ from protsae.figures import (
     save_figure,
     sweep_figure,
 )
-from protsae.figures.histograms import Membership, activation_histograms
+from protsae.figures.max_activation import Membership, activation_histograms
 from protsae.latents.classes import PATTERN_CLASSES
-from protsae.plan import expand_sweeps
 
 from .conftest import run_snakemake
 

@@ -1,6 +1,9 @@
 # Every external input lands in resources/downloads/ through one local rule.
 
 
+include: "inputs/download.smk"
+
+
 localrules:
     download,
     esm_random_init,
@@ -51,4 +54,4 @@ rule esm_random_init:
         ),
         seed=wildcard_int("seed"),
     script:
-        "../scripts/random_init_esm.py"
+        "../scripts/esm_random_init.py"

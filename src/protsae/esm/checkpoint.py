@@ -17,9 +17,9 @@ import esm
 import torch
 from esm.model.esm2 import ESM2
 
+from protsae.config import regression_path
 from protsae.device import resolve_device
 from protsae.io import atomic_path
-from protsae.plan import regression_path
 
 
 def build_random_init(num_layers: int, embed_dim: int, attention_heads: int, seed: int) -> ESM2:

@@ -1,308 +1,140 @@
-"""Fitting the probes: regularisation chosen on the validation split, metric on test.
+"""One probe job end to end (rule ``probe_fit``).
 
-method.md's table: a PyTorch linear classifier for residue-level secondary structure,
-scikit-learn ``LogisticRegression`` for localization and expression, ``Ridge`` for
-thermostability. Features are standardised on the train rows (dense: centred and scaled;
-sparse: scaled only, which keeps them sparse and, with an intercept, fits the same model), so
-coefficients are per standard deviation and comparable between ESM and SAE probes.
-
-The grid is scored on validation rows only; test rows are touched once, by the chosen probe.
+``probe_from_files`` reads ``probes/data/{task}.parquet``, encodes it with ESM-2 (and the SAE
+for SAE features), fits the task's probe and writes ``{features}.json`` and
+``{features}.coef.parquet``; :func:`protsae.tables.probes_table` gathers the JSON files into
+``tables/probes.csv``.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.stats import spearmanr
+import pyarrow as pa
 
-from protsae.probes.features import FeatureMatrix
+from protsae.io import write_json, write_parquet
+from protsae.probes.features import FeatureMatrix, feature_name, task_features
+from protsae.probes.linear import (
+    DEFAULT_ALPHA_GRID,
+    DEFAULT_C_GRID,
+    DEFAULT_WEIGHT_DECAY_GRID,
+    ProbeFit,
+    fit_logistic,
+    fit_residue_classifier,
+    fit_ridge,
+)
+from protsae.probes.tasks import REGRESSION_TASKS, RESIDUE_TASKS, TaskData, read_task_data
+from protsae.progress import get_logger
 
-if TYPE_CHECKING:  # torch is imported where the residue classifier runs
-    import torch
-
-DEFAULT_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-DEFAULT_ALPHA_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
-DEFAULT_WEIGHT_DECAY_GRID = (0.0, 1e-4, 1e-3, 1e-2)
+COEF_SCHEMA = pa.schema(
+    [("output", pa.string()), ("feature", pa.int32()), ("coefficient", pa.float32())]
+)
 
 
 @dataclass
-class ProbeFit:
-    """A fitted probe: its test metric, the regularisation chosen and its coefficients.
+class ProbeSettings:
+    """Grids and training settings of the probes (config ``probes.*``)."""
 
-    ``coef`` is ``[outputs, features]`` in standardised units: one row per class (multi-class),
-    one row for the positive class (binary: ``outputs[0]`` names it) or for the target.
-    """
-
-    metric: str
-    value: float
-    param_name: str
-    param: float
-    grid: dict[str, float]
-    coef: np.ndarray
-    intercept: np.ndarray
-    outputs: list[str]
-    n_train: int
-    n_valid: int
-    n_test: int
-    n_rows: dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        return {
-            "metric": self.metric,
-            "value": self.value,
-            "regularisation": {"name": self.param_name, "value": self.param},
-            "validation_scores": self.grid,
-            "outputs": self.outputs,
-            "n_train": self.n_train,
-            "n_valid": self.n_valid,
-            "n_test": self.n_test,
-            "n_rows": self.n_rows,
-            "n_features": int(self.coef.shape[1]),
-        }
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID
+    alpha_grid: tuple[float, ...] = DEFAULT_ALPHA_GRID
+    weight_decay_grid: tuple[float, ...] = DEFAULT_WEIGHT_DECAY_GRID
+    epochs: int = 10
+    batch_rows: int = 4096
+    lr: float = 1e-2
+    seed: int = 0
+    chunk_records: int = 256
 
 
-def standardiser(X: np.ndarray | sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) from ``rows`` of ``X``; mean is zero for sparse ``X``; constant columns scale 1."""
-    if sp.issparse(X):
-        sub = X[rows]
-        mean = np.asarray(sub.mean(axis=0)).ravel()
-        sq = np.asarray(sub.multiply(sub).mean(axis=0)).ravel()
-        scale = np.sqrt(np.maximum(sq - mean**2, 0.0))
-        mean = np.zeros_like(mean)
-    else:
-        mean = np.zeros(X.shape[1])
-        sq = np.zeros(X.shape[1])
-        for start in range(0, len(rows), 65536):
-            block = np.asarray(X[rows[start : start + 65536]], dtype=np.float64)
-            mean += block.sum(axis=0)
-            sq += (block**2).sum(axis=0)
-        mean /= max(len(rows), 1)
-        scale = np.sqrt(np.maximum(sq / max(len(rows), 1) - mean**2, 0.0))
-    scale[scale < 1e-12] = 1.0
-    return mean.astype(np.float32), scale.astype(np.float32)
-
-
-def transform(
-    X: np.ndarray | sp.csr_matrix, rows: np.ndarray, mean: np.ndarray, scale: np.ndarray
-) -> np.ndarray | sp.csr_matrix:
-    """Standardised ``X[rows]``."""
-    if sp.issparse(X):
-        return (X[rows] @ sp.diags(1.0 / scale)).tocsr().astype(np.float32)
-    return ((np.asarray(X[rows], dtype=np.float32) - mean) / scale).astype(np.float32)
-
-
-def _splits(features: FeatureMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    train, valid, test = (features.rows(s) for s in ("train", "valid", "test"))
-    for name, rows in (("train", train), ("valid", valid), ("test", test)):
-        if len(rows) == 0:
-            raise ValueError(f"no {name} rows to fit a probe with")
-    return train, valid, test
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho; 0 when either side is constant (no ranking to compare)."""
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(spearmanr(a, b).statistic)
-
-
-def _best(scores: dict[float, float]) -> float:
-    """The grid value with the highest validation score; ties go to the first listed."""
-    return max(scores, key=lambda value: (scores[value], -list(scores).index(value)))
-
-
-def fit_logistic(
-    features: FeatureMatrix, classes: list[str], c_grid=DEFAULT_C_GRID, seed: int = 0
+def fit_probe(
+    data: TaskData, features: FeatureMatrix, settings: ProbeSettings, device: str = "cpu"
 ) -> ProbeFit:
-    """Multinomial (or binary) logistic regression, ``C`` chosen by validation accuracy."""
-    from sklearn.linear_model import LogisticRegression
-
-    train, valid, test = _splits(features)
-    mean, scale = standardiser(features.X, train)
-    X_train, X_valid = (transform(features.X, r, mean, scale) for r in (train, valid))
-    y = features.y
-    models, scores = {}, {}
-    for c in c_grid:
-        model = LogisticRegression(C=float(c), max_iter=2000, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings at extreme C
-            model.fit(X_train, y[train])
-        models[c] = model
-        scores[c] = float((model.predict(X_valid) == y[valid]).mean())
-    best = _best(scores)
-    model = models[best]
-    accuracy = float((model.predict(transform(features.X, test, mean, scale)) == y[test]).mean())
-    present = [classes[int(i)] for i in model.classes_]
-    outputs = present if len(present) > 2 else present[1:]
-    return _result(
-        features, "accuracy", accuracy, "C", best, scores, model.coef_, model.intercept_, outputs
-    )
-
-
-def fit_ridge(features: FeatureMatrix, alpha_grid=DEFAULT_ALPHA_GRID) -> ProbeFit:
-    """Ridge regression, ``alpha`` chosen by validation Spearman; Spearman on test."""
-    from sklearn.linear_model import Ridge
-
-    train, valid, test = _splits(features)
-    mean, scale = standardiser(features.X, train)
-    X_train, X_valid = (transform(features.X, r, mean, scale) for r in (train, valid))
-    y = features.y
-    models, scores = {}, {}
-    for alpha in alpha_grid:
-        model = Ridge(alpha=float(alpha)).fit(X_train, y[train])
-        models[alpha] = model
-        scores[alpha] = spearman(model.predict(X_valid), y[valid])
-    best = _best(scores)
-    model = models[best]
-    rho = spearman(model.predict(transform(features.X, test, mean, scale)), y[test])
-    return _result(
-        features, "spearman", rho, "alpha", best, scores, model.coef_, model.intercept_, ["target"]
-    )
-
-
-def _result(
-    features: FeatureMatrix,
-    metric: str,
-    value: float,
-    name: str,
-    best: float,
-    scores: dict[float, float],
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    outputs: list[str],
-) -> ProbeFit:
-    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
-    return ProbeFit(
-        metric=metric,
-        value=float(value),
-        param_name=name,
-        param=float(best),
-        grid={repr(float(k)): float(v) for k, v in scores.items()},
-        coef=coef,
-        intercept=intercept,
-        outputs=list(outputs),
-        n_train=features.n_records["train"],
-        n_valid=features.n_records["valid"],
-        n_test=features.n_records["test"],
-        n_rows={s: int((features.split == s).sum()) for s in ("train", "valid", "test")},
-    )
-
-
-# --------------------------------------------------------------------------- residue level
-
-
-class _Batches:
-    """Standardised minibatches of rows as float32 tensors (dense or CSR ``X``)."""
-
-    def __init__(
-        self, features: FeatureMatrix, mean: np.ndarray, scale: np.ndarray, device: str
-    ) -> None:
-        import torch
-
-        self.X, self.y = features.X, features.y
-        self.mean, self.scale, self.device = mean, scale, device
-        self.torch = torch
-
-    def __call__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = np.sort(rows)  # sequential reads from a memory-mapped matrix
-        block = transform(self.X, rows, self.mean, self.scale)
-        if sp.issparse(block):
-            block = block.toarray()
-        x = self.torch.from_numpy(np.ascontiguousarray(block)).to(self.device)
-        y = self.torch.from_numpy(self.y[rows]).to(self.device)
-        return x, y
-
-
-def _train_linear(
-    batches: _Batches,
-    train: np.ndarray,
-    n_features: int,
-    n_classes: int,
-    weight_decay: float,
-    epochs: int,
-    batch_rows: int,
-    lr: float,
-    seed: int,
-    device: str,
-) -> torch.nn.Linear:
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(n_features, n_classes)
-    with torch.no_grad():
-        layer.weight.copy_(torch.randn(n_classes, n_features, generator=generator) * 0.01)
-        layer.bias.zero_()
-    layer.to(device)
-    optimiser = torch.optim.Adam(
-        [
-            {"params": [layer.weight], "weight_decay": float(weight_decay)},
-            {"params": [layer.bias], "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(train)
-        for start in range(0, len(order), batch_rows):
-            x, y = batches(order[start : start + batch_rows])
-            loss = torch.nn.functional.cross_entropy(layer(x), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    return layer
-
-
-def _accuracy(
-    layer: torch.nn.Linear, batches: _Batches, rows: np.ndarray, batch_rows: int
-) -> float:
-    import torch
-
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(rows), batch_rows):
-            x, y = batches(rows[start : start + batch_rows])
-            correct += int((layer(x).argmax(dim=1) == y).sum())
-    return correct / max(len(rows), 1)
-
-
-def fit_residue_classifier(
-    features: FeatureMatrix,
-    classes: list[str],
-    weight_decay_grid=DEFAULT_WEIGHT_DECAY_GRID,
-    epochs: int = 10,
-    batch_rows: int = 4096,
-    lr: float = 1e-2,
-    seed: int = 0,
-    device: str = "cpu",
-) -> ProbeFit:
-    """A PyTorch linear classifier over residue rows, weight decay chosen by validation accuracy.
-
-    Rows are only the resolved residues (see :func:`protsae.probes.features.residue_features`),
-    so masked residues are never trained or scored on. Minibatches are read and standardised
-    one at a time: memory is a batch, not the task.
-    """
-
-    train, valid, test = _splits(features)
-    mean, scale = standardiser(features.X, train)
-    batches = _Batches(features, mean, scale, device)
-    n_features, n_classes = features.X.shape[1], len(classes)
-    layers, scores = {}, {}
-    for decay in weight_decay_grid:
-        layer = _train_linear(
-            batches, train, n_features, n_classes, decay, epochs, batch_rows, lr, seed, device
+    """The task's probe (method.md's table) on ``features``."""
+    if data.task in RESIDUE_TASKS:
+        return fit_residue_classifier(
+            features,
+            data.classes,
+            settings.weight_decay_grid,
+            epochs=settings.epochs,
+            batch_rows=settings.batch_rows,
+            lr=settings.lr,
+            seed=settings.seed,
+            device=device,
         )
-        layers[decay] = layer
-        scores[decay] = _accuracy(layer, batches, valid, batch_rows)
-    best = _best(scores)
-    layer = layers[best]
-    value = _accuracy(layer, batches, test, batch_rows)
-    coef = layer.weight.detach().cpu().double().numpy()
-    intercept = layer.bias.detach().cpu().double().numpy()
-    return _result(
-        features, "accuracy", value, "weight_decay", best, scores, coef, intercept, classes
+    if data.task in REGRESSION_TASKS:
+        return fit_ridge(features, settings.alpha_grid)
+    return fit_logistic(features, data.classes, settings.c_grid, settings.seed)
+
+
+def write_probe(
+    fit: ProbeFit,
+    meta: dict,
+    json_path: str | os.PathLike[str],
+    coef_path: str | os.PathLike[str],
+) -> None:
+    """``{features}.json`` (metric, regularisation, counts, ``meta``) and the coefficients."""
+    n_out, n_features = fit.coef.shape
+    table = pa.table(
+        {
+            "output": np.repeat(np.array(fit.outputs, dtype=object), n_features),
+            "feature": np.tile(np.arange(n_features, dtype=np.int32), n_out),
+            "coefficient": fit.coef.astype(np.float32).ravel(),
+        },
+        schema=COEF_SCHEMA,
     )
+    write_parquet(table, coef_path)
+    write_json({**meta, **fit.summary()}, json_path)
+
+
+def probe_from_files(
+    data_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    layer: int,
+    json_path: str | os.PathLike[str],
+    coef_path: str | os.PathLike[str],
+    sae_path: str | os.PathLike[str] | None = None,
+    max_tokens_per_batch: int = 4096,
+    settings: ProbeSettings | None = None,
+    device: str = "auto",
+) -> ProbeFit:
+    """Encode one task's records at ``layer`` (ESM, or the SAE at ``sae_path``), fit, write."""
+    from protsae.esm import load_model, resolve_device
+
+    settings = settings or ProbeSettings()
+    device = resolve_device(device)
+    data = read_task_data(data_path)
+    model, alphabet = load_model(model_path, device)
+    if sae_path is None:
+        from protsae.probes.features import esm_encoder
+
+        encode = esm_encoder(model, alphabet, layer, max_tokens_per_batch, device)
+        n_features, sparse_k, name = model.embed_dim, None, feature_name()
+    else:
+        from protsae.latents.stats import load_sae_for_model
+        from protsae.probes.features import sae_encoder
+
+        sae = load_sae_for_model(sae_path, model, model_path, layer, device)
+        encode = sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
+        n_features, sparse_k = sae.cfg.width, sae.cfg.k
+        name = feature_name(sae.cfg.k, sae.cfg.width)
+    get_logger().info(
+        "probe %s, layer %d, %s features: %d records", data.task, layer, name, len(data.records)
+    )
+    with tempfile.TemporaryDirectory(prefix="protsae-probe-") as tmp:
+        features = task_features(
+            data,
+            encode,
+            n_features,
+            sparse_k=sparse_k,
+            chunk_records=settings.chunk_records,
+            memmap_path=Path(tmp, "residues.npy") if data.task in RESIDUE_TASKS else None,
+        )
+        fit = fit_probe(data, features, settings, str(device))
+        del features
+    get_logger().info("probe %s %s: %s = %.4f", data.task, name, fit.metric, fit.value)
+    meta = {"task": data.task, "layer": int(layer), "features": name, "classes": data.classes}
+    write_probe(fit, meta, json_path, coef_path)
+    return fit
