@@ -1,5 +1,4 @@
-"""Aggregate tables (rules ``sae_metrics_table``, ``latent_summary_table``, ``probes_table``):
-one row per SAE or probe, read by figures and people."""
+"""Aggregate tables over the SAE grid: one row per SAE, read by figures and people."""
 
 from __future__ import annotations
 
@@ -66,22 +65,3 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a table as CSV atomically."""
     with atomic_path(Path(path)) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-TABLE_COLUMNS = ["layer", "task", "features", "metric", "value", "n_train", "n_test"]
-
-
-def probes_table(json_paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """``tables/probes.csv``: one row per (layer, task, features), sorted."""
-    rows = []
-    for path in json_paths:
-        try:
-            payload = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        missing = [c for c in TABLE_COLUMNS if c not in payload]
-        if missing:
-            raise ValueError(f"{path}: not a probe result (no {', '.join(missing)})")
-        rows.append({c: payload[c] for c in TABLE_COLUMNS})
-    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return frame.sort_values(["layer", "task", "features"]).reset_index(drop=True)

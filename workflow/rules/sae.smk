@@ -80,6 +80,7 @@ rule evaluate_sae:
         layer=wildcard_int("layer"),
         holdout_fraction=config["activations"]["holdout_fraction"],
         max_sequences=config["sae"]["eval"]["max_sequences"],
+        mask_draws=config["sae"]["eval"]["mask_draws"],
         max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
     script:
         "../scripts/evaluate_sae.py"

@@ -1,9 +1,13 @@
-"""tables/probes.csv: one row per (layer, task, features)."""
+"""tables/probes.csv: one row per (layer, task, features), with bootstrap intervals."""
 
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.tables import probes_table, write_csv
+from protsae.probes.table import probes_table
+from protsae.tables import write_csv
 
-write_csv(probes_table(snakemake.input), snakemake.output[0])
+table = probes_table(
+    snakemake.input.probes, snakemake.input.controls, seed=int(snakemake.params.seed)
+)
+write_csv(table, snakemake.output[0])

@@ -14,6 +14,7 @@ from protsae.probes.formats import (
 from protsae.probes.tasks import (
     TaskData,
     apply_length_policy,
+    check_classes,
     drop_unlabelled_chains,
     finish_splits,
     write_task_data,
@@ -52,6 +53,7 @@ def load_task(
     drop_unlabelled_chains(data)
     try:
         finish_splits(data, validation_fraction, test_fraction, seed)
+        check_classes(data)
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
     return data

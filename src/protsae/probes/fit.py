@@ -1,15 +1,17 @@
 """One probe job end to end (rule ``probe_fit``).
 
 ``probe_from_files`` reads ``probes/data/{task}.parquet``, encodes it with ESM-2 (and the SAE
-for SAE features), fits the task's probe and writes ``{features}.json`` and
-``{features}.coef.parquet``; :func:`protsae.tables.probes_table` gathers the JSON files into
-``tables/probes.csv``.
+for SAE features), fits the task's probe and writes ``{features}.json``,
+``{features}.coef.parquet`` and ``{features}-predictions.parquet``. The controls
+(:mod:`.control`) fit the same way without a language model; :mod:`.table` gathers everything
+into ``tables/probes.csv`` with bootstrap intervals.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from protsae.io import write_json, write_parquet
-from protsae.probes.features import FeatureMatrix, feature_name, task_features
+from protsae.probes.features import (
+    FeatureMatrix,
+    feature_name,
+    task_features,
+)
 from protsae.probes.linear import (
     DEFAULT_ALPHA_GRID,
     DEFAULT_C_GRID,
@@ -49,6 +55,13 @@ class ProbeSettings:
     chunk_records: int = 256
 
 
+def settings_for_task(task: str, grid: Iterable[float], training: dict, seed: int) -> ProbeSettings:
+    """ProbeSettings from a rule's params: ``grid`` is the task's own (C, alpha or weight decay)."""
+    name = {"secondary_structure": "weight_decay_grid", "thermostability": "alpha_grid"}
+    values = tuple(float(v) for v in grid)
+    return ProbeSettings(**{name.get(task, "c_grid"): values}, **dict(training), seed=int(seed))
+
+
 def fit_probe(
     data: TaskData, features: FeatureMatrix, settings: ProbeSettings, device: str = "cpu"
 ) -> ProbeFit:
@@ -65,17 +78,46 @@ def fit_probe(
             device=device,
         )
     if data.task in REGRESSION_TASKS:
-        return fit_ridge(features, settings.alpha_grid)
+        return fit_ridge(features, settings.alpha_grid, settings.seed)
     return fit_logistic(features, data.classes, settings.c_grid, settings.seed)
+
+
+def predictions_table(data: TaskData, features: FeatureMatrix, fit: ProbeFit) -> pa.Table:
+    """Every row's record id, position (-1 per protein), split, label and the probe's prediction."""
+    regression = data.classes is None
+    value_type = pa.float64() if regression else pa.int32()
+    ids = np.array([r.id for r in data.records], dtype=object)[features.record]
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "position": pa.array(features.position, pa.int32()),
+            "split": pa.array(features.split, pa.string()),
+            "y": pa.array(features.y, value_type),
+            "y_pred": pa.array(fit.y_pred, value_type),
+        }
+    )
+
+
+def predictions_path(json_path: str | os.PathLike[str]) -> Path:
+    """``{features}-predictions.parquet`` beside a probe's ``{features}.json``."""
+    path = Path(json_path)
+    return path.with_name(f"{path.stem}-predictions.parquet")
 
 
 def write_probe(
     fit: ProbeFit,
     meta: dict,
     json_path: str | os.PathLike[str],
-    coef_path: str | os.PathLike[str],
+    coef_path: str | os.PathLike[str] | None,
+    predictions: pa.Table | None = None,
 ) -> None:
-    """``{features}.json`` (metric, regularisation, counts, ``meta``) and the coefficients."""
+    """``{features}.json`` (metric, regularisation, counts, ``meta``), the coefficients and the
+    predictions (beside the JSON, see :func:`predictions_path`)."""
+    if predictions is not None:
+        write_parquet(predictions, predictions_path(json_path))
+    if coef_path is None:
+        write_json({**meta, **fit.summary()}, json_path)
+        return
     n_out, n_features = fit.coef.shape
     table = pa.table(
         {
@@ -133,8 +175,24 @@ def probe_from_files(
             memmap_path=Path(tmp, "residues.npy") if data.task in RESIDUE_TASKS else None,
         )
         fit = fit_probe(data, features, settings, str(device))
+        predictions = predictions_table(data, features, fit)
         del features
-    get_logger().info("probe %s %s: %s = %.4f", data.task, name, fit.metric, fit.value)
+    log_fit(data.task, name, fit)
     meta = {"task": data.task, "layer": int(layer), "features": name, "classes": data.classes}
-    write_probe(fit, meta, json_path, coef_path)
+    write_probe(fit, meta, json_path, coef_path, predictions)
     return fit
+
+
+def log_fit(task: str, name: str, fit: ProbeFit) -> None:
+    """Log one fitted probe: its test metric and the regularisation chosen."""
+    get_logger().info(
+        "probe %s %s: %s = %.4f (%s %s chosen by %s %s)",
+        task,
+        name,
+        fit.metric,
+        fit.value,
+        fit.param_name,
+        fit.param,
+        fit.score,
+        fit.selection,
+    )
