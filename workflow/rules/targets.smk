@@ -14,7 +14,13 @@ def get_final_targets():
             targets.append(f"{sae_dir(spec)}/train_log.parquet")
         targets += [
             f"{latents_dir(spec)}/{name}"
-            for name in ("classes.parquet", "families.parquet", "summary.json")
+            for name in (
+                "classes.parquet",
+                "families.parquet",
+                "concepts.parquet",
+                "descriptions.parquet",
+                "summary.json",
+            )
         ]
         targets.append(f"{steering_dir(spec)}/summary.parquet")
     if SAES:

@@ -48,6 +48,8 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "latent_stats": saes,
         "latent_classes": saes,
         "latent_families": saes,
+        "latent_concepts": saes,
+        "latent_descriptions": saes,
         "latent_summary": saes,
         **probes,
         **_steering_jobs(config, trained + imported),
@@ -97,13 +99,15 @@ def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int
 
 
 def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
-    """Figures (sweeps with more than one SAE, SAE quality, one max-activation and one steering
-    figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
+    """Figures (sweeps with more than one SAE, SAE quality, one max-activation, one best-concepts
+    and one steering figure per SAE, the two probe figures) and the feature browser, as the
+    workflow draws them."""
     sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
     return {
         "figure_sweep": len(sweeps),
         "figure_sae_quality": int(saes > 0),
         "figure_max_activation": saes,
+        "figure_best_concepts": saes,
         "figure_steering": saes,
         "figure_probes": int(probes),
         "figure_probe_coefficients": int(probes),

@@ -189,6 +189,8 @@ def _stages(
         ),
         "bf16",
     )
+    # the concept counts encode the same evaluation set again (rule latent_concepts)
+    concepts = Stage("latent_concepts", stats.jobs, stats.flops, "bf16")
     configured = sum(lone) + sum(max(g) for g in groups)
     alternative = {
         "per_layer_early_exit_flops": per_layer * sum(layers),
@@ -198,7 +200,7 @@ def _stages(
         "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
         "layer_passes_per_sequence_configured": float(configured),
     }
-    return [*extract, train, evaluate, stats], alternative
+    return [*extract, train, evaluate, stats, concepts], alternative
 
 
 def _disk(

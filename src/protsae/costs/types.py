@@ -56,6 +56,7 @@ class Assumptions:
     mean_length: float | None = None  # residues per sampled sequence (None: measure or 300)
     eval_sequences: int | None = None  # Swiss-Prot cluster representatives (None: measure or 150k)
     python_mb: float = 700.0  # a job's baseline RSS: python, torch, pyarrow imported
+    concepts: int = 300  # residue concepts with concepts.min_proteins train proteins
     notes: list[str] = field(default_factory=list)
 
 

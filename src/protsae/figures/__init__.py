@@ -14,6 +14,7 @@ from typing import Any
 
 _WHERE = {
     "activation_histograms": "max_activation",
+    "best_concepts_figure": "concepts",
     "example_latents": "max_activation",
     "max_activation_figure": "max_activation",
     "probe_coefficients_figure": "probes",

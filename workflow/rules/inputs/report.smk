@@ -62,6 +62,7 @@ def figure_targets():
     if SAES:
         names.append("sae_quality")
     names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
+    names += [f"best_concepts-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
     return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
 
 
