@@ -21,6 +21,7 @@ from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
     SaeSpec,
     extraction_jobs,
+    hf_model,
     is_checkpoint_path,
     is_local_source,
     local_source_path,
@@ -100,9 +101,18 @@ def model_shape(esm: dict[str, Any]) -> ModelShape:
     if built_here:
         return ModelShape(name, int(built_here["layers"]), int(built_here["embed_dim"]))
     stem = Path(esm["model"]).stem
-    if stem in ESM2_SHAPES:
+    if stem in ESM2_SHAPES:  # fair-esm names, and hub ids like hf:facebook/esm2_t6_8M_UR50D
         layers, dim, _ = ESM2_SHAPES[stem]
         return ModelShape(name, layers, dim)
+    hub_or_folder = hf_model(esm["model"])
+    if hub_or_folder is not None:
+        from protsae.huggingface import HfModelError, inspect
+
+        try:
+            shape = inspect(hub_or_folder, "resources/downloads")
+        except HfModelError as err:
+            raise ValueError(str(err)) from None
+        return ModelShape(name, shape.layers, shape.embed_dim)
     if is_checkpoint_path(esm["model"]) and Path(esm["model"]).is_file():
         import torch
 

@@ -52,3 +52,39 @@ rule esm_random_init:
         seed=wildcard_int("seed"),
     script:
         "../scripts/random_init_esm.py"
+
+
+def hf_files(wildcards=None):
+    """The downloaded files of a Hugging Face ESM-2 (``esm.model`` hf:<id> or a folder) by name:
+    links as ancient (touching a folder's file reruns nothing) and their records (the bytes).
+    """
+    from protsae.huggingface import download_name
+
+    files = {}
+    for file in HF_MODEL.files():
+        name = download_name(HF_MODEL, file)
+        key = file.split(".")[0]
+        files[key] = ancient(f"{DOWNLOADS_DIR}/{name}")
+        files[f"{key}_record"] = f"{DOWNLOADS_DIR}/{name}.json"
+    return files
+
+
+if HF_MODEL is not None:
+
+    # The Hugging Face weights converted once into fair-esm's layout: every ESM job loads this.
+    rule esm_from_hf:
+        input:
+            unpack(hf_files),
+        output:
+            model=f"{DOWNLOADS_DIR}/{MODEL}.pt",
+            regression=f"{DOWNLOADS_DIR}/{MODEL}-contact-regression.pt",
+        log:
+            f"resources/logs/esm_from_hf/{MODEL}.log",
+        benchmark:
+            f"resources/benchmarks/esm_from_hf/{MODEL}.tsv"
+        conda:
+            "../../envs/protsae.yaml"
+        params:
+            label=f"esm.model {config['esm']['model']}",
+        script:
+            "../scripts/convert_hf_esm.py"
