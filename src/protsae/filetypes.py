@@ -173,6 +173,67 @@ def check_format(path: str | os.PathLike[str], kind: str, served: bool = False) 
         raise _wrong_kind(head, kind, served)
 
 
+#: Kinds whose plain (not gzipped) form is text that ends with a newline.
+TEXT_KINDS = frozenset({"fasta", "swissprot", "entry_list", "text"})
+TAIL_BYTES = 4096
+
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - TAIL_BYTES))
+        return fh.read()
+
+
+def _show_end(tail: bytes) -> str:
+    text = tail[-60:].decode("utf-8", "replace")
+    return repr(("..." if len(tail) > 60 else "") + text)
+
+
+def check_complete(path: str | os.PathLike[str], kind: str | None) -> None:
+    """Raise :class:`FormatError` unless ``path`` ends where its format says a file ends.
+
+    For a body that came without a Content-Length, the only sign it was not cut short:
+    a gzip stream's end, a zip's central directory, a tar's last member, and for plain text
+    a complete last line (Swiss-Prot: the closing ``//`` of the last entry). Binary data of
+    no known container cannot be judged and passes; so does text when ``kind`` is None.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    if head.startswith(GZIP_MAGIC):
+        _read_gzip(path, 0)
+        return
+    if head.startswith(b"PK\x03\x04") or kind == "zip":
+        try:
+            zipfile.ZipFile(path).close()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise FormatError(
+                f"it has no readable zip central directory ({exc}); a download cut short?"
+            ) from exc
+        return
+    if kind == "tar":
+        try:
+            with tarfile.open(path) as archive:
+                archive.getmembers()
+        except tarfile.TarError as exc:
+            raise FormatError(f"its tar archive ends early ({exc}); a download cut short?") from exc
+        return
+    textual = kind in TEXT_KINDS or (kind == "any" and sniff(head) is None)
+    if not textual:
+        return
+    tail = _tail(path)
+    if not tail.endswith(b"\n"):
+        raise FormatError(f"it ends mid-line: {_show_end(tail)} has no newline")
+    if kind == "swissprot":
+        last = tail.rstrip().rsplit(b"\n", 1)[-1].strip()
+        if last != b"//":
+            raise FormatError(
+                f"its last Swiss-Prot entry has no closing '//' line (the file ends with "
+                f"{_show_end(tail.rstrip())})"
+            )
+
+
 def _check_fasta(head: bytes, complete: bool, served: bool) -> None:
     text = head.lstrip()
     if not text.startswith(b">"):

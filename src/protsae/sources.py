@@ -15,8 +15,11 @@ the standard library.
 Given a ``kind`` (see :data:`protsae.filetypes.KINDS`), the finished bytes must also pass
 :func:`protsae.filetypes.check_format` before the rename: an HTML page served with status
 200 or a gzip stream cut short never lands under the final name. A body that came without
-a Content-Length and fails the check may have been cut short, so it is fetched again; a
-complete body that fails it is an error at once. Errors start with the source's name and
+a Content-Length must also end where its format ends (:func:`protsae.filetypes.check_complete`:
+gzip stream end, zip central directory, Swiss-Prot's closing ``//``, a complete last line of
+text), whatever its kind, even with no ``kind`` for gzip and zip; one that fails is thrown
+away and fetched again, never kept to resume from. A body of the announced length that fails
+the format check is an error at once. Errors start with the source's name and
 the user's URL, with the local copy in parentheses.
 """
 
@@ -37,7 +40,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from protsae.filetypes import FormatError, check_format
+from protsae.filetypes import FormatError, check_complete, check_format
 from protsae.progress import Progress, get_logger
 
 CHUNK_BYTES = 1 << 20
@@ -102,12 +105,14 @@ def fetch(
     logger.info("fetching %s -> %s", url, dest)
     start = time.perf_counter()
     attempt = _attempt_for(url, part, sidecar, timeout, logger, where)
+    checked: _Checked | None = None
     try:
         if attempt is None:
             _copy_local(url, part, logger)
             _check_kind(part, kind, served=False)
         else:
-            _with_retries(_Checked(attempt, kind, sidecar), url, retries, backoff, logger)
+            checked = _Checked(attempt, kind, sidecar)
+            _with_retries(checked, url, retries, backoff, logger)
         _verify(part, md5, sha256)
     except (DownloadError, OSError) as exc:
         # Permanent failure (4xx, bad checksum, missing local file): these bytes are useless.
@@ -117,14 +122,9 @@ def fetch(
             raise type(exc)(f"{where}: {exc}") from exc
         raise
     except _RetriesExhausted as exc:
-        kept = _size(part)
         raise DownloadError(
             f"{where}: failed after {retries + 1} attempts; last error: {exc}. "
-            + (
-                f"{kept:,} bytes kept in {part} to resume from on the next run."
-                if kept
-                else "Nothing was received."
-            )
+            + _what_was_received(part, checked)
         ) from None
 
     os.replace(part, dest)
@@ -144,6 +144,21 @@ def fetch(
 
 class _RetriesExhausted(Exception):
     pass
+
+
+def _what_was_received(part: Path, checked: _Checked | None) -> str:
+    """The last sentence of a failed download's message: what the attempts left behind."""
+    kept = _size(part)
+    if kept:
+        return f"{kept:,} bytes kept in {part} to resume from on the next run."
+    discarded = checked.discarded if checked is not None else []
+    if discarded:
+        sizes = ", ".join(f"{size:,}" for size in discarded)
+        return (
+            f"{len(discarded)} incomplete bod{'y' if len(discarded) == 1 else 'ies'} "
+            f"received ({sizes} bytes) and thrown away; nothing kept."
+        )
+    return "Nothing was received."
 
 
 def _attempt_for(
@@ -176,8 +191,10 @@ class _Checked:
     """An attempt followed by the format check of what it received.
 
     A body whose length the server did not announce may be cut short without any error,
-    so one that fails the check is thrown away and retried; a body of the announced
-    length that fails it is what the server has, and fails for good.
+    so it must also end where its format says a file ends (:func:`check_complete`); one
+    that fails either check is thrown away and retried, never kept to resume from. A body
+    of the announced length that fails the format check is what the server has, and fails
+    for good.
     """
 
     def __init__(
@@ -186,19 +203,26 @@ class _Checked:
         self.attempt = attempt
         self.kind = kind
         self.sidecar = sidecar
+        self.discarded: list[int] = []  # sizes of the bodies thrown away as incomplete
 
     def __call__(self) -> None:
         self.attempt()
-        if self.kind is None:
-            return
+        part = self.attempt.part
         try:
-            check_format(self.attempt.part, self.kind, served=True)
+            if self.kind is not None:
+                check_format(part, self.kind, served=True)
+            if not self.attempt.length_known:
+                check_complete(part, self.kind)
         except FormatError as exc:
             if self.attempt.length_known:
                 raise DownloadError(str(exc)) from exc
-            self.attempt.part.unlink(missing_ok=True)
+            size = _size(part)
+            self.discarded.append(size)
+            part.unlink(missing_ok=True)
             self.sidecar.unlink(missing_ok=True)
-            raise _Transient(f"{exc} (the body came without a Content-Length)") from exc
+            raise _Transient(
+                f"the body ({size:,} bytes, no Content-Length) was cut short or is damaged: {exc}"
+            ) from exc
 
 
 def _with_retries(

@@ -33,7 +33,7 @@ import stat
 import tempfile
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -281,20 +281,57 @@ def materialise(
     return written
 
 
+class _SourceNames(logging.Filter):
+    """Rewrites each log line so that a downloads link reads as the source the user wrote."""
+
+    def __init__(self, rename: Callable[[str], str]) -> None:
+        super().__init__()
+        self.rename = rename
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        renamed = self.rename(message)
+        if renamed != message:
+            record.msg, record.args = renamed, None
+        return True
+
+
+def source_names(records: dict[str, str]) -> dict[str, str]:
+    """``{link: "sources.<key>: <url or path> (cached copy <link>)"}`` for each link whose
+    record (written by :func:`materialise`) can be read."""
+    names = {}
+    for link, record in records.items():
+        written = _read_record(Path(record))
+        if written:
+            names[str(link)] = f"{written['source']}: {written['url']} (cached copy {link})"
+    return names
+
+
 @contextlib.contextmanager
-def sources_named(records: dict[str, str]) -> Iterator[None]:
-    """Input errors raised inside name each source as the user wrote it: its config key and
-    URL or path, with the cached copy in parentheses. ``records`` maps each link a job reads
-    to its record (``source_file`` and ``source_record`` of a rule's inputs)."""
+def sources_named(records: dict[str, str], logger: logging.Logger | None = None) -> Iterator[None]:
+    """Input errors raised inside, and the lines logged inside, name each source as the user
+    wrote it: its config key and URL or path, with the cached copy in parentheses.
+    ``records`` maps each link a job reads to its record (``source_file`` and
+    ``source_record`` of a rule's inputs)."""
     from protsae.sequences.common import InputError
 
+    names = source_names(records)
+
+    def rename(text: str) -> str:
+        for link, named in names.items():
+            if named not in text:  # already named (an error raised through two of these)
+                text = text.replace(link, named)
+        return text
+
+    logger = logger or get_logger()
+    handlers = [logger, *logger.handlers]
+    renamer = _SourceNames(rename)
+    for handler in handlers:
+        handler.addFilter(renamer)
     try:
         yield
     except InputError as err:
-        message = str(err)
-        for link, record in records.items():
-            written = _read_record(Path(record))
-            if written:
-                named = f"{written['source']}: {written['url']} (cached copy {link})"
-                message = message.replace(str(link), named)
-        raise InputError(message) from err
+        raise InputError(rename(str(err))) from err
+    finally:
+        for handler in handlers:
+            handler.removeFilter(renamer)

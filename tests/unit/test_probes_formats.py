@@ -223,7 +223,7 @@ def test_cho_sequence_column_is_configurable_and_missing_one_is_named(tmp_path):
     path = tmp_path / "cho.csv"
     path.write_text("Status,aa\r\nPass,MKV\r\nFail,MWW\r\n")
     assert len(read_expression(path, "aa").records) == 2
-    with pytest.raises(InputError, match=r"cho\.csv: no column 'Construct\.seq\.\.aa\.'"):
+    with pytest.raises(InputError, match=r"cho\.csv: line 1: no column 'Construct\.seq\.\.aa\.'"):
         read_expression(path)
 
 
@@ -264,7 +264,7 @@ def test_cropping_keeps_residue_labels_and_mask_aligned(tmp_path):
     seq = "MK" * 520
     files = {
         "sequences": f">a\n{seq}\n>b\nMKV\n>c\nMWW\n".encode(),
-        "sampled": f">a SET=train VALIDATION=False\n{'HE' * 520}\n>b SET=train VALIDATION=False\nHHC\n>c SET=test VALIDATION=False\nCCC\n".encode(),
+        "sampled": f">a SET=train VALIDATION=False\n{'HE' * 520}\n>b SET=train VALIDATION=False\nHHC\n>c SET=test VALIDATION=False\nHEC\n".encode(),
         "mask": f">a\n{'1' * 1040}\n>b\n111\n>c\n101\n".encode(),
     }
     data = load_task("secondary_structure", flip_zip(tmp_path / "s.zip", files))
@@ -300,17 +300,17 @@ def _bad_flip(tmp_path: Path, sampled: str, mask: str) -> Path:
                     "mixed_split": "sequence,target,set,validation\nMKV,41,train,False\nMKW,hot,test,\n"
                 },
             ),
-            r"m\.zip:splits/mixed_split\.csv: line 3: target 'hot' is not a number",
+            r"m\.zip, member splits/mixed_split\.csv: line 3: target 'hot' is not a number",
         ),
         (
             "secondary_structure",
             lambda tmp, wf: _bad_flip(tmp, "HHHH", "111"),
-            r"bad\.zip:splits/sampled\.fasta: record 'x2': label line has 4 letters, the sequence has 3",
+            r"bad\.zip, member splits/sampled\.fasta: record 'x2': label line has 4 letters, the sequence has 3",
         ),
         (
             "secondary_structure",
             lambda tmp, wf: _bad_flip(tmp, "HHH", "1111"),
-            r"bad\.zip:splits/mask\.fasta: record 'x2': mask has 4 digits, the sequence has 3",
+            r"bad\.zip, member splits/mask\.fasta: record 'x2': mask has 4 digits, the sequence has 3",
         ),
         (
             "secondary_structure",
@@ -322,7 +322,7 @@ def _bad_flip(tmp_path: Path, sampled: str, mask: str) -> Path:
                     "cb513": [],
                 },
             ),
-            r"t\.tar\.gz:secondary_structure/secondary_structure_train\.json: record 't1': ss3 has 2",
+            r"t\.tar\.gz, member secondary_structure/secondary_structure_train\.json: record 't1': ss3 has 2",
         ),
     ],
 )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import random
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 from protsae.sources import ChecksumError, DownloadError, fetch, partial_path
 
+ROOT = Path(__file__).resolve().parents[2]
 BODY = random.Random(0).randbytes(300_000)
 ETAG = '"v1"'
 
@@ -31,6 +34,7 @@ class _Server(ThreadingHTTPServer):
         self.plan: list[str] = []  # behaviour of the next requests; "ok" once it runs out
         self.requests: list[dict[str, object]] = []
         self.watch: Path | None = None  # a destination that must not exist while downloading
+        self.cut: int | None = None  # where "nolength_cut" hangs up (default: a third in)
         self.lock = threading.Lock()
 
     @property
@@ -73,7 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.startswith("nolength"):  # no Content-Length: the body ends when we hang up
             self.send_response(200)
             self.end_headers()
-            cut = len(srv.body) // 3 if behaviour == "nolength_cut" else len(srv.body)
+            third = len(srv.body) // 3 if srv.cut is None else srv.cut
+            cut = third if behaviour == "nolength_cut" else len(srv.body)
             self.wfile.write(srv.body[:cut])
             return
         body, start = srv.body, 0
@@ -316,20 +321,101 @@ def test_body_always_cut_without_content_length_is_never_kept(
     dest = tmp_path / "uniref50.fasta.gz"
     with pytest.raises(DownloadError, match="failed after 3 attempts") as info:
         _fetch(server, dest, kind="fasta", retries=2, label="sources.uniref50")
-    assert "gzip stream is incomplete" in str(info.value)
-    assert "sources.uniref50" in str(info.value)
+    message = str(info.value)
+    cut = len(FASTA_GZ) // 3
+    assert message.startswith(f"sources.uniref50: {server.url} (cached copy {dest}): ")
+    assert f"the body ({cut:,} bytes, no Content-Length) was cut short or is damaged: " in message
+    assert "gzip stream is incomplete" in message
+    # What was received is said, not "Nothing was received".
+    assert message.endswith(
+        f"3 incomplete bodies received ({cut:,}, {cut:,}, {cut:,} bytes) and thrown away; "
+        "nothing kept."
+    )
     assert _leftovers(dest) == []
 
 
-def test_without_a_kind_a_cut_body_without_length_would_be_kept(
-    server: _Server, tmp_path: Path
-) -> None:
-    """The check is what catches it: the transfer itself sees no error."""
+def test_without_a_kind_a_cut_gzip_body_is_still_refused(server: _Server, tmp_path: Path) -> None:
+    """A gzip stream or zip archive carries its own end: no kind is needed to see the cut."""
     server.body = FASTA_GZ
-    server.plan = ["nolength_cut"]
+    server.plan = ["nolength_cut", "nolength"]
     dest = tmp_path / "uniref50.fasta.gz"
     _fetch(server, dest)
-    assert dest.read_bytes() == FASTA_GZ[: len(FASTA_GZ) // 3]
+    assert dest.read_bytes() == FASTA_GZ
+    assert [r["range"] for r in server.requests] == [None, None]
+
+
+SWISSPROT_DAT = (ROOT / "resources/demo/uniprot_sprot.dat").read_bytes()
+
+
+def _line_end_inside_an_entry(text: bytes) -> int:
+    """An offset just after a newline, in the middle of an entry (not after a '//')."""
+    middle = len(text) // 2
+    start = text.index(b"\nSQ   ", middle)
+    return text.index(b"\n", start + 1) + 1
+
+
+def test_plain_swissprot_cut_at_a_line_end_is_never_kept(server: _Server, tmp_path: Path) -> None:
+    """The re-trial's case: a plain .dat served without Content-Length, cut mid-body. Its first
+    entry parses and its last line is whole, but the closing '//' is missing."""
+    server.body = SWISSPROT_DAT
+    server.cut = _line_end_inside_an_entry(SWISSPROT_DAT)
+    server.plan = ["nolength_cut"] * 2
+    dest = tmp_path / "store" / "swissprot-5d6e1f2a"
+    with pytest.raises(DownloadError) as info:
+        _fetch(server, dest, kind="swissprot", retries=1, label="sources.swissprot")
+    tail = SWISSPROT_DAT[: server.cut].rstrip()[-60:].decode()
+    assert str(info.value) == (
+        f"sources.swissprot: {server.url} (cached copy {dest}): failed after 2 attempts; "
+        f"last error: the body ({server.cut:,} bytes, no Content-Length) was cut short or is "
+        "damaged: its last Swiss-Prot entry has no closing '//' line (the file ends with "
+        f"{'...' + tail!r}). 2 incomplete bodies received ({server.cut:,}, {server.cut:,} "
+        "bytes) and thrown away; nothing kept."
+    )
+    assert not dest.parent.exists() or _leftovers(dest) == []
+    server.plan = ["nolength"]  # the whole file, still without a length: kept
+    _fetch(server, dest, kind="swissprot", label="sources.swissprot")
+    assert dest.read_bytes() == SWISSPROT_DAT
+
+
+@pytest.mark.parametrize("kind", ["fasta", "any"])
+def test_plain_text_cut_mid_line_is_fetched_again(
+    server: _Server, tmp_path: Path, kind: str
+) -> None:
+    """FASTA (uniref50) and CSV (a probe source, kind 'any'): the last line must be whole."""
+    body = (
+        gzip.decompress(FASTA_GZ)
+        if kind == "fasta"
+        else b"".join(b"MKV%dLL,%d.5,train,False\n" % (i, i) for i in range(5000))
+    )
+    server.body = body
+    server.plan = ["nolength_cut", "nolength"]
+    dest = tmp_path / "source"
+    _fetch(server, dest, kind=kind)
+    assert dest.read_bytes() == body
+    assert len(server.requests) == 2
+    server.plan, server.requests = ["nolength_cut"], []
+    dest.unlink()
+    with pytest.raises(DownloadError, match="it ends mid-line: '.*' has no newline") as info:
+        _fetch(server, dest, kind=kind, retries=0)
+    assert str(info.value).endswith(
+        f"1 incomplete body received ({len(body) // 3:,} bytes) and thrown away; nothing kept."
+    )
+    assert _leftovers(dest) == []
+
+
+def test_zip_without_content_length_needs_its_central_directory(
+    server: _Server, tmp_path: Path
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("splits/mixed_split.csv", BODY.hex())
+    server.body = buffer.getvalue()
+    server.plan = ["nolength_cut", "nolength_cut"]
+    dest = tmp_path / "thermostability-0a1b2c3d"
+    with pytest.raises(DownloadError, match="no readable zip central directory") as info:
+        _fetch(server, dest, kind="any", retries=1, label="sources.thermostability")
+    assert str(info.value).startswith(f"sources.thermostability: {server.url} (cached copy {dest})")
+    assert _leftovers(dest) == []
 
 
 def test_local_html_file_is_reported_as_such(tmp_path: Path) -> None:

@@ -45,3 +45,30 @@ def test_evaluation_set_without_test_cluster_stops_before_any_esm_job(tmp_path: 
     log = (workdir / "results/bad/logs/sequences/cluster_swissprot.log").read_text()
     assert "the evaluation set has no test representative: 2 entries in 1 cluster" in log
     assert not (workdir / "results/bad/activations").exists(), "an ESM job ran"
+
+
+def test_probe_task_with_one_class_stops_at_probe_data(tmp_path: Path) -> None:
+    """Issue 24's bad input: an expression CSV whose proteins all pass stops at probe_data,
+    naming the sources key, the user's path and the task; no ESM job runs, nothing is written."""
+    from protsae.plan import source_file_name
+
+    workdir = copy_workflow(tmp_path / "repo")
+    rows = "".join(f"Pass,MKV{'L' * i}W\n" for i in range(30))
+    (workdir / "resources" / "one_class.csv").write_text("Status,Construct.seq..aa.\n" + rows)
+    config = yaml.safe_load((workdir / "config/demo.yaml").read_text())
+    config["results"] = "results/bad"
+    config["sources"]["expression"] = {"url": "resources/one_class.csv"}
+    (workdir / "config" / "bad.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    target = "results/bad/probes/data/expression.parquet"
+    done = snakemake(
+        workdir, "--configfile", "config/bad.yaml", "--cores", "1", target, check=False
+    )
+    assert done.returncode != 0
+    link = f"resources/downloads/{source_file_name('expression', 'resources/one_class.csv')}"
+    log = (workdir / "results/bad/logs/probes/data/expression.log").read_text()
+    assert (
+        f"sources.expression: resources/one_class.csv (cached copy {link}): probe task "
+        "expression: every labelled record has class 'expressed' (30 records); a probe needs "
+        "at least two classes"
+    ) in log
+    assert not list((workdir / "results/bad/probes/data").glob("expression*"))

@@ -31,7 +31,8 @@ rule parse_swissprot:
         dat_record=source_record("swissprot"),
         entries_record=source_record("interpro_entries"),
     output:
-        res("sequences", "swissprot.parquet"),
+        swissprot=res("sequences", "swissprot.parquet"),
+        features=res("sequences", "swissprot_features.parquet"),
     log:
         res("logs", "sequences", "parse_swissprot.log"),
     benchmark:

@@ -7,21 +7,24 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from protsae.io import claim_outputs
 from protsae.probes.formats import task_data_from_file
 from protsae.progress import get_logger
+from protsae.store import sources_named
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 params = snakemake.params
-data = task_data_from_file(
-    snakemake.wildcards.task,
-    snakemake.input.source,
-    snakemake.output.table,
-    snakemake.output.counts,
-    long_sequences=params.long_sequences,
-    validation_fraction=float(params.validation_fraction),
-    test_fraction=float(params.test_fraction),
-    seed=int(params.seed),
-    ss_test_set=params.ss_test_set,
-    meltome_split=params.meltome_split,
-    expression_column=params.expression_column,
-)
-get_logger().info("%s: %s", snakemake.wildcards.task, dict(sorted(data.counts.items())))
+source = snakemake.input.source
+with sources_named({source: snakemake.input.record}):
+    data = task_data_from_file(
+        snakemake.wildcards.task,
+        source,
+        snakemake.output.table,
+        snakemake.output.counts,
+        long_sequences=params.long_sequences,
+        validation_fraction=float(params.validation_fraction),
+        test_fraction=float(params.test_fraction),
+        seed=int(params.seed),
+        ss_test_set=params.ss_test_set,
+        meltome_split=params.meltome_split,
+        expression_column=params.expression_column,
+    )
+    get_logger().info("%s: %s", source, dict(sorted(data.counts.items())))

@@ -131,6 +131,59 @@ def finish_splits(
     data.counts["kept"] = len(data.records)
 
 
+def _split_labels(data: TaskData, split: str) -> list:
+    """The labels a probe is fitted or scored on in ``split``: one per protein, or one per
+    resolved residue for a residue-level task."""
+    labels: list = []
+    for record in data.records:
+        if record.split != split:
+            continue
+        if record.residue_labels is not None:
+            labels.extend(record.residue_labels[record.mask].tolist())
+        else:
+            labels.append(record.label)
+    return labels
+
+
+def check_classes(data: TaskData) -> None:
+    """Stop at the data, not in the fit, when a classification probe could not be fitted or
+    scored: it needs two classes in train and in test, and every class scored in test must be
+    seen in train. Validation is not checked: with a class missing there, selection falls back
+    to cross-validation. Regression tasks (``classes`` None) pass.
+    """
+    if data.classes is None:
+        return
+    per_split = {split: _split_labels(data, split) for split in ("train", "test")}
+    task = f"probe task {data.task}"
+    names = data.classes
+    unit = "residues" if data.task in RESIDUE_TASKS else "records"
+    every = Counter(_split_labels(data, "valid")) + Counter(
+        label for labels in per_split.values() for label in labels
+    )
+    if len(every) < 2:
+        (only,) = every
+        raise InputError(
+            f"{task}: every labelled {unit[:-1]} has class {names[only]!r} "
+            f"({every[only]} {unit}); a probe needs at least two classes"
+        )
+    for split, labels in per_split.items():
+        found = Counter(labels)
+        if len(found) < 2:
+            (only,) = found
+            raise InputError(
+                f"{task}: the {split} split has one class, {names[only]!r} ({found[only]} {unit}); "
+                "a probe needs at least two classes in train and in test"
+            )
+    unseen = sorted(set(per_split["test"]) - set(per_split["train"]))
+    if unseen:
+        counts = Counter(per_split["test"])
+        listed = ", ".join(f"{names[c]!r} ({counts[c]} {unit})" for c in unseen)
+        raise InputError(
+            f"{task}: the train split has no example of {listed} that the test split scores; "
+            "the probe cannot learn a class it never sees"
+        )
+
+
 # --------------------------------------------------------------------------- the table on disk
 
 

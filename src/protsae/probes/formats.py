@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from protsae.filetypes import describe
 from protsae.probes.data import (
     ProbeRecord,
     TaskData,
     apply_length_policy,
     bad_residues,
+    check_classes,
     clean_sequence,
     drop_unlabelled_chains,
     finish_splits,
@@ -79,6 +81,20 @@ def _read_fasta_text(text: str, where: str) -> Iterator[tuple[str, str]]:
         yield header, "".join(lines)
 
 
+def _in_member(path: str | os.PathLike[str], member: str) -> str:
+    """Where a record of an archive member is: ``<archive>, member <name>``."""
+    return f"{path}, member {member}"
+
+
+def _open_zip(path: Path, what: str) -> zipfile.ZipFile:
+    """The archive, or an :class:`InputError` saying what the file is instead."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        found = describe(path) or "text"
+        raise InputError(f"{path}: not {what} (a zip archive); the file is {found}") from err
+
+
 def _usable(sequence: str, record: str, where: str, counts: Counter) -> bool:
     if not sequence:
         raise InputError(f"{where}: record {record!r}: empty sequence")
@@ -100,7 +116,8 @@ def _flip_member(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[str, 
     matches = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == name]
     if len(matches) != 1:
         raise InputError(
-            f"{path}: expected one member named {name} in the FLIP splits.zip, found {len(matches)}"
+            f"{path}: expected one member named {name} in the FLIP splits.zip, found "
+            f"{len(matches)} (members: {', '.join(archive.namelist()) or 'none'})"
         )
     return matches[0], archive.read(matches[0]).decode("utf-8")
 
@@ -117,13 +134,13 @@ def _flip_split(fields: dict[str, str], where: str, record: str) -> str:
 def read_flip_secondary_structure(path: str | os.PathLike[str]) -> TaskData:
     """FLIP's secondary-structure ``splits.zip``: the three FASTA files, ids in the same order."""
     path = Path(path)
-    with zipfile.ZipFile(path) as archive:
+    with _open_zip(path, "FLIP's secondary-structure splits.zip") as archive:
         files = {
             name: _flip_member(archive, f"{name}.fasta", path)
             for name in ("sequences", "sampled", "mask")
         }
     parsed = {
-        name: list(_read_fasta_text(text, f"{path}:{member}"))
+        name: list(_read_fasta_text(text, _in_member(path, member)))
         for name, (member, text) in files.items()
     }
     ids = {name: [_header_fields(h)[0] for h, _ in recs] for name, recs in parsed.items()}
@@ -141,11 +158,13 @@ def read_flip_secondary_structure(path: str | os.PathLike[str]) -> TaskData:
         name, fields = _header_fields(seq_header)
         for header in (lab_header, mask_header):
             fields.update(_header_fields(header)[1])
-        split = _flip_split(fields, f"{path}:{files['sampled'][0]}", name)
+        split = _flip_split(fields, _in_member(path, files["sampled"][0]), name)
         sequence = clean_sequence(raw)
-        residue_labels = _ss_letters(labels, len(sequence), f"{path}:{files['sampled'][0]}", name)
-        resolved = _mask_digits(mask, len(sequence), f"{path}:{files['mask'][0]}", name)
-        if _usable(sequence, name, f"{path}:{files['sequences'][0]}", data.counts):
+        residue_labels = _ss_letters(
+            labels, len(sequence), _in_member(path, files["sampled"][0]), name
+        )
+        resolved = _mask_digits(mask, len(sequence), _in_member(path, files["mask"][0]), name)
+        if _usable(sequence, name, _in_member(path, files["sequences"][0]), data.counts):
             data.records.append(ProbeRecord(name, sequence, split, None, residue_labels, resolved))
     return data
 
@@ -199,7 +218,7 @@ def read_tape_secondary_structure(
         names = [m.name for m in archive.getmembers() if m.isfile()]
         for split, suffix in (("train", "train"), ("valid", "valid"), ("test", test_set)):
             member = _tape_member(names, suffix, path)
-            where = f"{path}:{member}"
+            where = _in_member(path, member)
             try:
                 entries = json.load(archive.extractfile(member))
             except json.JSONDecodeError as err:
@@ -306,13 +325,17 @@ def _decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _csv_rows(text: str, where: str, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def _csv_rows(
+    text: str, where: str, required: list[str], hint: str = ""
+) -> Iterator[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
     missing = [c for c in required if c not in columns]
     if missing:
-        raise InputError(f"{where}: no column {', '.join(map(repr, missing))} (columns: {columns})")
+        raise InputError(
+            f"{where}: line 1: no column {', '.join(map(repr, missing))} (columns: {columns}){hint}"
+        )
     for row in reader:
         yield reader.line_num, row
 
@@ -320,7 +343,7 @@ def _csv_rows(text: str, where: str, required: list[str]) -> Iterator[tuple[int,
 def read_meltome(path: str | os.PathLike[str], split_name: str = "mixed_split") -> TaskData:
     """FLIP's meltome ``splits.zip``: the CSV ``split_name`` (``sequence,target,set,validation``)."""
     path = Path(path)
-    with zipfile.ZipFile(path) as archive:
+    with _open_zip(path, "FLIP's meltome splits.zip") as archive:
         members = [m for m in archive.namelist() if m.endswith(".csv")]
         chosen = [m for m in members if Path(m).stem == split_name]
         if len(chosen) != 1:
@@ -329,7 +352,7 @@ def read_meltome(path: str | os.PathLike[str], split_name: str = "mixed_split") 
                 f"(CSV members: {', '.join(members) or 'none'})"
             )
         text = _decode(archive.read(chosen[0]))
-    where = f"{path}:{chosen[0]}"
+    where = _in_member(path, chosen[0])
     data = TaskData("thermostability", [], None)
     for line, row in _csv_rows(text, where, ["sequence", "target", "set", "validation"]):
         data.counts["read"] += 1
@@ -361,7 +384,8 @@ def read_expression(
     where = str(path)
     text = _decode(Path(path).read_bytes())
     data = TaskData("expression", [], list(EXPRESSION_CLASSES))
-    for line, row in _csv_rows(text, where, ["Status", sequence_column]):
+    hint = "; probes.expression_column names the sequence column"
+    for line, row in _csv_rows(text, where, ["Status", sequence_column], hint):
         data.counts["read"] += 1
         status = (row["Status"] or "").strip()
         if status == "Pass":
@@ -414,6 +438,7 @@ def load_task(
     drop_unlabelled_chains(data)
     try:
         finish_splits(data, validation_fraction, test_fraction, seed)
+        check_classes(data)
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
     return data
