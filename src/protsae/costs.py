@@ -56,6 +56,10 @@ GPUS = {
     "a100": Gpu("NVIDIA A100 SXM", 312e12, 19.5e12),
     "l40s": Gpu("NVIDIA L40S", 362e12, 91.6e12),
     "v100": Gpu("NVIDIA V100 SXM2", 125e12, 15.7e12),
+    # No GPU: every stage runs in float32 on the CPU. Not a data-sheet peak: at the default 40%
+    # utilisation it prices a 2-core laptop at 50 GFLOP/s, about what protsae's ESM-2 extraction
+    # sustained on the 2-core development machine (benchmarks/bench_extraction.py, 6 x 320 model).
+    "cpu": Gpu("2-core CPU, float32 (no GPU)", 125e9, 125e9),
 }
 
 
