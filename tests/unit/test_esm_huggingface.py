@@ -5,6 +5,7 @@ computes; bad folders and hub ids are refused naming esm.model and the file."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,11 @@ from protsae import esm as pesm
 from protsae import huggingface as hf
 from protsae.plan import downloads, model_name
 
-transformers = pytest.importorskip("transformers")
+# make test (PROTSAE_REQUIRE_OPTIONAL=1) fails instead of skipping without the hf extra.
+if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+    import transformers
+else:
+    transformers = pytest.importorskip("transformers", reason="pip install -e '.[hf]'")
 
 LAYERS, DIM, HEADS = 3, 32, 4
 TOL = 1e-5

@@ -5,6 +5,7 @@ and run through every stage; bad hub ids and folders stop the run before any job
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from workflow_runs import copy_workflow, snakemake  # noqa: E402
 
 from protsae.huggingface import ESM2_VOCAB, HUB_FILES  # noqa: E402
 
-transformers = pytest.importorskip("transformers")
+# make test (PROTSAE_REQUIRE_OPTIONAL=1) fails instead of skipping without the hf extra.
+if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
+    import transformers
+else:
+    transformers = pytest.importorskip("transformers", reason="pip install -e '.[hf]'")
 
 pytestmark = [pytest.mark.workflow]
 
