@@ -256,10 +256,11 @@ def ceil_div(a: float, b: float) -> int:
 
 
 def training_tokens(config: dict[str, Any], sample: SequenceSample) -> float:
-    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = one pass over the
-    layer's cached training tokens."""
+    """Tokens each SAE trains on: ``sae.training.total_tokens``, or null = ``epochs`` passes
+    over the layer's cached training tokens."""
     total = config["sae"]["training"]["total_tokens"]
-    return float(total) if total is not None else sample.stored_tokens
+    epochs = float(config["sae"]["training"].get("epochs", 1))
+    return float(total) if total is not None else epochs * sample.stored_tokens
 
 
 # --------------------------------------------------------------------------- the plan

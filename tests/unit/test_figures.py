@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 from protsae.figures import (
     activation_histograms,
@@ -95,6 +96,20 @@ def test_quality_figure_bars_match_the_metrics_table(dead):
             assert np.allclose(heights, ordered[column].to_numpy())
     labels = [t.get_text() for t in fve_ax.get_xticklabels()]
     assert labels == ["L2 k4 w256", "L2 k8 w256", "L4 k8 w256"]
+
+
+def test_quality_figure_draws_the_mask_draw_spread_as_error_bars():
+    metrics = pd.DataFrame(
+        {"layer": [2, 3], "k": [8, 8], "width": [256, 256], "fve": [0.9, 0.8], "l0": [8, 8]}
+        | {"dead_fraction_eval": [0.1, 0.2], "loss_recovered": [0.95, 0.96]}
+        | {"loss_recovered_std": [0.02, 0.03], "mask_draws": [5, 5]}
+    )
+    lr_ax = sae_quality_figure(metrics).axes[3]
+    (errorbar,) = [c for c in lr_ax.containers if isinstance(c, ErrorbarContainer)]
+    bars = errorbar.lines[2][0]  # the vertical error segments
+    spans = [seg[1, 1] - seg[0, 1] for seg in bars.get_segments()]
+    assert np.allclose(spans, [0.04, 0.06])  # ± one standard deviation
+    assert "mean ± sd over 5 mask draws" in lr_ax.get_title()
 
 
 def test_quality_figure_marks_a_missing_value():
@@ -189,42 +204,86 @@ def test_max_activation_figure_says_when_no_latent_is_family_specific(planted):
 
 def probes_table() -> pd.DataFrame:
     rows = []
-    for task, metric in (("ss3", "accuracy"), ("meltome", "spearman")):
+    for task, metric in (("localization", "accuracy"), ("thermostability", "spearman")):
         for layer in (2, 4, 6):
             for features in ("esm", "sae-k8-w256"):
                 value = layer / 10 + (0.05 if features == "esm" else 0) + len(task) / 100
-                rows.append((layer, task, features, metric, value, 100, 50))
-    return pd.DataFrame(
-        rows, columns=["layer", "task", "features", "metric", "value", "n_train", "n_test"]
-    )
+                rows.append((layer, task, features, metric, value, value - 0.1, value + 0.05, 50))
+            for control, value in (("majority", 0.25), ("composition", 0.35)):
+                rows.append((layer, task, control, metric, value, value - 0.1, value + 0.1, 50))
+    columns = ["layer", "task", "features", "metric", "value", "ci_low", "ci_high", "n_test"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def test_probe_metrics_figure_one_panel_per_task_one_line_per_feature_set():
     table = probes_table().sample(frac=1, random_state=2)
     figure = probe_metrics_figure(table)
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
-    assert set(panels) == {"ss3", "meltome"}
-    for task, ax in panels.items():
-        lines = {line.get_label(): line for line in ax.get_lines()}
-        assert set(lines) == {"esm", "sae-k8-w256"}
-        for features, line in lines.items():
+    assert set(panels) == {
+        "Subcellular localization (n_test = 50)",
+        "Thermostability (n_test = 50)",
+    }
+    for title, ax in panels.items():
+        task = "localization" if "localization" in title else "thermostability"
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        lines = {c.get_label(): c.lines[0] for c in bars}
+        lines |= {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+        assert set(lines) == {"esm", "sae-k8-w256", "majority", "composition"}
+        for features in ("esm", "sae-k8-w256"):
             rows = table[(table.task == task) & (table.features == features)].sort_values("layer")
-            assert line.get_xdata().tolist() == rows.layer.tolist()
-            assert np.allclose(line.get_ydata(), rows.value)
-    assert panels["meltome"].get_ylabel() == "spearman"
+            x = lines[features].get_xdata()
+            assert np.allclose(np.round(x), rows.layer) and not np.array_equal(x, rows.layer)
+            assert np.allclose(lines[features].get_ydata(), rows.value)
+        for control, value in (("majority", 0.25), ("composition", 0.35)):  # control lines drawn
+            assert np.allclose(lines[control].get_ydata(), value)
+        # every legend entry has drawn data; integer layer ticks only
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert set(legend) == set(lines) and all(len(lines[n].get_ydata()) for n in legend)
+        assert ax.get_xticks().tolist() == [2, 4, 6]
+        assert ax.get_ylim()[1] == 1.0
+    loc = panels["Subcellular localization (n_test = 50)"]
+    assert loc.get_ylim() == (0.0, 1.0) and loc.get_ylabel() == "test accuracy"
+    assert panels["Thermostability (n_test = 50)"].get_ylabel() == "test Spearman ρ"
+    # intervals as error bars: the bar of each point spans ci_low..ci_high
+    (errorbar, *_) = [c for c in loc.containers if isinstance(c, ErrorbarContainer)]
+    segments = errorbar.lines[2][0].get_segments()
+    rows = table[(table.task == "localization") & (table.features == errorbar.get_label())]
+    rows = rows.sort_values("layer")
+    assert np.allclose([seg[0, 1] for seg in segments], rows.ci_low)
+    assert np.allclose([seg[1, 1] for seg in segments], rows.ci_high)
 
 
-def test_probe_coefficients_figure_densities_integrate_to_one():
+def test_probe_coefficients_figure_one_panel_per_layer_and_class_at_its_own_strength():
     rng = np.random.default_rng(3)
-    coefficients = pd.DataFrame(
+    frames = []
+    for layer in (2, 3):
+        for output in ("H", "E"):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "task": "secondary_structure",
+                        "layer": layer,
+                        "output": output,
+                        "features": ["esm"] * 100 + ["sae-k8-w256"] * 200,
+                        "coefficient": np.concatenate(
+                            [rng.normal(0, 1, 100), rng.laplace(0, 0.1, 200)]
+                        ),
+                    }
+                )
+            )
+    selected = pd.DataFrame(
         {
-            "task": ["ss3"] * 300,
-            "features": ["esm"] * 100 + ["sae-k8-w256"] * 200,
-            "coefficient": np.concatenate([rng.normal(0, 1, 100), rng.laplace(0, 0.1, 200)]),
+            "task": "secondary_structure",
+            "layer": [2, 2, 3, 3],
+            "features": ["esm", "sae-k8-w256"] * 2,
+            "selected": [0.001, 0.0, 0.01, 0.0001],
         }
     )
-    (ax,) = figure_axes = probe_coefficients_figure(coefficients).axes
-    assert figure_axes and [p.get_label() for p in ax.patches] == ["esm", "sae-k8-w256"]
+    figure = probe_coefficients_figure(pd.concat(frames), selected)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert len(titles) == 4 and "Secondary structure (3 classes), L3: H" in titles
+    ax = next(a for a in figure.axes if a.get_title().endswith("L3: H"))
+    assert [p.get_label() for p in ax.patches] == ["esm (0.01)", "sae-k8-w256 (0.0001)"]
     for patch in ax.patches:
         values, edges, _ = patch.get_data()
         assert np.isclose((values * np.diff(edges)).sum(), 1.0)

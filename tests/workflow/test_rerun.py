@@ -156,6 +156,7 @@ def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: P
     def long_training(config):
         config["sae"]["sweeps"].append({"layers": [layer], "ks": [k], "widths": [width]})
         config["sae"]["training"]["total_tokens"] = training["batch_tokens"] * 600
+        config["sae"]["training"]["epochs"] = 100  # many steps to interrupt, not fresh tokens
         config["sae"]["training"]["checkpoint_every"] = 20
 
     config = str(write_config(workdir, "long_training", long_training, base="small"))

@@ -334,6 +334,15 @@ def all_probe_results(wildcards=None):
     ]
 
 
+def all_probe_controls(wildcards=None):
+    """The two controls of every probe task (no language model: once per task)."""
+    return [
+        res("probes", "controls", task, f"{control}.json")
+        for task in PROBE_TASKS
+        for control in ("majority", "composition")
+    ]
+
+
 def probe_targets():
     if not (PROBE_SAES and PROBE_TASKS):
         return []

@@ -128,7 +128,8 @@ rule figure_probes:
 
 rule figure_probe_coefficients:
     input:
-        all_probe_tables("coefficients"),
+        coefficients=all_probe_tables("coefficients"),
+        table=res("tables", "probes.csv"),
     output:
         png=report(
             res("figures", "probe_coefficients.png"),
