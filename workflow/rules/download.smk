@@ -54,21 +54,6 @@ rule esm_random_init:
         "../scripts/random_init_esm.py"
 
 
-def hf_files(wildcards=None):
-    """The downloaded files of a Hugging Face ESM-2 (``esm.model`` hf:<id> or a folder) by name:
-    links as ancient (touching a folder's file reruns nothing) and their records (the bytes).
-    """
-    from protsae.huggingface import download_name
-
-    files = {}
-    for file in HF_MODEL.files():
-        name = download_name(HF_MODEL, file)
-        key = file.split(".")[0]
-        files[key] = ancient(f"{DOWNLOADS_DIR}/{name}")
-        files[f"{key}_record"] = f"{DOWNLOADS_DIR}/{name}.json"
-    return files
-
-
 if HF_MODEL is not None:
 
     # The Hugging Face weights converted once into fair-esm's layout: every ESM job loads this.
