@@ -72,6 +72,7 @@ class Assumptions:
     mean_length: float | None = None  # residues per sampled sequence (None: measure or 300)
     eval_sequences: int | None = None  # Swiss-Prot cluster representatives (None: measure or 150k)
     python_mb: float = 700.0  # a job's baseline RSS: python, torch, pyarrow imported
+    concepts: int = 300  # residue concepts with concepts.min_proteins train proteins
     notes: list[str] = field(default_factory=list)
 
 
@@ -375,6 +376,8 @@ def _stages(
         ),
         "bf16",
     )
+    # the concept counts encode the same evaluation set again (rule latent_concepts)
+    concepts = Stage("latent_concepts", stats.jobs, stats.flops, "bf16")
     configured = sum(lone) + sum(max(g) for g in groups)
     alternative = {
         "per_layer_early_exit_flops": per_layer * sum(layers),
@@ -384,7 +387,7 @@ def _stages(
         "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
         "layer_passes_per_sequence_configured": float(configured),
     }
-    return [*extract, train, evaluate, stats], alternative
+    return [*extract, train, evaluate, stats, concepts], alternative
 
 
 def _disk(

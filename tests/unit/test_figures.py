@@ -35,6 +35,7 @@ def summary_table(points) -> pd.DataFrame:
         row.update(dict(zip(PATTERN_CLASSES, counts.tolist(), strict=True)))
         row["n_latents"] = int(counts.sum())
         row["family_specific"] = int(rng.integers(0, 9))
+        row["concept_specific"] = int(rng.integers(0, 9))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -60,8 +61,10 @@ def test_sweep_figure_lines_match_the_summary_table():
     assert set(lines) == set(PATTERN_CLASSES)
     for name in PATTERN_CLASSES:
         assert lines[name].get_ydata().tolist() == ordered[name].tolist()
-    (family,) = family_ax.get_lines()
+    family, concept = family_ax.get_lines()
     assert family.get_ydata().tolist() == ordered.family_specific.tolist()
+    assert concept.get_label() == "concept_specific"
+    assert concept.get_ydata().tolist() == ordered.concept_specific.tolist()
     assert [t.get_text() for t in family_ax.get_xticklabels()] == ["2", "4", "6"]
 
 
@@ -365,3 +368,28 @@ def test_save_figure_svg_is_reproducible(tmp_path):
     for name in ("a", "b"):
         save_figure(sweep_figure(table, sweep), tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+def test_best_concepts_figure_shows_each_latents_best_concept():
+    from protsae.figures.concepts import best_concepts_figure
+
+    concepts = pd.DataFrame(
+        {
+            "latent": [4, 4, 9, 2],
+            "concept": ["MOTIF:m1", "HELIX", "TRANSMEM", "BINDING:Zn(2+)"],
+            "f1_test": [0.9, 0.95, 0.3, 0.6],
+        }
+    )
+    figure = best_concepts_figure(concepts, title="L2 k8 w256")
+    (ax,) = figure.axes
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top to bottom
+    assert [round(b.get_width(), 2) for b in bars] == [0.95, 0.6, 0.3]  # one per latent
+    labels = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
+    labels = [labels[y] for y in sorted(labels, reverse=True)]  # top to bottom
+    assert labels == [
+        "latent 4: HELIX residues",
+        "latent 2: BINDING 'Zn(2+)' residues",
+        "latent 9: TRANSMEM residues",
+    ]
+    empty = best_concepts_figure(concepts.head(0))
+    assert "no residue concept" in empty.axes[0].texts[0].get_text()

@@ -383,7 +383,13 @@ def get_final_targets():
             targets.append(f"{sae_dir(spec)}/train_log.parquet")
         targets += [
             f"{latents_dir(spec)}/{name}"
-            for name in ("classes.parquet", "families.parquet", "summary.json")
+            for name in (
+                "classes.parquet",
+                "families.parquet",
+                "concepts.parquet",
+                "descriptions.parquet",
+                "summary.json",
+            )
         ]
         targets.append(f"{steering_dir(spec)}/summary.parquet")
     if SAES:
@@ -444,6 +450,7 @@ def figure_targets():
     if SAES:
         names.append("sae_quality")
     names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
+    names += [f"best_concepts-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
     return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
 
 

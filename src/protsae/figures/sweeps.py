@@ -39,7 +39,9 @@ def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figu
     ``points`` are the sweep's SAEs as (layer, k, width) (:func:`sweep_points`);
     ``summary`` is ``tables/latent_summary.csv`` (one row per SAE). Line ``i`` of the
     left panel is class ``PATTERN_CLASSES[i]`` (label = class name); the right panel has one
-    line labelled ``family_specific``. x positions are 0..n-1 with the swept value as tick.
+    line labelled ``family_specific`` and, when the table has the column, one labelled
+    ``concept_specific`` (latents with a residue concept of test F1 > 0.5). x positions are
+    0..n-1 with the swept value as tick.
     """
     points = sorted({(int(a), int(b), int(c)) for a, b, c in points})
     axes = varying_axes(points)
@@ -58,8 +60,17 @@ def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figu
     family_ax.plot(
         x, rows["family_specific"].to_numpy(), marker="o", color="C3", label="family_specific"
     )
-    family_ax.set_ylabel("family-specific latents")
-    family_ax.set_title("family-specific latents")
+    if "concept_specific" in rows and rows["concept_specific"].notna().any():
+        family_ax.plot(
+            x,
+            rows["concept_specific"].to_numpy(dtype=float),
+            marker="s",
+            color="C4",
+            label="concept_specific",
+        )
+        family_ax.legend(fontsize="small")
+    family_ax.set_ylabel("latents")
+    family_ax.set_title("family- and concept-specific latents")
     fixed = [f"{c}={rows[c].iloc[0]}" for c in AXES if c not in axes]
     for ax in (classes_ax, family_ax):
         ax.set_xticks(x, labels, rotation=30 if len(axes) > 1 else 0)
