@@ -7,6 +7,7 @@ version of everything pyproject.toml asks for, transitively, and writes
   (``tools/setup.sh`` installs with ``pip install -c constraints.txt``);
 - ``envs/protsae.yaml``: the same pins for what the rules' scripts import (no extras);
 - ``envs/mmseqs2.yaml``: MMseqs2 and the pins of what the clustering script imports;
+- ``envs/probe_data.yaml``: MMseqs2 with the runtime pins (the probe data's identity split);
 - ``envs/blast.yaml``, ``envs/browser.yaml``: BLAST+ / Clustal Omega with the runtime pins.
 
 Packages installed in the venv for other reasons are not locked. Local version labels
@@ -137,6 +138,11 @@ def main() -> int:
             "MMseqs2 for clustering Swiss-Prot, and what the clustering script imports.",
             [f"mmseqs2={MMSEQS2_VERSION}"],
             closure(list(MMSEQS2_IMPORTS)),
+        ),
+        ROOT / "envs" / "probe_data.yaml": conda_env(
+            "MMseqs2 for the probe data's identity split, with the protsae Python stack.",
+            [f"mmseqs2={MMSEQS2_VERSION}"],
+            runtime,
         ),
         ROOT / "envs" / "blast.yaml": conda_env(
             "BLAST+ and Clustal Omega for the steering homologs, with the protsae Python stack.",
