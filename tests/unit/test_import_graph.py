@@ -24,6 +24,7 @@ LAYERS = [
     "device",
     "filetypes",
     "ids",
+    "huggingface",
     "config",
     # inputs
     "sources",
@@ -41,6 +42,7 @@ LAYERS = [
     # outputs for people
     "figures",
     "tables",
+    "findings",
     "browser",
     "encoding",
     "costs",

@@ -11,8 +11,10 @@ from protsae.config import (
     SaeSpec,
     downloads,
     expand_sweeps,
+    hf_model,
     is_checkpoint_path,
     load_schema,
+    model_layer_problems,
     model_name,
     pretrained_specs,
     regression_path,
@@ -32,6 +34,26 @@ config.update(_validated)
 RESULTS = config["results"]
 DOWNLOADS_DIR = "resources/downloads"
 MODEL = model_name(config["esm"])
+
+# A Hugging Face ESM-2 (esm.model hf:<id> or a save_pretrained folder) is checked now, before any
+# job: its config.json and the weights' safetensors header (from the hub until the download stage
+# has fetched them), then every configured layer against its depth.
+HF_MODEL = (
+    None
+    if config["esm"]["random_init"] or config["esm"]["pretrain"]
+    else hf_model(config["esm"]["model"])
+)
+if HF_MODEL is not None:
+    from protsae.huggingface import HfModelError, inspect as inspect_hf
+
+    try:
+        _problems = model_layer_problems(
+            config, inspect_hf(HF_MODEL, DOWNLOADS_DIR).layers
+        )
+    except HfModelError as err:
+        raise WorkflowError(str(err)) from None
+    if _problems:
+        raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
 DOWNLOADS = downloads(config)
 SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
 SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
@@ -123,7 +145,7 @@ def esm_checkpoint(wildcards=None):
     esm = config["esm"]
     if esm["pretrain"]:
         return res("esm", f"{MODEL}.pt")
-    if esm["random_init"] or not is_checkpoint_path(esm["model"]):
+    if esm["random_init"] or HF_MODEL or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
 
@@ -137,6 +159,7 @@ def esm_regression(wildcards=None):
         regression.name in DOWNLOADS
         or config["esm"]["random_init"]
         or config["esm"]["pretrain"]
+        or HF_MODEL
         or regression.exists()
     ):
         return [str(regression)]

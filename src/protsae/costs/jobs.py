@@ -72,13 +72,15 @@ def extraction_rules(config: dict[str, Any], layers: set[int]) -> dict[str, int]
 
 
 def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
-    """The probe stage's jobs: data per task, two fits and one interpretation per (layer, task)."""
+    """The probe stage's jobs: data and two controls (majority, composition) per task, two fits
+    and one interpretation per (layer, task)."""
     specs, tasks = probe_sae_specs(config["probes"], saes), probe_tasks(config["sources"])
     if not (specs and tasks):
         return {}
     pairs = len(specs) * len(tasks)
     return {
         "probe_data": len(tasks),
+        "probe_control": 2 * len(tasks),
         "probe_fit": 2 * pairs,  # ESM-embedding and SAE-latent probes
         "probe_interpret": pairs,
         "probes_table": 1,

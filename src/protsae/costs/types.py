@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protsae.config import SaeSpec, is_checkpoint_path, model_name
+from protsae.config import SaeSpec, hf_model, is_checkpoint_path, model_name
 
 #: Rules whose job count is only known after the ``latent_families`` checkpoint: the plan gives
 #: an upper bound, and a dry run from scratch does not list them.
@@ -44,6 +44,10 @@ GPUS = {
     "a100": Gpu("NVIDIA A100 SXM", 312e12, 19.5e12),
     "l40s": Gpu("NVIDIA L40S", 362e12, 91.6e12),
     "v100": Gpu("NVIDIA V100 SXM2", 125e12, 15.7e12),
+    # No GPU: every stage runs in float32 on the CPU. Not a data-sheet peak: at the default 40%
+    # utilisation it prices a 2-core laptop at 50 GFLOP/s, about what protsae's ESM-2 extraction
+    # sustained on the 2-core development machine (benchmarks/bench_extraction.py, 6 x 320 model).
+    "cpu": Gpu("2-core CPU, float32 (no GPU)", 125e9, 125e9),
 }
 
 
@@ -94,9 +98,18 @@ def model_shape(esm: dict[str, Any]) -> ModelShape:
     if built_here:
         return ModelShape(name, int(built_here["layers"]), int(built_here["embed_dim"]))
     stem = Path(esm["model"]).stem
-    if stem in ESM2_SHAPES:
+    if stem in ESM2_SHAPES:  # fair-esm names, and hub ids like hf:facebook/esm2_t6_8M_UR50D
         layers, dim, _ = ESM2_SHAPES[stem]
         return ModelShape(name, layers, dim)
+    hub_or_folder = hf_model(esm["model"])
+    if hub_or_folder is not None:
+        from protsae.huggingface import HfModelError, inspect
+
+        try:
+            shape = inspect(hub_or_folder, "resources/downloads")
+        except HfModelError as err:
+            raise ValueError(str(err)) from None
+        return ModelShape(name, shape.layers, shape.embed_dim)
     if is_checkpoint_path(esm["model"]) and Path(esm["model"]).is_file():
         import torch
 

@@ -4,6 +4,21 @@ from protsae.config import source_file_name
 from protsae.store import content_key
 
 
+def hf_files(wildcards=None):
+    """The downloaded files of a Hugging Face ESM-2 (``esm.model`` hf:<id> or a folder) by name:
+    links as ancient (touching a folder's file reruns nothing) and their records (the bytes).
+    """
+    from protsae.huggingface import download_name
+
+    files = {}
+    for file in HF_MODEL.files():
+        name = download_name(HF_MODEL, file)
+        key = file.split(".")[0]
+        files[key] = ancient(f"{DOWNLOADS_DIR}/{name}")
+        files[f"{key}_record"] = f"{DOWNLOADS_DIR}/{name}.json"
+    return files
+
+
 def source_file(name):
     """The link to config source ``name`` (ancient: touching a source reruns nothing; a
     consumer reruns when the source's bytes change through ``source_record``)."""
