@@ -22,13 +22,13 @@ import torch
 
 import protsae
 from protsae.cli import main
-from protsae.encoding import read_records, sae_folder
+from protsae.encoding.inputs import read_records, sae_folder
 from protsae.latents import PATTERN_CLASSES
 from protsae.sequences import InputError
 
 esm_mod = pytest.importorskip("protsae.esm")
 sae_mod = pytest.importorskip("protsae.sae")
-encode_mod = pytest.importorskip("protsae.latents.encode")
+encode_mod = pytest.importorskip("protsae.latents.stats")
 
 LAYER, WIDTH, K, MODEL = 2, 128, 8, "esm2_tiny"
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -185,7 +185,8 @@ def test_tsv_joins_planted_annotations(encoded, grid):
 
 def test_an_always_on_latent_does_not_hide_a_family_hit():
     """Raw value ranks an always-on latent first; its fraction of its own max does not."""
-    from protsae.encoding import SequenceLatents, ranked_latents
+    from protsae.encoding.inputs import ranked_latents
+    from protsae.encoding.types import SequenceLatents
 
     item = SequenceLatents(
         "P", "ACDEF", np.array([0, 1, 2, 3]), np.array([7, 7, 9, 9]), np.array([10.0, 9, 2, 1])

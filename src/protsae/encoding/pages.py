@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from protsae.encoding import SaeFolder, SequenceLatents
+    from protsae.encoding.types import SaeFolder, SequenceLatents
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 _STYLE = """
@@ -80,23 +80,22 @@ def _track_html(item: SequenceLatents, latent: int, scale: float) -> str:
     )
 
 
-def render_page(
-    item: SequenceLatents,
-    sae: SaeFolder,
-    notes: dict[int, dict],
-    latent: int | None,
-    page_dir: Path,
-) -> str:
-    """One sequence's page; ``latent`` is the track shown first (default: the strongest by
-    fraction of its own maximum); the switcher offers the strongest SWITCHER_LATENTS."""
-    from protsae.encoding import ranked_latents
+_ROW_KEYS = (
+    "max_value",
+    "fraction_of_latent_max",
+    "argmax",
+    "n_active",
+    "pattern_class",
+    "family",
+    "f1",
+    "predicted_member",
+)
 
-    ranked = ranked_latents(item, notes)
-    if latent is None and ranked:
-        latent = ranked[0]["latent"]
-    shown = [r["latent"] for r in ranked[:SWITCHER_LATENTS]]
-    if latent is not None and latent not in shown:
-        shown.insert(0, latent)
+
+def _switcher(
+    item: SequenceLatents, notes: dict[int, dict], shown: list[int], latent: int | None
+) -> tuple[list[str], list[str], str]:
+    """(radio buttons, one shaded track per latent, the CSS that shows the checked one)."""
     radios, tracks, rules = [], [], []
     for lat in shown:
         latent_max = notes.get(lat, {}).get("latent_max")
@@ -112,28 +111,43 @@ def render_page(
             f'<p class="seq">{_track_html(item, lat, scale)}</p></div>'
         )
         rules.append(f"#l{lat}:checked~.tracks .t{lat}{{display:block}}")
+    return radios, tracks, ".track{display:none}" + "".join(rules)
+
+
+def _latent_rows(
+    ranked: list[dict], sae: SaeFolder, page_dir: Path, latent: int | None
+) -> list[str]:
     rows = []
     for row in ranked:
         link = browser_link(sae, row["latent"], page_dir)
         label = str(row["latent"])
         label = f'<a href="{escape(link, quote=True)}">{label}</a>' if link else label
         chosen = ' class="chosen"' if row["latent"] == latent else ""
-        cells = [label] + [
-            _cell(row[key])
-            for key in (
-                "max_value",
-                "fraction_of_latent_max",
-                "argmax",
-                "n_active",
-                "pattern_class",
-                "family",
-                "f1",
-                "predicted_member",
-            )
-        ]
+        cells = [label] + [_cell(row[key]) for key in _ROW_KEYS]
         rows.append(f"<tr{chosen}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return rows
+
+
+def render_page(
+    item: SequenceLatents,
+    sae: SaeFolder,
+    notes: dict[int, dict],
+    latent: int | None,
+    page_dir: Path,
+) -> str:
+    """One sequence's page; ``latent`` is the track shown first (default: the strongest by
+    fraction of its own maximum); the switcher offers the strongest SWITCHER_LATENTS."""
+    from protsae.encoding.inputs import ranked_latents
+
+    ranked = ranked_latents(item, notes)
+    if latent is None and ranked:
+        latent = ranked[0]["latent"]
+    shown = [r["latent"] for r in ranked[:SWITCHER_LATENTS]]
+    if latent is not None and latent not in shown:
+        shown.insert(0, latent)
+    radios, tracks, switch_css = _switcher(item, notes, shown, latent)
+    rows = _latent_rows(ranked, sae, page_dir, latent)
     title = escape(item.id)
-    switch_css = ".track{display:none}" + "".join(rules)
     return "\n".join(
         [
             "<!DOCTYPE html>",
