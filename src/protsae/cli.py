@@ -25,7 +25,11 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--results", help="results folder with latents/ and browser/ (default: the SAE's own)"
     )
-    p.add_argument("--model", help="ESM-2 checkpoint path or fair-esm name (default: sae.json's)")
+    p.add_argument(
+        "--model",
+        help="ESM-2 checkpoint path, fair-esm name, hf:<hub id> (converted by the workflow) or "
+        "a save_pretrained folder (default: sae.json's)",
+    )
     p.add_argument("--html", action="store_true", help="write one static page per sequence")
     p.add_argument(
         "--html-latent", type=int, help="latent colouring every page (default: strongest)"

@@ -280,3 +280,20 @@ def test_download_entries_for_a_hub_model(hub):
         "/tester/esm2_t3_tiny/resolve/v1/model.safetensors"
     )
     assert {e["label"] for e in files.values()} == {"esm.model"}
+
+
+def test_encode_finds_hugging_face_weights(hf_folder, tmp_path):
+    """protsae encode --model takes a save_pretrained folder as it is, and hf:<id> as the
+    checkpoint the workflow converted it into (beside the results folder)."""
+    from protsae.encoding import SaeFolder, find_checkpoint
+
+    results = tmp_path / "results"
+    sae = SaeFolder(results / "sae/m/L2/k8-w64", "hf-tester--esm2_t3_tiny", 2, 8, 64, results)
+    assert find_checkpoint(sae, hf_folder) == hf_folder
+    converted = tmp_path / "resources/downloads/hf-tester--esm2_t3_tiny.pt"
+    converted.parent.mkdir(parents=True)
+    hf.convert(hf_folder / "config.json", hf_folder / "model.safetensors", None, converted)
+    assert find_checkpoint(sae, "hf:tester/esm2_t3_tiny") == converted
+    assert find_checkpoint(sae) == converted  # from sae.json's model name
+    with pytest.raises(Exception, match=r"--model: 'hf:tiny'"):
+        find_checkpoint(sae, "hf:tiny")
