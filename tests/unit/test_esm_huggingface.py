@@ -297,3 +297,13 @@ def test_encode_finds_hugging_face_weights(hf_folder, tmp_path):
     assert find_checkpoint(sae) == converted  # from sae.json's model name
     with pytest.raises(Exception, match=r"--model: 'hf:tiny'"):
         find_checkpoint(sae, "hf:tiny")
+
+
+def test_plan_reads_the_shape_of_a_hugging_face_model(hf_folder):
+    """protsae plan prices a folder from its config.json and a facebook hub id by its name."""
+    from protsae.costs import model_shape
+
+    shape = model_shape({"model": str(hf_folder)})
+    assert (shape.name, shape.layers, shape.d_model) == ("hf-tiny_esm2", LAYERS, DIM)
+    hub = model_shape({"model": "hf:facebook/esm2_t12_35M_UR50D"})
+    assert (hub.name, hub.layers, hub.d_model) == ("hf-facebook--esm2_t12_35M_UR50D", 12, 480)
