@@ -1,6 +1,7 @@
 """The ``protsae`` command: ``protsae encode`` (your proteins through a trained SAE),
-``protsae plan`` (what a config will cost before it runs) and ``protsae clean`` (outputs an
-earlier grid left in ``results``)."""
+``protsae plan`` (what a config will cost before it runs), ``protsae findings`` (what a
+finished run found, from its tables) and ``protsae clean`` (outputs an earlier grid left in
+``results``)."""
 
 from __future__ import annotations
 
@@ -167,6 +168,27 @@ def _run_clean(args: argparse.Namespace) -> int:
     else:
         emptied = remove_stale(stale, results)
         print(f"removed {len(stale)} files and {len(emptied)} emptied folders")
+
+
+def _findings_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "findings",
+        help="what a finished run found, computed from its tables",
+        description="Print the findings of a finished run (loss recovered, family-specific "
+        "latents, probe differences with intervals, steering trends with n) from RESULTS/tables "
+        "and RESULTS/steering.",
+    )
+    p.add_argument(
+        "results", nargs="?", default="results/demo", help="results folder (default: %(default)s)"
+    )
+
+
+def _run_findings(args: argparse.Namespace) -> int:
+    from protsae.findings import findings
+
+    print("Findings (computed from the tables; the README quotes only these):")
+    for line in findings(args.results):
+        print(f"  {line}")
     return 0
 
 
@@ -175,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _encode_parser(sub)
     _plan_parser(sub)
+    _findings_parser(sub)
     _clean_parser(sub)
     return parser
 
@@ -184,7 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protsae.sequences import InputError
 
     args = build_parser().parse_args(argv)
-    runners = {"encode": _run_encode, "plan": _run_plan, "clean": _run_clean}
+    runners = {
+        "encode": _run_encode,
+        "plan": _run_plan,
+        "findings": _run_findings,
+        "clean": _run_clean,
+    }
     try:
         return runners[args.command](args)
     except (InputError, FileNotFoundError, ValueError) as err:

@@ -79,7 +79,15 @@ def write_latents(root: Path) -> Path:
     pq.write_table(pa.Table.from_pylist(stats, SEQ_STATS_SCHEMA), folder / "seq_stats.parquet")
     pq.write_table(pa.Table.from_pylist(top, TOP_EXAMPLES_SCHEMA), folder / "top_examples.parquet")
     classes = [
-        dict(latent=0, pattern_class="motif_short", n_sequences=3, n_top=3, top_distances=[1]),
+        dict(
+            latent=0,
+            pattern_class="motif_short",
+            n_sequences=3,
+            n_top=3,
+            density=4.0,
+            mean_coverage=0.25,
+            top_distances=[7, 14],
+        ),
         dict(latent=1, pattern_class="point", n_sequences=2, n_top=2, top_distances=[]),
         dict(latent=2, pattern_class="dead", n_sequences=0, n_top=0, top_distances=[]),
     ]
@@ -222,6 +230,8 @@ def test_browser_files_and_payloads(browser):
     assert [row[1] for row in index["rows"]] == [0, 1, 2]
     latent0 = read_payload(browser / "data" / "L3-k2-w3" / "0.js", "protsaeLatent")
     assert latent0["family_name"] == EVIL_FAMILY_NAME and latent0["family_specific"]
+    stats = latent0["class_stats"]
+    assert (stats["density"], stats["mean_coverage"], stats["top_distances"]) == (4, 0.25, "7, 14")
     assert [s["id"] for s in latent0["sequences"]] == [EVIL_ID, "P3", "P2"]
     assert len({len(s["aligned"]) for s in latent0["sequences"]}) == 1
     assert latent0["histogram"]["in_family"][-1] == 1  # the top sequence is a member at 1 × max

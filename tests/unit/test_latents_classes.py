@@ -36,6 +36,13 @@ def from_distances(counts: dict[int, int], start: int = 0) -> list[int]:
     return pos
 
 
+def dense(length: int, fraction: float, seed: int) -> list[int]:
+    """Each residue active with probability ``fraction``; the first residue always."""
+    active = np.random.default_rng(seed).random(length) < fraction
+    active[0] = True
+    return np.flatnonzero(active).tolist()
+
+
 def seqs(n: int, length: int, positions, split: str = "test", scale: float = 1.0):
     """``n`` sequences of ``length`` with the same active ``positions`` (a list, or one per sequence)."""
     out = []
@@ -63,6 +70,11 @@ PLANTED = {
     ),
     # Runs of 10 with gaps: distances are mostly 1, many activations, but regions too long.
     "periodic_regions_too_long": ("motif_short", seqs(6, 200, region(0, 10) + region(20, 10))),
+    # Dense: 75% of residues active at random; gaps between active residues are mostly 1
+    # or 2 (the old residue-distance rule called this periodic), region starts are not.
+    "dense": ("motif_short", seqs(8, 200, [dense(200, 0.75, seed) for seed in range(8)])),
+    # Regions of 2 residues starting every 7: periodic by the distance between region starts.
+    "period_7": ("periodic", seqs(6, 100, [p for s in range(0, 99, 7) for p in (s, s + 1)])),
     "point": ("point", seqs(6, 100, [10, 40, 80])),
     "motif_short": ("motif_short", seqs(6, 100, region(30, 8) + [60])),
     "median_19": ("motif_short", seqs(5, 200, [region(0, n) for n in (5, 10, 19, 25, 30)])),
@@ -140,9 +152,14 @@ def test_deciding_statistics_are_reported(classes):
     periodic = classes["periodic"]
     assert periodic["top_distances"] == [3, 4]
     assert periodic["periodic_fraction"] == 1.0
-    assert periodic["mean_activations"] == 20
+    assert periodic["density"] == 20
     assert periodic["median_top_region_length"] == 1
     assert classes["periodic_fraction_exactly_half"]["periodic_fraction"] == 0.5
+    assert classes["period_7"]["top_distances"][0] == 7
+    assert classes["period_7"]["density"] == 30
+    dense = classes["dense"]
+    assert dense["density"] > 140 and dense["mean_coverage"] > 0.7
+    assert dense["periodic_fraction"] < 0.5
     assert classes["median_20"]["median_top_region_length"] == 20
     assert classes["coverage_exactly_80"]["mean_coverage"] == pytest.approx(0.8)
     top = classes["top_examples_only"]
@@ -178,7 +195,7 @@ def test_classify_boundaries_directly():
             n_top=10,
             median_top_region_length=1.0,
             mean_coverage=0.1,
-            mean_activations=5.0,
+            density=5.0,
             periodic_fraction=0.0,
             top_distances=(),
         )
@@ -189,11 +206,11 @@ def test_classify_boundaries_directly():
     assert classify(stats(n_sequences=5)) == "point"
     assert classify(stats(median_top_region_length=1.5)) == "motif_short"
     assert (
-        classify(stats(median_top_region_length=9.5, periodic_fraction=0.9, mean_activations=11))
+        classify(stats(median_top_region_length=9.5, periodic_fraction=0.9, density=11))
         == "periodic"
     )
     assert (
-        classify(stats(median_top_region_length=10, periodic_fraction=0.9, mean_activations=11))
+        classify(stats(median_top_region_length=10, periodic_fraction=0.9, density=11))
         == "motif_short"
     )
     assert classify(stats(median_top_region_length=25, mean_coverage=0.95)) == "whole"

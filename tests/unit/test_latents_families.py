@@ -23,15 +23,16 @@ from protsae.latents import (
 N = 300
 FAM_A, FAM_B = "IPR000100", "IPR000200"
 OTHER = [f"IPR0009{i:02d}" for i in range(10)]
-WIDTH = 7
+WIDTH = 8
 LATENT = {
     "family_a": 0,
     "random": 1,
     "second_family": 2,
-    "train_only": 3,
+    "test_only": 3,
     "dead": 4,
     "no_family": 5,
     "family_a_weak": 6,
+    "test_peak_elsewhere": 7,
 }
 
 
@@ -45,8 +46,9 @@ def planted_set(seed: int = 0):
     in_b = [i % 7 == 3 for i in range(N)]
     for i in range(N):
         families[i] = sorted(families[i] + [FAM_A] * in_a[i] + [FAM_B] * in_b[i])
-    no_family = next(i for i in range(N) if split[i] == "test" and not families[i])
-    both = next(i for i in range(N) if split[i] == "test" and in_a[i] and in_b[i])
+    no_family = next(i for i in range(N) if split[i] == "train" and not families[i])
+    both = next(i for i in range(N) if split[i] == "train" and in_a[i] and in_b[i])
+    b_only_test = next(i for i in range(N) if split[i] == "test" and in_b[i] and not in_a[i])
     acts = np.zeros((WIDTH, N), np.float32)
     for i in range(N):
         if in_a[i]:
@@ -57,16 +59,20 @@ def planted_set(seed: int = 0):
             acts[1, i] = rng.uniform(0.01, 1.0)
         if in_b[i]:
             acts[2, i] = rng.uniform(0.6, 0.9)
-        if split[i] == "train" and rng.random() < 0.5:
+        if split[i] == "test" and rng.random() < 0.5:
             acts[3, i] = rng.uniform(0.1, 1.0)
         if rng.random() < 0.3:
             acts[5, i] = rng.uniform(0.01, 0.5)
     acts[0, [i for i in range(N) if in_a[i] and split[i] == "test"][:2]] = 0  # 2 missed members
-    acts[2, both] = 1.0  # top test sequence of latent 2 is in families A and B
+    acts[2, both] = 1.0  # top train sequence of latent 2 is in families A and B
     acts[5, no_family] = 1.0
     # Latent 6: family A high, many others low: the best threshold is neither end of the sweep.
     off = rng.random(N) < 0.5
     acts[6] = np.where(in_a, rng.uniform(0.3, 1.0, N), off * rng.uniform(0.05, 0.35, N))
+    # Latent 7: family A in both splits, but one test sequence of family B alone fires 5x
+    # higher. The test split must neither pick family B nor shrink the scores of family A.
+    acts[7] = np.where(in_a, acts[0], 0)
+    acts[7, b_only_test] = 5.0
     return ids, split, families, acts
 
 
@@ -140,7 +146,7 @@ def test_threshold_is_chosen_on_train_and_reported_on_test(families):
     rows, tmp = families
     _, split, fams, acts = planted_set()
     row = rows[LATENT["family_a_weak"]]
-    score = acts[6] / acts[6].max()
+    score = acts[6] / acts[6][np.array(split) == "train"].max()
     member = np.array([FAM_A in f for f in fams])
     train = np.array([s == "train" for s in split])
     thresholds = np.round(np.arange(1, 10) * 0.1, 1)
@@ -163,7 +169,16 @@ def test_several_families_choose_best_on_train(families):
     assert row["family_specific"]
 
 
-@pytest.mark.parametrize("name", ["train_only", "dead", "no_family"])
+def test_family_and_normalisation_come_from_the_train_split(families):
+    rows, _ = families
+    row = rows[LATENT["test_peak_elsewhere"]]
+    assert row["family"] == FAM_A  # the top test sequence is in family B only
+    assert row["threshold"] == 0.1 and row["family_specific"]
+    # Family A's scores keep their train scale; the family-B sequence is one false positive.
+    assert row["precision"] == pytest.approx(58 / 59) and row["recall"] == pytest.approx(58 / 60)
+
+
+@pytest.mark.parametrize("name", ["test_only", "dead", "no_family"])
 def test_untestable_latents_have_null_family(families, name):
     rows, _ = families
     row = rows[LATENT[name]]
@@ -200,12 +215,12 @@ def test_f1_sweep_counts_unscored_members():
 def test_summary_counts_every_class(families):
     _, tmp = families
     classes = pa.table(
-        {"latent": list(range(WIDTH)), "pattern_class": ["point"] * 5 + ["dead"] * 2}
+        {"latent": list(range(WIDTH)), "pattern_class": ["point"] * 6 + ["dead"] * 2}
     )
     pq.write_table(classes, tmp / "classes.parquet")
     summary = summary_from_files(tmp / "classes.parquet", tmp / "families.parquet")
     assert list(summary["class_counts"]) == list(PATTERN_CLASSES)
-    assert summary["class_counts"]["point"] == 5 and summary["class_counts"]["dead"] == 2
+    assert summary["class_counts"]["point"] == 6 and summary["class_counts"]["dead"] == 2
     assert summary["class_counts"]["whole"] == 0
     assert summary["n_latents"] == WIDTH
     specific = family_specific_latents(tmp / "families.parquet")
@@ -228,7 +243,7 @@ def test_unknown_sequence_in_seq_stats_is_reported(tmp_path):
         )
 
 
-def test_scores_are_normalized_by_the_max_over_both_splits():
+def test_scores_are_normalized_by_the_train_max():
     # Train holds the latent's maximum (10); test scores are 0.5 / 0.25 / 0.15 of it.
     evaluation = EvaluationFamilies(
         ["t0", "t1", "t2", "s0", "s1", "s2"],
@@ -238,7 +253,7 @@ def test_scores_are_normalized_by_the_max_over_both_splits():
     codes = evaluation.codes(pa.array(["t0", "t1", "t2", "s0", "s1", "s2"]), "test")
     acts = np.array([10, 5, 1.5, 5, 2.5, 1.5], np.float32)
     row = family_specificity(1, evaluation, np.zeros(6, np.int32), codes, acts).to_pylist()[0]
-    assert row["family"] == FAM_A and row["top_sequence"] == "s0"
+    assert row["family"] == FAM_A and row["top_sequence"] == "t0"
     assert row["threshold"] == 0.2  # train F1: 0.8 at 0.1, 1.0 at 0.2 (first best)
     assert (row["f1"], row["precision"], row["recall"]) == (1.0, 1.0, 1.0)
 
@@ -255,23 +270,22 @@ def test_family_tie_on_train_goes_to_smallest_accession():
     assert row["threshold"] == 0.6 and row["f1"] == 1.0
 
 
-def test_family_without_train_members_is_not_testable():
-    ids = ["t0", "t1", "s0", "s1", "s2"]
-    fam_c = "IPR000300"  # only in test, so no threshold can be chosen on train
+def test_family_with_too_few_train_members_is_not_testable():
+    ids = ["t0", "t1", "t2", "s0", "s1", "s2"]
+    fam_c = "IPR000300"  # one train member: the top train sequence itself
     evaluation = EvaluationFamilies(
-        ids, ["train", "train", "test", "test", "test"], [[FAM_A], [], [fam_c], [], [FAM_A]]
+        ids, ["train"] * 3 + ["test"] * 3, [[fam_c], [], [FAM_A], [fam_c], [], [FAM_A]]
     )
     codes = evaluation.codes(pa.array(ids), "test")
-    only_c = family_specificity(
-        1, evaluation, np.zeros(2, np.int32), codes[[1, 2]], np.array([0.5, 1.0], np.float32)
-    ).to_pylist()[0]
-    assert only_c["family"] == fam_c and only_c["top_sequence"] == "s0"
-    assert (only_c["n_train_positive"], only_c["n_test_positive"]) == (0, 1)
+    acts = np.array([1.0, 0.3, 0.2, 0.9, 0.3, 0.2], np.float32)
+    lat = np.zeros(6, np.int32)
+    only_c = family_specificity(1, evaluation, lat, codes, acts, min_train_members=2).to_pylist()[0]
+    assert only_c["family"] == fam_c and only_c["top_sequence"] == "t0"
+    assert (only_c["n_train_positive"], only_c["n_test_positive"]) == (1, 1)
     assert only_c["f1"] is None and only_c["threshold"] is None
     assert only_c["family_specific"] is False
-    # The same latent is tested when one train member is enough, or when it exists.
-    relaxed = family_specificity(
-        1, evaluation, np.zeros(2, np.int32), codes[[1, 2]], np.array([0.5, 1.0], np.float32),
-        min_train_members=0,
-    ).to_pylist()[0]  # fmt: skip
+    # The same latent is tested when one train member is enough.
+    relaxed = family_specificity(1, evaluation, lat, codes, acts, min_train_members=1).to_pylist()[
+        0
+    ]
     assert relaxed["f1"] == 1.0 and relaxed["family_specific"] is True

@@ -76,7 +76,8 @@ def brute_force(records, top_examples):
                     regions.append((start, prev))
                     start = cur
             top_region = next(b - a + 1 for a, b in regions if a <= argmax <= b)
-            dist = Counter(b - a for a, b in zip(active, active[1:], strict=False))
+            region_starts = [a for a, _ in regions]
+            dist = Counter(b - a for a, b in zip(region_starts, region_starts[1:], strict=False))
             rows.append(
                 {
                     "latent": lat,
@@ -206,8 +207,9 @@ def test_sparse_stats_single_sequence_regions():
     assert s.latent.tolist() == [2]
     assert s.argmax.tolist() == [1]  # first of the two maxima
     assert s.top_region_length.tolist() == [3]
-    assert s.distances.tolist() == [1, 3, 4]
-    assert s.distance_counts.tolist() == [3, 1, 1]
+    # region starts 0, 5, 9: distances between regions, not between active residues
+    assert s.distances.tolist() == [4, 5]
+    assert s.distance_counts.tolist() == [1, 1]
 
 
 def test_encoder_mismatch_is_reported(tmp_path):

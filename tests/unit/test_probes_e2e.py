@@ -17,7 +17,14 @@ from protsae.probes.data import read_task_data
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
 from protsae.probes.formats import task_data_from_file
 from protsae.probes.interpret import interpret_from_files
-from protsae.probes.run import ProbeSettings, probe_from_files, probes_table
+from protsae.probes.run import (
+    CONTROLS,
+    TABLE_COLUMNS,
+    ProbeSettings,
+    control_from_files,
+    probe_from_files,
+    probes_table,
+)
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
 
 LAYER, WIDTH, K = 2, 64, 4
@@ -96,8 +103,10 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
         )
     result = json.loads((out / "esm.json").read_text())
     counts = loaded.split_counts()
+    # 15 validation proteins (< 50): 5-fold CV over train + valid, refitted on both
+    assert result["selection"] == "cv5" and result["selected"] == 0.0
     assert (result["n_train"], result["n_valid"], result["n_test"]) == (
-        counts["train"],
+        counts["train"] + counts["valid"],
         counts["valid"],
         counts["test"],
     )
@@ -108,17 +117,27 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
     assert (
         result["features"] == "esm" and result["layer"] == LAYER and result["metric"] == "accuracy"
     )
-    table = probes_table([out / "esm.json", out / f"sae-k{K}-w{WIDTH}.json"])
-    assert list(table.columns) == [
-        "layer",
-        "task",
-        "features",
-        "metric",
-        "value",
-        "n_train",
-        "n_test",
-    ]
-    assert table.n_train.tolist() == [70, 70] and table.n_test.tolist() == [15, 15]
+    predictions = pq.read_table(out / "esm-predictions.parquet").to_pandas()
+    assert list(predictions.columns) == ["id", "position", "split", "y", "y_pred"]
+    assert len(predictions) == sum(result["n_rows"].values())
+    test_rows = predictions[predictions.split == "test"]
+    assert (test_rows.y == test_rows.y_pred).mean() == pytest.approx(result["value"])
+    for control in CONTROLS:
+        control_from_files(tiny / "ss.parquet", control, out / f"{control}.json", settings)
+    table = probes_table(
+        [out / "esm.json", out / f"sae-k{K}-w{WIDTH}.json"],
+        [out / f"{control}.json" for control in CONTROLS],
+    )
+    assert list(table.columns) == TABLE_COLUMNS
+    assert table.features.tolist() == ["composition", "esm", "majority", f"sae-k{K}-w{WIDTH}"]
+    assert table.layer.tolist() == [LAYER] * 4  # controls repeated at the probes' layer
+    assert table.n_train.tolist() == [85] * 4 and table.n_test.tolist() == [15] * 4
+    assert (table.ci_low <= table.value).all() and (table.value <= table.ci_high).all()
+    sae = table[table.features.str.startswith("sae")].iloc[0]
+    esm = table[table.features == "esm"].iloc[0]
+    assert sae.delta_vs_esm == pytest.approx(sae.value - esm.value)
+    assert sae.delta_ci_low <= sae.delta_vs_esm <= sae.delta_ci_high
+    assert table[~table.features.str.startswith("sae")].delta_vs_esm.isna().all()
     coef = pq.read_table(out / "esm.coef.parquet").to_pandas()
     assert len(coef) == 3 * 32 and set(coef.output) == {"H", "E", "C"}
 

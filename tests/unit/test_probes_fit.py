@@ -102,7 +102,9 @@ def test_regression_target_planted_in_one_latent():
 def _with_new_test_labels(features: FeatureMatrix, y_test: np.ndarray) -> FeatureMatrix:
     y = features.y.copy()
     y[features.split == "test"] = y_test
-    return FeatureMatrix(features.X, y, features.split, features.n_records)
+    return FeatureMatrix(
+        features.X, y, features.split, features.n_records, features.record, features.position
+    )
 
 
 @pytest.mark.parametrize("kind", ["logistic", "ridge"])
@@ -182,7 +184,10 @@ def test_residue_probe_never_trains_on_masked_residues(sparse):
     assert np.isfinite(fit.coef).all()
     assert fit.value > 0.95
     assert [int(np.argmax(row)) for row in fit.coef] == [5, 9, 13]
-    assert (fit.n_train, fit.n_valid, fit.n_test) == (36, 12, 12)
+    # 12 validation proteins (< 50): chosen by 5-fold CV over proteins, refitted on train + valid
+    assert fit.selection == "cv5" and fit.score == "log_loss"
+    assert (fit.n_train, fit.n_valid, fit.n_test) == (48, 12, 12)
+    assert len(fit.y_pred) == features.X.shape[0]
 
 
 def test_residue_grid_never_sees_the_test_split():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,7 +61,8 @@ def test_lossless_sae_recovers_all_of_the_loss(tiny_esm: Path, convention: str) 
     assert list(result) == list(evaluate.EVAL_KEYS)
     ends = 2 * len(RECORDS) if convention == "interprot" else 0  # BOS/EOS are trained positions
     assert result["n_tokens"] == sum(len(s) for _, s in RECORDS) + ends
-    assert result["n_masked"] == sum(max(1, round(0.15 * len(s))) for _, s in RECORDS)
+    per_draw = sum(max(1, round(0.15 * len(s))) for _, s in RECORDS)
+    assert result["mask_draws"] == 5 and result["n_masked"] == 5 * per_draw
     assert result["activation_convention"] == convention
     assert result["fve"] == pytest.approx(1.0, abs=1e-6)
     assert result["mse"] == pytest.approx(0.0, abs=1e-9)
@@ -145,6 +147,27 @@ def test_interprot_sae_is_evaluated_on_interprot_activations(tiny_esm: Path) -> 
     assert result["mse"] == pytest.approx(expected["interprot"]["mse"], rel=1e-5)
     assert result["n_tokens"] == expected["interprot"]["n_tokens"]
     assert result["mse"] != pytest.approx(expected["fair-esm"]["mse"], rel=1e-2)
+
+
+def test_masked_keys_are_means_over_seeded_draws_with_their_spread(tiny_esm: Path) -> None:
+    sae = TopKSAE(SAEConfig(d_model=D, width=96, k=4), seed=3)  # untrained: a lossy SAE
+    run = dict(max_tokens_per_batch=64, device="cpu")
+    single = [
+        evaluate.evaluate_sae(sae, tiny_esm, RECORDS, LAYER, seed=seed, mask_draws=1, **run)
+        for seed in (7, 8, 9)
+    ]
+    pooled = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, LAYER, seed=7, mask_draws=3, **run)
+    assert pooled["mask_draws"] == 3
+    assert pooled["n_masked"] == sum(r["n_masked"] for r in single)
+    for key in evaluate.MASKED_KEYS:
+        values = np.array([r[key] for r in single])
+        assert single[0][f"{key}_std"] is None  # one draw has no spread
+        assert pooled[key] == pytest.approx(values.mean(), rel=1e-9)
+        assert pooled[f"{key}_std"] == pytest.approx(values.std(ddof=1), rel=1e-6)
+    assert pooled["loss_recovered_std"] > 0  # draws differ: one draw is not the number
+    assert pooled["fve"] == single[0]["fve"]  # reconstruction statistics need no mask
+    with pytest.raises(ValueError, match="mask_draws must be >= 1"):
+        evaluate.evaluate_sae(sae, tiny_esm, RECORDS, LAYER, mask_draws=0, **run)
 
 
 def test_streamed_statistics_equal_one_shot() -> None:

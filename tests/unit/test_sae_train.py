@@ -72,6 +72,7 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
         width=768,
         k=4,
         total_tokens=200_000,
+        epochs=5,  # 50,000 planted tokens
         lr=8e-3,
         batch_tokens=1024,
         dead_tokens=50_000,
@@ -148,6 +149,7 @@ def test_sigkill_then_rerun_resumes_to_identical_weights(tmp_path: Path) -> None
         "width": 1024,
         "k": 4,
         "total_tokens": 40 * 256,
+        "epochs": 10,
         "lr": 3e-3,
         "batch_tokens": 256,
         "dead_tokens": 768,  # AuxK active, so the dead counters must survive the restart
@@ -194,6 +196,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
     settings = dict(
         width=64,
         total_tokens=30 * 128,
+        epochs=2,
         batch_tokens=128,
         shuffle_buffer_tokens=500,
         checkpoint_every=10,
@@ -258,7 +261,12 @@ def test_nan_in_a_shard_stops_training_naming_it(tmp_path: Path) -> None:
             [*paths, bad],
             tmp_path / "out",
             TrainConfig(
-                width=64, k=4, total_tokens=2000, batch_tokens=100, shuffle_buffer_tokens=5000
+                width=64,
+                k=4,
+                total_tokens=2000,
+                epochs=4,
+                batch_tokens=100,
+                shuffle_buffer_tokens=5000,
             ),
             device="cpu",
         )
@@ -300,14 +308,25 @@ def test_one_pass_budget_and_the_epoch_warning(
     assert "0.90 epoch(s) over 1,000 cached tokens" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
+    assert training["max_epochs"] == 1
+
+    # One pass means one pass: a budget beyond the data needs sae.training.epochs set ...
+    with pytest.raises(ValueError, match=r"2\.56 passes .* 1,000 cached .* set epochs >= 3"):
+        train_sae(paths, tmp_path / "c", TrainConfig(total_tokens=2500, **common), **run)
+    assert not (tmp_path / "c" / "sae.json").exists()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=logger.name):
-        longer = train_sae(paths, tmp_path / "b", TrainConfig(total_tokens=2500, **common), **run)
-    assert longer.steps == 20  # ceil(2500 / 128): a budget beyond the data is allowed ...
+        config = TrainConfig(total_tokens=2500, epochs=3, **common)
+        longer = train_sae(paths, tmp_path / "b", config, **run)
+    assert longer.steps == 20  # ceil(2500 / 128) ... and the repeat is said
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("2.56 epoch(s)" in message for message in warnings), warnings  # ... and said
+    assert any("2.56 epoch(s)" in message for message in warnings), warnings
     training = json.loads((tmp_path / "b" / "sae.json").read_text())["training"]
     assert training["epochs"] == pytest.approx(2.56) and training["total_tokens"] == 2500
+    assert training["max_epochs"] == 3
+    # With no budget, epochs passes: 2 x 1000 tokens = 15 full batches of 128.
+    two = train_sae(paths, tmp_path / "d", TrainConfig(epochs=2, **common), **run)
+    assert two.steps == 2000 // 128
 
 
 def _with_planted_dead_latents(dead: list[int]) -> type[TopKSAE]:
@@ -335,6 +354,7 @@ def test_auxk_revives_planted_dead_latents(
         width=64,
         k=3,
         total_tokens=300 * 128,
+        epochs=40,
         lr=5e-3,
         batch_tokens=128,
         dead_tokens=1024,
@@ -366,6 +386,7 @@ def test_second_trainer_on_one_checkpoint_folder_fails_naming_the_first(tmp_path
         "width": 64,
         "k": 2,
         "total_tokens": 40 * 128,
+        "epochs": 3,
         "batch_tokens": 128,
         "shuffle_buffer_tokens": 500,
         "checkpoint_every": 5,

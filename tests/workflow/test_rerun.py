@@ -42,6 +42,7 @@ TABLES = {"sae_metrics_table", "latent_summary_table"}
 TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
 OWN_FIGURES = {
     "figure_max_activation",
+    "figure_best_concepts",
     "figure_steering",
 }  # one per SAE, named -L{layer}-k{k}-w{width}
 SAE_SUBTREE = {
@@ -50,6 +51,8 @@ SAE_SUBTREE = {
     "latent_stats",
     "latent_classes",
     "latent_families",
+    "latent_concepts",  # per SAE: a new SAE adds only its own concept jobs
+    "latent_descriptions",
     "latent_summary",
     "steering_summary",  # the steering jobs it fans out to are known only after latent_families
 }
@@ -156,6 +159,7 @@ def test_killed_training_resumes_from_its_checkpoint(finished: Path, tmp_path: P
     def long_training(config):
         config["sae"]["sweeps"].append({"layers": [layer], "ks": [k], "widths": [width]})
         config["sae"]["training"]["total_tokens"] = training["batch_tokens"] * 600
+        config["sae"]["training"]["epochs"] = 100  # many steps to interrupt, not fresh tokens
         config["sae"]["training"]["checkpoint_every"] = 20
 
     config = str(write_config(workdir, "long_training", long_training, base="small"))

@@ -6,6 +6,7 @@
 wildcard_constraints:
     task=_alternatives(PROBE_TASKS),
     features=r"esm|sae-k\d+-w\d+",
+    control=r"majority|composition",
 
 
 rule probe_data:
@@ -18,7 +19,7 @@ rule probe_data:
     log:
         res("logs", "probes", "data", "{task}.log"),
     conda:
-        "../../envs/protsae.yaml"
+        "../../envs/probe_data.yaml"
     params:
         long_sequences=config["probes"]["long_sequences"],
         validation_fraction=config["probes"]["validation_fraction"],
@@ -27,6 +28,7 @@ rule probe_data:
         ss_test_set=config["probes"]["ss_test_set"],
         meltome_split=config["probes"]["meltome_split"],
         expression_column=config["probes"]["expression_column"],
+        split_identity=config["probes"]["split_identity"],
     script:
         "../scripts/probe_data.py"
 
@@ -40,6 +42,7 @@ rule probe_fit:
     output:
         json=f"{PROBE_DIR}/{{features}}.json",
         coef=f"{PROBE_DIR}/{{features}}.coef.parquet",
+        predictions=f"{PROBE_DIR}/{{features}}-predictions.parquet",
     log:
         res("logs", "probes", "{model}", "L{layer}", "{task}", "{features}.log"),
     benchmark:
@@ -59,6 +62,25 @@ rule probe_fit:
         seed=config["probes"]["seed"],
     script:
         "../scripts/probe_fit.py"
+
+
+rule probe_control:
+    input:
+        data=res("probes", "data", "{task}.parquet"),
+    output:
+        json=res("probes", "controls", "{task}", "{control}.json"),
+        predictions=res("probes", "controls", "{task}", "{control}-predictions.parquet"),
+    log:
+        res("logs", "probes", "controls", "{task}", "{control}.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    threads: 2
+    params:
+        grid=probe_grid,
+        training=probe_training,
+        seed=config["probes"]["seed"],
+    script:
+        "../scripts/probe_control.py"
 
 
 rule probe_interpret:
@@ -84,12 +106,15 @@ rule probe_interpret:
 
 rule probes_table:
     input:
-        all_probe_results,
+        probes=all_probe_results,
+        controls=all_probe_controls,
     output:
         report(res("tables", "probes.csv"), caption="../report/probes.rst"),
     log:
         res("logs", "tables", "probes.log"),
     conda:
         "../../envs/protsae.yaml"
+    params:
+        seed=config["probes"]["seed"],
     script:
         "../scripts/probes_table.py"

@@ -30,6 +30,7 @@ rule train_sae:
         lr=config["sae"]["training"]["lr"],
         batch_tokens=config["sae"]["training"]["batch_tokens"],
         total_tokens=config["sae"]["training"]["total_tokens"],
+        epochs=config["sae"]["training"]["epochs"],
         auxk=config["sae"]["training"]["auxk"],
         dead_tokens=config["sae"]["training"]["dead_tokens"],
         shuffle_buffer_tokens=config["sae"]["training"]["shuffle_buffer_tokens"],
@@ -87,6 +88,7 @@ rule evaluate_sae:
         layer=wildcard_int("layer"),
         holdout_fraction=config["activations"]["holdout_fraction"],
         max_sequences=config["sae"]["eval"]["max_sequences"],
+        mask_draws=config["sae"]["eval"]["mask_draws"],
         max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
     script:
         "../scripts/evaluate_sae.py"

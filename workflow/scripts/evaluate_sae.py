@@ -28,5 +28,6 @@ metrics = evaluate_sae(
     records,
     layer=int(params.layer),
     max_tokens_per_batch=int(params.max_tokens_per_batch),
+    mask_draws=int(params.mask_draws),
 )
 write_json(metrics, snakemake.output[0])

@@ -7,19 +7,13 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import torch
 
 from protsae.io import claim_outputs
-from protsae.probes.run import ProbeSettings, probe_from_files
+from protsae.probes.run import probe_from_files, settings_for_task
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
 torch.set_num_threads(max(1, int(snakemake.threads)))
 params = snakemake.params
-grid = tuple(float(v) for v in params.grid)
-grids = {"secondary_structure": "weight_decay_grid", "thermostability": "alpha_grid"}
-settings = ProbeSettings(
-    **{grids.get(snakemake.wildcards.task, "c_grid"): grid},
-    **dict(params.training),
-    seed=int(params.seed),
-)
+settings = settings_for_task(snakemake.wildcards.task, params.grid, params.training, params.seed)
 probe_from_files(
     snakemake.input.data,
     snakemake.input.model,

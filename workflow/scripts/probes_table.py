@@ -1,4 +1,4 @@
-"""tables/probes.csv: one row per (layer, task, features)."""
+"""tables/probes.csv: one row per (layer, task, features), with bootstrap intervals."""
 
 import sys
 
@@ -7,4 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from protsae.probes.run import probes_table
 from protsae.tables import write_csv
 
-write_csv(probes_table(snakemake.input), snakemake.output[0])
+table = probes_table(
+    snakemake.input.probes, snakemake.input.controls, seed=int(snakemake.params.seed)
+)
+write_csv(table, snakemake.output[0])

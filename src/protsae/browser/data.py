@@ -21,7 +21,7 @@ CLASS_STATS = (
     "n_top",
     "median_top_region_length",
     "mean_coverage",
-    "mean_activations",
+    "density",
     "periodic_fraction",
 )
 FAMILY_STATS = (
@@ -47,6 +47,16 @@ def clean(value):
     if isinstance(value, float | np.floating):
         return float(f"{float(value):.4g}")
     return value if isinstance(value, int | str) else str(value)
+
+
+def class_stats(classes: pd.Series) -> dict:
+    """The statistics that decided a latent's class, density and coverage among them, and the
+    two most common distances between region starts (what makes a latent periodic)."""
+    stats = {key: clean(classes[key]) for key in CLASS_STATS if key in classes}
+    if "top_distances" in classes:
+        distances = classes["top_distances"]
+        stats["top_distances"] = ", ".join(str(int(d)) for d in distances) if len(distances) else ""
+    return stats
 
 
 @dataclass
@@ -135,7 +145,7 @@ def latent_payload(
         "width": tables.width,
         "latent": latent,
         "pattern_class": str(classes.pattern_class),
-        "class_stats": {key: clean(classes[key]) for key in CLASS_STATS if key in classes},
+        "class_stats": class_stats(classes),
         "family": family,
         "family_name": names.get(family) if family else None,
         "family_specific": bool(fam.family_specific) if fam is not None else False,

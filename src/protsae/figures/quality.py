@@ -31,7 +31,9 @@ def sae_quality_figure(metrics: pd.DataFrame) -> Figure:
 
     The dead-fraction panel draws one bar container per dead-fraction column present, with
     that column's name as label; the other panels one container labelled with the metric. A
-    missing value (NaN) has no bar and an "n/a" label.
+    metric with a ``<metric>_std`` column (loss recovered: the spread over mask draws) gets
+    error bars of ± one standard deviation, titled so. A missing value (NaN) has no bar and an
+    "n/a" label.
     """
     required = {"layer", "k", "width", "fve", "l0", "loss_recovered"}
     missing = sorted(required - set(metrics.columns))
@@ -49,13 +51,22 @@ def sae_quality_figure(metrics: pd.DataFrame) -> Figure:
         for i, column in enumerate(columns):
             values = rows[column].to_numpy(dtype=float)
             where = x - 0.4 + step * (i + 0.5)
-            ax.bar(where, values, width=step, label=column)
+            spread = f"{column}_std"  # eval.json: the spread over mask draws
+            yerr = rows[spread].to_numpy(dtype=float) if spread in rows else None
+            ax.bar(where, values, width=step, label=column, yerr=yerr, capsize=3)
             for at in where[np.isnan(values)]:  # e.g. loss recovered without a clean/zero gap
                 ax.text(at, 0, "n/a", ha="center", va="bottom", fontsize="small")
         if key == "l0":
             ax.plot(x, rows["k"].to_numpy(), "k_", markersize=30, markeredgewidth=2, label="k")
         if len(columns) > 1 or key == "l0":
             ax.legend(fontsize="small")
+        spread = f"{key}_std" in rows
+        if spread:
+            draws = (
+                rows["mask_draws"].dropna() if "mask_draws" in rows else pd.Series([], dtype=float)
+            )
+            n = f"{int(draws.min())}" if len(draws) and draws.min() == draws.max() else "several"
+            title = f"{title} (mean ± sd over {n} mask draws)"
         ax.set_title(title)
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize="small")
     return figure

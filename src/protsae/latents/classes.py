@@ -7,7 +7,7 @@ code makes", under "Pattern classes".
 
 Which sequences: a latent's top test-split sequences by max activation, exactly the test
 rows of ``top_examples``. Their statistics (top region length, coverage, activation counts,
-histograms of distances between consecutive active positions) are read from the matching
+histograms of distances between the starts of consecutive regions) are read from the matching
 ``seq_stats`` rows, so they are computed once, in the stats stage, by the same code for
 every consumer.
 """
@@ -42,7 +42,7 @@ CLASSES_SCHEMA = pa.schema(
         pa.field("n_top", pa.int32()),
         pa.field("median_top_region_length", pa.float64()),
         pa.field("mean_coverage", pa.float64()),
-        pa.field("mean_activations", pa.float64()),
+        pa.field("density", pa.float64()),
         pa.field("periodic_fraction", pa.float64()),
         pa.field("top_distances", pa.list_(pa.int32())),
     ]
@@ -80,7 +80,7 @@ class PatternStats:
     n_top: int
     median_top_region_length: float
     mean_coverage: float
-    mean_activations: float
+    density: float  # active residues per sequence
     periodic_fraction: float
     top_distances: tuple[int, ...]
 
@@ -107,7 +107,7 @@ def pattern_stats(
         n_top=n_top,
         median_top_region_length=float(np.median(top_region_lengths)),
         mean_coverage=float(np.mean(np.asarray(n_active, np.float64) / lengths)),
-        mean_activations=float(np.mean(n_active)),
+        density=float(np.mean(n_active)),
         periodic_fraction=float(pooled[order].sum() / total) if total else 0.0,
         top_distances=tuple(int(d) for d in dist[order]),
     )
@@ -122,7 +122,7 @@ def classify(stats: PatternStats, rules: PatternRules = PatternRules()) -> str:
     median = stats.median_top_region_length
     if (
         stats.periodic_fraction > rules.periodic_fraction + _TOL
-        and stats.mean_activations > rules.periodic_min_activations
+        and stats.density > rules.periodic_min_activations
         and median < rules.periodic_max_region
     ):
         return "periodic"
@@ -181,7 +181,7 @@ def classes_table(
         rows["n_top"].append(stats.n_top)
         rows["median_top_region_length"].append(stats.median_top_region_length)
         rows["mean_coverage"].append(stats.mean_coverage)
-        rows["mean_activations"].append(stats.mean_activations)
+        rows["density"].append(stats.density)
         rows["periodic_fraction"].append(stats.periodic_fraction)
         rows["top_distances"].append(list(stats.top_distances))
     return pa.table(rows, schema=CLASSES_SCHEMA)

@@ -5,8 +5,10 @@ The rule is docs/method.md's "Family specificity", with the thresholds of config
 ties, families too small to choose a threshold on train) are in method.md's "Decisions the
 code makes", under "Family specificity".
 
-Every latent gets one row. ``top_sequence`` is the test sequence with the highest
-activation. Labels are over the whole evaluation set: a sequence is positive when the family
+Every latent gets one row. Nothing of the test split chooses what is tested on it
+(method.md, turn 3): ``top_sequence`` is the **train** sequence with the highest activation,
+its families are the candidates, and scores are normalised by the latent's train maximum (a
+test score may exceed 1, which is above every threshold). Labels are over the whole evaluation set: a sequence is positive when the family
 is among its ``swissprot.families``; ``n_train_positive`` / ``n_test_positive`` count those
 members per split.
 
@@ -162,16 +164,16 @@ def family_specificity(
         m = max_act[bounds[lat] : bounds[lat + 1]]
         split = evaluation.split[c]
         is_test, is_train = split == test, split == train
-        if not is_test.any():
+        if not is_train.any():
             rows.append(_null_row(lat, None))
             continue
-        top = int(c[is_test][int(np.argmax(m[is_test]))])  # first max: smallest code = id
+        top = int(c[is_train][int(np.argmax(m[is_train]))])  # first max: smallest code = id
         row = _null_row(lat, evaluation.ids[top].as_py())
         fams = evaluation.families[top]
         if not fams:
             rows.append(row)
             continue
-        score = m.astype(np.float64) / float(m.max())
+        score = m.astype(np.float64) / float(m[is_train].max())
         best = None  # (train F1, threshold index, family, membership of the scored rows)
         for fam in fams:  # sorted: on equal train F1 the first (smallest accession) stays
             if evaluation.n_members[fam][train] < min_train_members:

@@ -41,7 +41,7 @@ SEQ_STATS_SCHEMA = pa.schema(
         pa.field("n_active", pa.int32()),
         pa.field("top_region_length", pa.int32()),
         pa.field("coverage", pa.float32()),
-        # Histogram of distances between consecutive active positions: distinct
+        # Histogram of distances between the starts of consecutive regions: distinct
         # distances ascending, and how often each occurs in this sequence.
         pa.field("distances", pa.list_(pa.int32())),
         pa.field("distance_counts", pa.list_(pa.int32())),
@@ -150,11 +150,15 @@ def sparse_stats(
     region = np.cumsum(new_region) - 1
     top_region_length = np.bincount(region)[region[first_max]]
 
-    # Distances between consecutive active positions within a group, as a histogram.
+    # Distances between the starts of consecutive regions within a group, as a histogram
+    # (method.md, turn 3: between regions, so a dense latent's gaps of 1 and 2 never count).
     group = np.cumsum(new_group) - 1
-    within = ~new_group[1:]
+    region_start = np.flatnonzero(new_region)
+    start_group, start_pos = group[region_start], pos[region_start]
+    within = start_group[1:] == start_group[:-1]
     dist_keys, dist_counts = np.unique(
-        group[1:][within] * stride + (pos[1:] - pos[:-1])[within], return_counts=True
+        start_group[1:][within] * stride + (start_pos[1:] - start_pos[:-1])[within],
+        return_counts=True,
     )
     dist_group = dist_keys // stride
     distance_offsets = np.zeros(len(starts) + 1, np.int64)

@@ -39,6 +39,17 @@ class FeatureMatrix:
     y: np.ndarray
     split: np.ndarray
     n_records: dict[str, int]
+    record: np.ndarray | None = None
+    """Index of each row's record (the bootstrap's and the CV folds' unit); None: row i is record i."""
+    position: np.ndarray | None = None
+    """Residue position of each row (0-based); None: protein rows (position -1)."""
+
+    def __post_init__(self) -> None:
+        n = self.X.shape[0]
+        if self.record is None:
+            self.record = np.arange(n, dtype=np.int64)
+        if self.position is None:
+            self.position = np.full(n, -1, dtype=np.int32)
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
@@ -139,7 +150,9 @@ def residue_features(
         X = dense
     y = np.concatenate([r.residue_labels[r.mask] for r in data.records]).astype(np.int64)
     split = np.repeat(np.array([r.split for r in data.records]), counts)
-    return FeatureMatrix(X, y, split, _record_counts(data.records))
+    record = np.repeat(np.arange(len(data.records), dtype=np.int64), counts)
+    position = np.concatenate([np.flatnonzero(r.mask) for r in data.records]).astype(np.int32)
+    return FeatureMatrix(X, y, split, _record_counts(data.records), record, position)
 
 
 # --------------------------------------------------------------------------- encoders
@@ -182,6 +195,37 @@ def sae_encoder(
             yield seq_id, (values, indices)
 
     return encode
+
+
+def composition_features(data: TaskData) -> FeatureMatrix:
+    """The control features of method.md: the 20 amino-acid frequencies of each protein, or for
+    residue-level tasks the one-hot residue of each resolved position. No language model."""
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+    lookup = np.full(128, -1, dtype=np.int64)
+    lookup[np.frombuffer(letters.encode(), dtype=np.uint8)] = np.arange(20)
+
+    def codes(sequence: str) -> np.ndarray:
+        return lookup[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8) & 127]
+
+    if data.task in RESIDUE_TASKS:
+
+        def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Rows]]:
+            for key, sequence in records:
+                c = codes(sequence)
+                rows = np.zeros((len(c), 20), dtype=np.float32)
+                rows[np.flatnonzero(c >= 0), c[c >= 0]] = 1.0
+                yield key, rows
+
+        return residue_features(data, encode, 20)
+
+    X = np.zeros((len(data.records), 20), dtype=np.float32)
+    for i, record in enumerate(data.records):
+        c = codes(record.sequence)
+        X[i] = np.bincount(c[c >= 0], minlength=20) / max(len(c), 1)
+    regression = data.classes is None
+    y = np.array([r.label for r in data.records], dtype=np.float64 if regression else np.int64)
+    split = np.array([r.split for r in data.records])
+    return FeatureMatrix(X, y, split, _record_counts(data.records))
 
 
 def task_features(

@@ -39,8 +39,11 @@ class TrainConfig:
     k: int
     """Latents kept per token by the top-k activation."""
     total_tokens: int | None = None
-    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens). None = one pass
-    over the cached training tokens (steps = their count // batch_tokens, at least 1)."""
+    """Training budget in tokens; steps = ceil(total_tokens / batch_tokens). None = ``epochs``
+    passes over the cached training tokens (steps = their count x epochs // batch_tokens)."""
+    epochs: float = 1.0
+    """Most passes over the cached training tokens (method.md: one pass means one pass); a
+    ``total_tokens`` budget above ``epochs`` x the cached tokens is refused."""
     lr: float | None = None
     """Peak Adam learning rate; None = 2e-4 / sqrt(width / 16384)."""
     batch_tokens: int = 4096
@@ -107,10 +110,21 @@ class Schedule:
         """The schedule of ``config`` on shards holding ``tokens_per_epoch`` training tokens."""
         if tokens_per_epoch < 1:
             raise ValueError(f"no training tokens (tokens_per_epoch={tokens_per_epoch})")
-        if config.total_tokens is None:  # one pass: every batch full, no token seen twice
-            total_steps = max(1, tokens_per_epoch // config.batch_tokens)
+        if config.epochs <= 0:
+            raise ValueError(f"sae.training.epochs must be > 0, got {config.epochs}")
+        allowed = int(tokens_per_epoch * config.epochs)
+        if config.total_tokens is None:  # epochs passes, every batch full
+            total_steps = max(1, allowed // config.batch_tokens)
         else:
             total_steps = max(1, math.ceil(config.total_tokens / config.batch_tokens))
+            if total_steps * config.batch_tokens > max(allowed, config.batch_tokens):
+                needed = total_steps * config.batch_tokens / tokens_per_epoch
+                raise ValueError(
+                    f"sae.training.total_tokens {config.total_tokens:,} (in batches of "
+                    f"{config.batch_tokens}) is {needed:.2f} passes over the {tokens_per_epoch:,} "
+                    f"cached training tokens, more than sae.training.epochs = {config.epochs:g}; "
+                    f"extract more tokens, lower total_tokens, or set epochs >= {math.ceil(needed)}"
+                )
         return cls(
             epochs=total_steps * config.batch_tokens / tokens_per_epoch,
             total_steps=total_steps,
@@ -133,7 +147,11 @@ def log_budget(
     config: TrainConfig, schedule: Schedule, tokens_per_epoch: int, logger: logging.Logger
 ) -> None:
     """Say how many passes over the data the budget makes; warn when tokens will repeat."""
-    budget = "one pass" if config.total_tokens is None else f"{config.total_tokens:,} tokens"
+    budget = (
+        f"{config.epochs:g} pass(es)"
+        if config.total_tokens is None
+        else f"{config.total_tokens:,} tokens"
+    )
     message = "training budget %s: %d steps x %d tokens = %.2f epoch(s) over %s cached tokens"
     args = (
         budget,
