@@ -39,7 +39,7 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_encode(args: argparse.Namespace) -> int:
-    from protsae.encoding import encode
+    from protsae.encoding.run import encode
 
     result = encode(
         args.fasta,
@@ -62,7 +62,7 @@ def _run_encode(args: argparse.Namespace) -> int:
 
 
 def _plan_parser(sub: argparse._SubParsersAction) -> None:
-    from protsae.costs import GPUS
+    from protsae.costs.types import GPUS
 
     p = sub.add_parser(
         "plan",
@@ -99,9 +99,10 @@ def _plan_parser(sub: argparse._SubParsersAction) -> None:
 def _run_plan(args: argparse.Namespace) -> int:
     import json
 
-    from protsae.costs import Assumptions, build_plan
-    from protsae.costs_report import format_plan
-    from protsae.plan import ConfigError, load_config, schema_path
+    from protsae.config import ConfigError, load_config, schema_path
+    from protsae.costs.plan import build_plan
+    from protsae.costs.report import format_plan
+    from protsae.costs.types import Assumptions
 
     try:
         config = load_config(args.config, args.schema or schema_path())

@@ -36,8 +36,8 @@ from workflow_runs import (
     write_config,
 )
 
-from protsae.costs_memory import rule_mem_mb
-from protsae.plan import pass_rule_name
+from protsae.config import pass_rule_name
+from protsae.costs.memory import rule_mem_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

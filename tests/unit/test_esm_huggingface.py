@@ -14,7 +14,8 @@ import torch
 
 from protsae import esm as pesm
 from protsae import huggingface as hf
-from protsae.plan import downloads, model_name
+from protsae.config import downloads, model_name
+from protsae.esm.checkpoint import save_hf_as_fairesm
 
 # make test (PROTSAE_REQUIRE_OPTIONAL=1) fails instead of skipping without the hf extra.
 if os.environ.get("PROTSAE_REQUIRE_OPTIONAL"):
@@ -135,7 +136,7 @@ def test_converted_checkpoint_loads_as_fair_esm(hf_folder, tmp_path):
     """convert() writes a fair-esm checkpoint that fair-esm's loader (through load_model) reads
     into the same weights as the in-memory conversion."""
     out = tmp_path / "hf-tiny_esm2.pt"
-    hf.convert(
+    save_hf_as_fairesm(
         hf_folder / "config.json", hf_folder / "model.safetensors", hf_folder / "vocab.txt", out
     )
     assert out.is_file() and (tmp_path / "hf-tiny_esm2-contact-regression.pt").is_file()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from protsae.activations import iter_shard, shard_info
-from protsae.plan import model_name
+from protsae.config import model_name
 
 from .conftest import run_snakemake
 from .test_dag import job_counts

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from protsae.config import downloads, load_config, schema_path, source_file_name
 from protsae.costs import Assumptions, build_plan
-from protsae.costs_report import human_bytes
-from protsae.plan import downloads, load_config, schema_path, source_file_name
+from protsae.costs.report import human_bytes
 
 from .conftest import ROOT
 from .test_dag import job_counts

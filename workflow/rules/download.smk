@@ -1,6 +1,9 @@
 # Every external input lands in resources/downloads/ through one local rule.
 
 
+include: "inputs/download.smk"
+
+
 localrules:
     download,
     esm_random_init,
@@ -51,7 +54,7 @@ rule esm_random_init:
         ),
         seed=wildcard_int("seed"),
     script:
-        "../scripts/random_init_esm.py"
+        "../scripts/esm_random_init.py"
 
 
 if HF_MODEL is not None:
@@ -72,4 +75,4 @@ if HF_MODEL is not None:
         params:
             label=f"esm.model {config['esm']['model']}",
         script:
-            "../scripts/convert_hf_esm.py"
+            "../scripts/esm_from_hf.py"
