@@ -143,7 +143,7 @@ def _clean_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_clean(args: argparse.Namespace) -> int:
     from protsae.clean import DagNotFinal, remove_stale, stale_outputs, workflow_products
-    from protsae.plan import ConfigError, load_config, schema_path
+    from protsae.config import ConfigError, load_config, schema_path
 
     try:
         results = load_config(args.config, schema_path())["results"]
