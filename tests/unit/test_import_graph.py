@@ -46,6 +46,7 @@ LAYERS = [
     "browser",
     "encoding",
     "costs",
+    "clean",
     # entry points
     "cli",
     "__main__",

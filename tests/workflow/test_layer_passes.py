@@ -25,7 +25,7 @@ from workflow_runs import (  # noqa: E402
     write_config,
 )
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.heavy]  # whole runs
 
 GROUP = [2, 4]
 RULE = "extract_pass_L2_4"

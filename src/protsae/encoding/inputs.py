@@ -57,7 +57,17 @@ def find_checkpoint(sae: SaeFolder, model: str | os.PathLike[str] | None = None)
     """The ESM-2 weights for ``sae``: ``model`` when given (a path, or a fair-esm name looked up
     like the SAE's own), else ``{model}.pt`` where the workflow's download stage puts it
     (``resources/downloads/`` beside the results folder or the working directory) or in
-    torch hub's checkpoint cache."""
+    torch hub's checkpoint cache. A Hugging Face ``save_pretrained`` folder is used as it is
+    (converted in memory); ``hf:<id>`` names the workflow's converted ``hf-<owner>--<name>.pt``."""
+    if model is not None and Path(model).is_dir():
+        return Path(model)
+    if model is not None and str(model).startswith("hf:"):
+        from protsae.huggingface import HfModelError, parse_hf_model
+
+        try:
+            model = parse_hf_model(str(model)).name
+        except HfModelError as err:
+            raise InputError(str(err).replace("config key esm.model", "--model")) from None
     if model is not None and (Path(model).is_file() or str(model).endswith(".pt")):
         if not Path(model).is_file():
             raise InputError(f"{model}: ESM-2 checkpoint not found")
