@@ -43,6 +43,7 @@ include: "workflow/rules/probes.smk"
 include: "workflow/rules/steering.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/browser.smk"
+include: "workflow/rules/targets.smk"
 
 
 rule all:

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.io import claim_outputs
-from protsae.probes.formats import task_data_from_file
+from protsae.probes.data import task_data_from_file
 from protsae.progress import get_logger
 from protsae.store import sources_named
 
@@ -26,5 +26,6 @@ with sources_named({source: snakemake.input.record}):
         ss_test_set=params.ss_test_set,
         meltome_split=params.meltome_split,
         expression_column=params.expression_column,
+        split_identity=params.split_identity,
     )
     get_logger().info("%s: %s", source, dict(sorted(data.counts.items())))

@@ -33,8 +33,9 @@ from protsae.browser.data import (
     rows_by_latent,
     sequences_for,
 )
-from protsae.figures.histograms import Membership
+from protsae.figures.max_activation import Membership
 from protsae.io import atomic_path, write_text
+from protsae.latents.classes import PATTERN_CLASSES
 from protsae.progress import get_logger
 from protsae.sequences import read_entry_list
 
@@ -290,8 +291,6 @@ def build_index(
     """Write the browser's pages, assets and index data over the SAE folders ``sae_dirs``
     (written by :func:`build_sae_pages`, inside ``out_dir``); ``viewer`` is 3Dmol.js's
     ``3Dmol-min.js``, copied into the assets (the latent page needs it for structures)."""
-    from protsae.latents.classes import PATTERN_CLASSES
-
     out = Path(out_dir)
     saes, rows = [], []
     for number, folder in enumerate(sae_dirs):
