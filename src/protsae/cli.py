@@ -27,7 +27,16 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--results", help="results folder with latents/ and browser/ (default: the SAE's own)"
     )
-    p.add_argument("--model", help="ESM-2 checkpoint path or fair-esm name (default: sae.json's)")
+    p.add_argument(
+        "--model",
+        help="ESM-2 checkpoint path, save_pretrained folder or fair-esm name (default: the one "
+        "sae.json records); refused when its layers or sha256 differ from the SAE's",
+    )
+    p.add_argument(
+        "--force-model",
+        action="store_true",
+        help="encode with --model even when it is not the ESM-2 the SAE was trained on (warns)",
+    )
     p.add_argument("--html", action="store_true", help="write one static page per sequence")
     p.add_argument(
         "--html-latent", type=int, help="latent colouring every page (default: strongest)"
@@ -47,6 +56,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         args.out,
         results=args.results,
         model=args.model,
+        force_model=args.force_model,
         html=args.html,
         html_latent=args.html_latent,
         skip_long=args.skip_long,
