@@ -3,7 +3,7 @@
 :func:`encode` reads a FASTA file, runs ESM-2 up to the SAE's layer and the SAE's top-k encoder
 (the same :func:`protsae.latents.encode.esm_sae_encoder` the latent-statistics stage uses), and
 writes ``OUT.parquet`` (one row per sequence, residue and active latent), ``OUT.tsv`` (each
-sequence's strongest latents with their pattern class, family and F1 when the latent tables of
+sequence's strongest latents with their pattern class, family, F1 and generated description when the latent tables of
 the SAE exist) and, on request, one static HTML page per sequence under ``OUT/``.
 
 Everything that can be checked is checked before any compute: the SAE folder, the ESM-2 weights
@@ -52,6 +52,7 @@ SUMMARY_COLUMNS = [
     "family",
     "f1",
     "family_specific",
+    "description",
 ]
 _CHUNK_SEQUENCES = 256
 
@@ -250,7 +251,8 @@ def read_records(
 
 
 def read_annotations(sae: SaeFolder) -> pa.Table | None:
-    """``latent, pattern_class, family, f1, family_specific`` from the SAE's latent tables, or None."""
+    """``latent, pattern_class, family, f1, family_specific, description`` from the SAE's latent
+    tables (those that exist), or None."""
     folder = sae.latents_dir
     if folder is None:
         return None
@@ -258,6 +260,7 @@ def read_annotations(sae: SaeFolder) -> pa.Table | None:
     for name, columns in (
         ("classes.parquet", ["latent", "pattern_class"]),
         ("families.parquet", ["latent", "family", "f1", "family_specific"]),
+        ("descriptions.parquet", ["latent", "description"]),
     ):
         if (folder / name).is_file():
             tables.append(pq.read_table(folder / name, columns=columns))
@@ -344,6 +347,7 @@ def _summary_rows(item: SequenceLatents, top: int, notes: dict[int, dict]) -> li
                 "family": note.get("family"),
                 "f1": note.get("f1"),
                 "family_specific": note.get("family_specific"),
+                "description": note.get("description"),
             }
         )
     return rows
