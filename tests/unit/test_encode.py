@@ -22,13 +22,13 @@ import torch
 
 import protsae
 from protsae.cli import main
-from protsae.encoding import read_records, sae_folder
+from protsae.encoding.inputs import read_records, sae_folder
 from protsae.latents import PATTERN_CLASSES
 from protsae.sequences import InputError
 
 esm_mod = pytest.importorskip("protsae.esm")
 sae_mod = pytest.importorskip("protsae.sae")
-encode_mod = pytest.importorskip("protsae.latents.encode")
+encode_mod = pytest.importorskip("protsae.latents.stats")
 
 LAYER, WIDTH, K, MODEL = 2, 128, 8, "esm2_tiny"
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"

@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from protsae.activations import holdout_records, is_holdout, shard_info, shard_of
+from protsae.activations import holdout_records, shard_info
+from protsae.config import expand_sweeps, model_name
+from protsae.ids import is_holdout, shard_of
 from protsae.latents.classes import PATTERN_CLASSES
-from protsae.plan import expand_sweeps, model_name
 from protsae.pretrain import training_records, unigram_cross_entropy
 from protsae.sae.evaluate import EVAL_KEYS
 from protsae.sae.formats import load_sae

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from protsae.cli import main
-from protsae.costs import build_plan
-from protsae.costs_downstream import CHECKPOINT_BOUNDED
-from protsae.plan import load_config, schema_path
+from protsae.config import load_config, schema_path
+from protsae.costs.plan import build_plan
+from protsae.costs.types import CHECKPOINT_BOUNDED
 
 from .conftest import ROOT, run_snakemake
 from .test_dag import job_counts
@@ -20,9 +20,26 @@ def plan_jobs(config_path, monkeypatch) -> dict[str, int]:
     return build_plan(load_config(config_path, schema_path())).jobs
 
 
-@pytest.mark.parametrize("name", ["demo", "config"])
-def test_jobs_per_rule_equal_the_dry_run(name, demo_config, monkeypatch):
-    path = demo_config() if name == "demo" else ROOT / "config" / "config.yaml"
+def laptop_config(tmp_path):
+    """config/laptop.yaml with its one source a user fetches by hand (the CHO expression CSV,
+    no license) replaced by the demo's file of the same layout."""
+    config = yaml.safe_load((ROOT / "config" / "laptop.yaml").read_text())
+    config["sources"]["expression"]["url"] = str(ROOT / "resources/demo/cho_expression.csv")
+    path = tmp_path / "laptop.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo", "config", "laptop"])
+def test_jobs_per_rule_equal_the_dry_run(name, demo_config, monkeypatch, tmp_path):
+    paths = {"config": ROOT / "config" / "config.yaml"}
+    path = (
+        demo_config()
+        if name == "demo"
+        else laptop_config(tmp_path)
+        if name == "laptop"
+        else paths[name]
+    )
     proc = run_snakemake("-n", "--configfile", str(path), "--cores", "1", "--forceall")
     dry = job_counts(proc.stdout)
     planned = plan_jobs(path, monkeypatch)
@@ -53,7 +70,7 @@ def test_config_error_is_the_workflows_message(demo_config, capsys):
     assert proc.returncode != 0
     assert main(["plan", str(path)]) == 1
     message = capsys.readouterr().err.strip().splitlines()
-    # the file first (protsae.plan.load_config), then the lines the workflow stops with
+    # the file first (protsae.config.load_config), then the lines the workflow stops with
     assert len(message) >= 2 and message[0] == f"{path}: invalid config:"
     for line in message[1:]:
         assert line.strip() in proc.stderr + proc.stdout

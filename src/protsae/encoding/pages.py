@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from protsae.encoding import SaeFolder, SequenceLatents
+    from protsae.encoding.types import SaeFolder, SequenceLatents
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 _STYLE = """
