@@ -38,6 +38,13 @@ make_env() {
     if "$dir/bin/python" -m pip install --quiet -c "$constraints" $TORCH_SPEC >"$log" 2>&1 &&
         "$dir/bin/python" -m pip install --quiet -c "$constraints" -e . -r "$requirements" \
             >>"$log" 2>&1; then
+        # nnsight (pulled in by dictionary-learning) declares torchvision, and PyPI's build of
+        # it does not load beside the CPU torch (operator torchvision::nms does not exist),
+        # which breaks transformers' imports. Nothing benchmarked uses it: remove it then.
+        if "$dir/bin/python" -m pip show -q torchvision >/dev/null 2>&1 &&
+            ! "$dir/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+            "$dir/bin/python" -m pip uninstall -q -y torchvision >>"$log" 2>&1
+        fi
         printf '%s' "$want" >"$stamp"
     else
         tail -n 15 "$log" >"$failed"

@@ -152,7 +152,8 @@ def compare(d: int, width: int, k: int, batch: int, rounds: int) -> list[str]:
 
     timing = Interleaved({name: stepper(c) for name, c in contenders.items()})
     timing.run(rounds=rounds, warmup=1)
-    mse_init = float((init(held_out).x_hat - held_out).pow(2).mean())
+    with torch.no_grad():
+        mse_init = float((init(held_out).x_hat - held_out).pow(2).mean())
     mses = {name: float((c.reconstruct(held_out) - held_out).pow(2).mean()) for name, c in contenders.items()}  # fmt: skip
     print(
         f"\nd={d} width={width} k={k}: {batch}-token steps, {rounds} rounds after 1 warm-up; "
