@@ -12,6 +12,7 @@ setup:
 demo: setup
 	$(SNAKEMAKE) --cores all --configfile config/demo.yaml
 	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
+	$(VENV)/python -m protsae findings results/demo
 	@echo "Report: $(CURDIR)/results/demo/report.html"
 	@echo "Feature browser: file://$(CURDIR)/results/demo/browser/index.html"
 

@@ -11,8 +11,9 @@ layer 24 by default, realistic lengths (log-normal, median 300, capped at 1022).
 - the bf16-vs-fp32 error of the stored vectors.
 
 Needs CUDA, torch and fair-esm (pure Python: carry its wheel if the machine lacks it); exits with
-a message when there is no GPU. ``--allow-cpu`` with small ``--layers/--embed-dim`` is a smoke
-test of the script itself.
+a message when there is no GPU. ``--device cpu --quick`` runs every step of the script on a tiny
+model on the CPU (bf16 autocast included), which ``make test`` does so the script cannot rot;
+its numbers mean nothing.
 
     python benchmarks/gpu_extraction.py [--sequences 4000] [--layer 24] [--peak-tflops 989]
 """
@@ -118,15 +119,25 @@ def main() -> int:
     parser.add_argument("--tokens-per-batch", type=int, default=16384)
     parser.add_argument("--loader-workers", type=int, default=4)
     parser.add_argument("--peak-tflops", type=float, help="override the bf16 peak of the table")
-    parser.add_argument("--allow-cpu", action="store_true", help="smoke-test on CPU (tiny shapes)")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--allow-cpu", action="store_true", help="same as --device cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
     args = parser.parse_args()
+    if args.quick:
+        args.sequences, args.baseline_sequences, args.shard_sequences = 6, 4, 4
+        args.layers, args.embed_dim, args.heads, args.layer = 2, 32, 4, 1
+        args.tokens_per_batch, args.loader_workers = 4096, 0
+    if args.allow_cpu:
+        args.device = "cpu"
 
-    if not torch.cuda.is_available() and not args.allow_cpu:
+    if args.device != "cpu" and not torch.cuda.is_available():
         print(
-            "gpu_extraction.py: no CUDA device visible; run it on a GPU machine.", file=sys.stderr
+            "gpu_extraction.py: no CUDA device visible; run it on a GPU machine "
+            "(--device cpu --quick smoke-tests the script).",
+            file=sys.stderr,
         )
         return 1
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cpu" if args.device == "cpu" else "cuda")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = args.peak_tflops or peak_tflops(name)
     print(
@@ -145,11 +156,11 @@ def main() -> int:
 
     def ours(subset, workers=args.loader_workers):
         for _ in pesm.layer_representations(
-            model, alphabet, subset, args.layer, budget, device, loader_workers=workers
+            model, alphabet, subset, args.layer, budget, device, loader_workers=workers, bf16=True
         ):
             pass
 
-    ours(records[:64], workers=0)  # warm-up: kernels, allocator
+    ours(records[: min(64, len(records))], workers=0)  # warm-up: kernels, allocator
     synchronize(device)
     start = time.perf_counter()
     ours(records)
@@ -184,7 +195,7 @@ def main() -> int:
     print(f"  protsae / fair-esm tokens/s: {ours_rate / base_rate:.2f}x")
 
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "random-t33-d1280-s0.pt"
+        checkpoint = Path(tmp) / f"random-t{args.layers}-d{args.embed_dim}-s0.pt"
         pesm.save_random_init(checkpoint, args.layers, args.embed_dim, args.heads, seed=0)
         shard_records = records[: args.shard_sequences]
         quiet = logging.getLogger("gpu-bench-quiet")

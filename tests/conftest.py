@@ -3,10 +3,14 @@ reading a whole activation shard, an SAE's dense latents."""
 
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
 import importlib
 import os
-from collections.abc import Callable, Iterable
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +191,33 @@ def dense_latents() -> Callable[[object, torch.Tensor], torch.Tensor]:
         return out.scatter_(1, top.indices, top.values)
 
     return dense
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    """A server on 127.0.0.1 laid out like the Hugging Face hub (``/<owner>/<name>/resolve/
+    <revision>/<file>``), with ``HF_ENDPOINT`` pointing at it (subprocesses inherit it).
+    ``publish(repo, folder, files)`` copies ``files`` of ``folder`` there; returns the repo folder."""
+    root = tmp_path / "hub"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+
+    def publish(repo: str, folder: Path, files: Iterable[str], revision: str = "main") -> Path:
+        target = root / repo / "resolve" / revision
+        target.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copy(folder / file, target / file)
+        return target
+
+    yield publish
+    server.shutdown()
+    server.server_close()

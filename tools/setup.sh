@@ -24,7 +24,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options
     .venv/bin/python -m pip install --quiet -c constraints.txt $TORCH_SPEC
-    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[workflow,dev]"
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[workflow,dev,hf]"
     printf '%s' "$WANT" > "$STAMP"
 else
     echo "setup: Python dependencies up to date"

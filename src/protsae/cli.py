@@ -1,5 +1,6 @@
-"""The ``protsae`` command: ``protsae encode`` (your proteins through a trained SAE) and
-``protsae plan`` (what a config will cost before it runs)."""
+"""The ``protsae`` command: ``protsae encode`` (your proteins through a trained SAE),
+``protsae plan`` (what a config will cost before it runs) and ``protsae findings`` (what a
+finished run found, from its tables)."""
 
 from __future__ import annotations
 
@@ -121,11 +122,34 @@ def _run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _findings_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "findings",
+        help="what a finished run found, computed from its tables",
+        description="Print the findings of a finished run (loss recovered, family-specific "
+        "latents, probe differences with intervals, steering trends with n) from RESULTS/tables "
+        "and RESULTS/steering.",
+    )
+    p.add_argument(
+        "results", nargs="?", default="results/demo", help="results folder (default: %(default)s)"
+    )
+
+
+def _run_findings(args: argparse.Namespace) -> int:
+    from protsae.findings import findings
+
+    print("Findings (computed from the tables; the README quotes only these):")
+    for line in findings(args.results):
+        print(f"  {line}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protsae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _encode_parser(sub)
     _plan_parser(sub)
+    _findings_parser(sub)
     return parser
 
 
@@ -134,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protsae.sequences import InputError
 
     args = build_parser().parse_args(argv)
-    runners = {"encode": _run_encode, "plan": _run_plan}
+    runners = {"encode": _run_encode, "plan": _run_plan, "findings": _run_findings}
     try:
         return runners[args.command](args)
     except (InputError, FileNotFoundError, ValueError) as err:

@@ -21,6 +21,7 @@ from protsae.costs_memory import job_memory, profile_mem_mb
 from protsae.plan import (
     SaeSpec,
     extraction_jobs,
+    hf_model,
     is_checkpoint_path,
     is_local_source,
     local_source_path,
@@ -55,6 +56,10 @@ GPUS = {
     "a100": Gpu("NVIDIA A100 SXM", 312e12, 19.5e12),
     "l40s": Gpu("NVIDIA L40S", 362e12, 91.6e12),
     "v100": Gpu("NVIDIA V100 SXM2", 125e12, 15.7e12),
+    # No GPU: every stage runs in float32 on the CPU. Not a data-sheet peak: at the default 40%
+    # utilisation it prices a 2-core laptop at 50 GFLOP/s, about what protsae's ESM-2 extraction
+    # sustained on the 2-core development machine (benchmarks/bench_extraction.py, 6 x 320 model).
+    "cpu": Gpu("2-core CPU, float32 (no GPU)", 125e9, 125e9),
 }
 
 
@@ -67,6 +72,7 @@ class Assumptions:
     mean_length: float | None = None  # residues per sampled sequence (None: measure or 300)
     eval_sequences: int | None = None  # Swiss-Prot cluster representatives (None: measure or 150k)
     python_mb: float = 700.0  # a job's baseline RSS: python, torch, pyarrow imported
+    concepts: int = 300  # residue concepts with concepts.min_proteins train proteins
     notes: list[str] = field(default_factory=list)
 
 
@@ -100,9 +106,18 @@ def model_shape(esm: dict[str, Any]) -> ModelShape:
     if built_here:
         return ModelShape(name, int(built_here["layers"]), int(built_here["embed_dim"]))
     stem = Path(esm["model"]).stem
-    if stem in ESM2_SHAPES:
+    if stem in ESM2_SHAPES:  # fair-esm names, and hub ids like hf:facebook/esm2_t6_8M_UR50D
         layers, dim, _ = ESM2_SHAPES[stem]
         return ModelShape(name, layers, dim)
+    hub_or_folder = hf_model(esm["model"])
+    if hub_or_folder is not None:
+        from protsae.huggingface import HfModelError, inspect
+
+        try:
+            shape = inspect(hub_or_folder, "resources/downloads")
+        except HfModelError as err:
+            raise ValueError(str(err)) from None
+        return ModelShape(name, shape.layers, shape.embed_dim)
     if is_checkpoint_path(esm["model"]) and Path(esm["model"]).is_file():
         import torch
 
@@ -361,6 +376,8 @@ def _stages(
         ),
         "bf16",
     )
+    # the concept counts encode the same evaluation set again (rule latent_concepts)
+    concepts = Stage("latent_concepts", stats.jobs, stats.flops, "bf16")
     configured = sum(lone) + sum(max(g) for g in groups)
     alternative = {
         "per_layer_early_exit_flops": per_layer * sum(layers),
@@ -370,7 +387,7 @@ def _stages(
         "layer_passes_per_sequence_multi_layer": float(max(layers) if layers else 0),
         "layer_passes_per_sequence_configured": float(configured),
     }
-    return [*extract, train, evaluate, stats], alternative
+    return [*extract, train, evaluate, stats, concepts], alternative
 
 
 def _disk(

@@ -46,6 +46,8 @@ def jobs_per_rule(config: dict[str, Any]) -> dict[str, int]:
         "latent_stats": saes,
         "latent_classes": saes,
         "latent_families": saes,
+        "latent_concepts": saes,
+        "latent_descriptions": saes,
         "latent_summary": saes,
         **probes,
         **_steering_jobs(config, trained + imported),
@@ -68,7 +70,8 @@ def extraction_rules(config: dict[str, Any], layers: set[int]) -> dict[str, int]
 
 
 def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
-    """The probe stage's jobs: data per task, two fits and one interpretation per (layer, task)."""
+    """The probe stage's jobs: data and two controls (majority, composition) per task, two fits
+    and one interpretation per (layer, task)."""
     from protsae.probes.config import probe_sae_specs, probe_tasks
 
     specs, tasks = probe_sae_specs(config["probes"], saes), probe_tasks(config["sources"])
@@ -77,6 +80,7 @@ def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
     pairs = len(specs) * len(tasks)
     return {
         "probe_data": len(tasks),
+        "probe_control": 2 * len(tasks),
         "probe_fit": 2 * pairs,  # ESM-embedding and SAE-latent probes
         "probe_interpret": pairs,
         "probes_table": 1,
@@ -97,8 +101,8 @@ def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int
 
 
 def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
-    """Figures (sweeps with more than one SAE, SAE quality, one max-activation and one steering
-    figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
+    """Figures (sweeps with more than one SAE, SAE quality, one max-activation, one best-concepts
+    and one steering figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
     from protsae.figures.grid import figure_sweeps
 
     sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
@@ -106,6 +110,7 @@ def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, i
         "figure_sweep": len(sweeps),
         "figure_sae_quality": int(saes > 0),
         "figure_max_activation": saes,
+        "figure_best_concepts": saes,
         "figure_steering": saes,
         "figure_probes": int(probes),
         "figure_probe_coefficients": int(probes),

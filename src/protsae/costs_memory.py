@@ -84,6 +84,12 @@ def job_memory(
         + training["batch_tokens"] * widest * 4 * 3 / mb,
         "evaluate_sae": base + model + forward + sae + sample_mb,
         "latent_stats": base + model + forward + sae + (1 << 20) * 16 / mb + (1 << 18) * 80 / mb,
+        # two int32 count arrays of splits x width x concepts x thresholds, plus their F1 chunks
+        "latent_concepts": base
+        + model
+        + forward
+        + sae
+        + 2 * 2 * widest * assume.concepts * len(config["concepts"]["thresholds"]) * 4 / mb,
     }
     groups, lone = extraction_jobs(config, {s.layer for s in trained})
     single = rows.pop("extract_activations")

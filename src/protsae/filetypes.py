@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import tarfile
 import zipfile
@@ -30,6 +31,8 @@ KINDS = {
     "zip": "a zip archive",
     "tar": "a tar archive",
     "checkpoint": "a PyTorch checkpoint",
+    "safetensors": "a safetensors file",
+    "json": "a JSON document",
     "text": "a text file",
     "any": "a data file",  # any type; a zip or gzip must be whole, an HTML page is refused
 }
@@ -157,6 +160,15 @@ def check_format(path: str | os.PathLike[str], kind: str, served: bool = False) 
     elif kind == "checkpoint":
         if not (zipfile.is_zipfile(path) or raw.startswith(b"\x80")):
             raise _wrong_kind(raw, kind, served)
+    elif kind == "safetensors":
+        size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
+        if not (0 < size <= 100 << 20 and raw[8:9] == b"{"):
+            raise _wrong_kind(raw, kind, served)
+    elif kind == "json":
+        try:
+            json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"it is not {KINDS[kind]} ({exc}): {_show(head)}") from exc
     elif kind == "text" and sniff(head) not in (None, "an XML document"):
         raise _wrong_kind(head, kind, served)
 

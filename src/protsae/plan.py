@@ -131,7 +131,6 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     problems = []
     if config["esm"].get("random_init") and config["esm"].get("pretrain"):
         problems.append("config key esm: random_init and pretrain exclude each other; set one")
-    n_layers = model_num_layers(config["esm"])
     for i, sweep in enumerate(config["sae"]["sweeps"]):
         for k in sweep["ks"]:
             for width in sweep["widths"]:
@@ -139,28 +138,11 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                     problems.append(
                         f"config key sae.sweeps[{i}]: k={k} is larger than width={width}"
                     )
-        if n_layers is not None:
-            for layer in sweep["layers"]:
-                if layer > n_layers:
-                    problems.append(
-                        f"config key sae.sweeps[{i}].layers: layer {layer} is deeper than the "
-                        f"model {model_name(config['esm'])} ({n_layers} layers)"
-                    )
+    n_layers = model_num_layers(config["esm"])
     if n_layers is not None:
-        for layer in config["probes"]["layers"]:
-            if layer > n_layers:
-                problems.append(
-                    f"config key probes.layers: layer {layer} is deeper than the model "
-                    f"{model_name(config['esm'])} ({n_layers} layers)"
-                )
-        for layer in config["sae"]["pretrained"]:
-            if int(layer) > n_layers:
-                problems.append(
-                    f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
-                    f"({n_layers} layers)"
-                )
+        problems += model_layer_problems(config, n_layers)
     problems += _pretrained_problems(config["sae"]["pretrained"])
-    problems += _layer_pass_problems(config["activations"]["layer_passes"], n_layers)
+    problems += _layer_pass_problems(config["activations"]["layer_passes"], None)
     probe_sae = config["probes"]["sae"]
     if probe_sae["k"] > probe_sae["width"]:
         problems.append(
@@ -171,6 +153,37 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     problems += _steering_problems(config["steering"])
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def model_layer_problems(config: dict[str, Any], n_layers: int) -> list[str]:
+    """Every configured layer (sweeps, probes, imported SAEs, layer passes) deeper than a model of
+    ``n_layers`` layers, one line naming the key each."""
+    problems = []
+    model = model_name(config["esm"])
+    for i, sweep in enumerate(config["sae"]["sweeps"]):
+        for layer in sweep["layers"]:
+            if layer > n_layers:
+                problems.append(
+                    f"config key sae.sweeps[{i}].layers: layer {layer} is deeper than the "
+                    f"model {model} ({n_layers} layers)"
+                )
+    for layer in config["probes"]["layers"]:
+        if layer > n_layers:
+            problems.append(
+                f"config key probes.layers: layer {layer} is deeper than the model "
+                f"{model} ({n_layers} layers)"
+            )
+    for layer in config["sae"]["pretrained"]:
+        if int(layer) > n_layers:
+            problems.append(
+                f"config key sae.pretrained.{layer}: layer {layer} is deeper than the model "
+                f"({n_layers} layers)"
+            )
+    return problems + [
+        p
+        for p in _layer_pass_problems(config["activations"]["layer_passes"], n_layers)
+        if "deeper" in p
+    ]
 
 
 def _steering_problems(steering: dict[str, Any]) -> list[str]:
@@ -272,8 +285,23 @@ def expand_sweeps(sweeps: list[dict[str, list[int]]]) -> list[SaeSpec]:
 
 
 def is_checkpoint_path(model: str) -> bool:
-    """A model given as a file (``*.pt`` or with a directory part) rather than a fair-esm name."""
+    """A model given as a fair-esm checkpoint file (``*.pt`` or with a directory part) rather than
+    a fair-esm name, a hub id (``hf:...``) or a ``save_pretrained`` folder."""
+    if hf_model(model) is not None:
+        return False
     return model.endswith(".pt") or "/" in model or "\\" in model
+
+
+def hf_model(model: str) -> Any:
+    """The :class:`protsae.huggingface.HfModel` an ``esm.model`` value names, or None.
+
+    A malformed hub id is a :class:`ConfigError` naming the key."""
+    from protsae.huggingface import HfModelError, parse_hf_model
+
+    try:
+        return parse_hf_model(model)
+    except HfModelError as err:
+        raise ConfigError(str(err)) from None
 
 
 def model_name(esm: dict[str, Any]) -> str:
@@ -288,6 +316,9 @@ def model_name(esm: dict[str, Any]) -> str:
             f"pretrained-t{pretrain['layers']}-d{pretrain['embed_dim']}-s{pretrain.get('seed', 0)}"
         )
     model = esm["model"]
+    hub_or_folder = hf_model(model)
+    if hub_or_folder is not None:
+        return hub_or_folder.name
     return Path(model).stem if is_checkpoint_path(model) else model
 
 
@@ -296,6 +327,8 @@ def model_num_layers(esm: dict[str, Any]) -> int | None:
     made_here = esm.get("random_init") or esm.get("pretrain")
     if made_here:
         return int(made_here["layers"])
+    if hf_model(esm["model"]) is not None:
+        return None  # read from its config.json when the DAG is built (esm.huggingface.inspect)
     match = FAIRESM_LAYERS.match(Path(esm["model"]).stem)
     return int(match.group(1)) if match else None
 
@@ -347,6 +380,10 @@ SOURCE_KINDS = {
 }
 
 
+# The format check of each Hugging Face file the download stage fetches.
+HF_FILE_KINDS = {"config.json": "json", "model.safetensors": "safetensors", "vocab.txt": "text"}
+
+
 def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Every file the download rule may fetch:
     ``{file name: {url, md5, sha256, md5_url, source, label, kind}}``; ``label`` names the
@@ -365,13 +402,27 @@ def downloads(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     }
     esm = config["esm"]
     made_here = esm.get("random_init") or esm.get("pretrain")
-    if not made_here and not is_checkpoint_path(esm["model"]):
+    hub_or_folder = None if made_here else hf_model(esm["model"])
+    if hub_or_folder is not None:
+        # Hugging Face files keep their own names after the model's: {model}.config.json, ...
+        from protsae.huggingface import download_name
+
+        for file in hub_or_folder.files():
+            files[download_name(hub_or_folder, file)] = {
+                "url": hub_or_folder.location(file),
+                "md5": "",
+                "sha256": (esm.get("model_sha256") or "") if file == "model.safetensors" else "",
+                "source": "esm",
+                "label": "esm.model",
+                "kind": HF_FILE_KINDS[file],
+            }
+    elif not made_here and not is_checkpoint_path(esm["model"]):
         # fair-esm file names are kept: its loader finds the regression file by name.
         model_url, regression_url = fairesm_urls(esm["model"])
         files[f"{esm['model']}.pt"] = {
             "url": model_url,
             "md5": esm.get("model_md5") or "",
-            "sha256": "",
+            "sha256": esm.get("model_sha256") or "",
             "source": "esm",
             "label": "esm.model",
             "kind": "checkpoint",

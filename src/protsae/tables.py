@@ -46,7 +46,8 @@ def sae_metrics_table(
 def latent_summary_table(
     summary_paths: Iterable[str | os.PathLike[str]], coordinates: Sequence[Coordinates]
 ) -> pd.DataFrame:
-    """One row per SAE: latents per pattern class and the number of family-specific latents.
+    """One row per SAE: latents per pattern class, the numbers of family- and concept-specific
+    latents.
 
     ``coordinates[i]`` says which SAE ``summary_paths[i]`` belongs to.
     """
@@ -56,6 +57,7 @@ def latent_summary_table(
         row = {**coords, "n_latents": summary.get("n_latents")}
         row.update({name: int(counts.get(name, 0)) for name in PATTERN_CLASSES})
         row["family_specific"] = summary.get("n_family_specific")
+        row["concept_specific"] = summary.get("n_concept_specific")
         records.append(row)
     frame = pd.DataFrame.from_records(records)
     return frame.sort_values(["layer", "k", "width"]).reset_index(drop=True) if records else frame

@@ -16,7 +16,14 @@ from protsae.plan import PASS_PREFIX
 pytestmark = pytest.mark.workflow
 
 # The demo extracts its layers 2 and 3 in one pass per shard (activations.layer_passes).
-GPU_RULES = ("extract_pass_L2_3", "train_sae", "evaluate_sae", "latent_stats", "probe_fit")
+GPU_RULES = (
+    "extract_pass_L2_3",
+    "train_sae",
+    "evaluate_sae",
+    "latent_stats",
+    "latent_concepts",
+    "probe_fit",
+)
 BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", re.MULTILINE)
 RULE_RESOURCES = re.compile(r"^    resources:\n((?:        .*\n)+)", re.MULTILINE)
 

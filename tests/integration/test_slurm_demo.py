@@ -37,7 +37,14 @@ from protsae.plan import pass_rule_name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # the demo extracts its layers 2 and 3 in one pass per shard (activations.layer_passes)
-GPU_RULES = {"extract_pass_L2_3", "train_sae", "evaluate_sae", "latent_stats", "probe_fit"}
+GPU_RULES = {
+    "extract_pass_L2_3",
+    "train_sae",
+    "evaluate_sae",
+    "latent_stats",
+    "latent_concepts",
+    "probe_fit",
+}
 THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
 CONFIG = ("--configfile", "config/integration.yaml")
 

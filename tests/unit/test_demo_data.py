@@ -250,3 +250,22 @@ def test_pipeline_parser_reads_the_families(tmp_path, truth):
             continue
         families = set(table.loc[table.accession == row["protein"], "families"].iloc[0])
         assert (row["family"] in families) == (entries[row["family"]][0] == "Family")
+
+
+def test_motif_features_sit_where_the_motifs_were_planted(truth):
+    """The demo knows its answer: every planted motif of a Swiss-Prot record is an FT MOTIF
+    feature at its planted residues (1-based inclusive), concept named by the motif, and no
+    other MOTIF feature exists on the synthetic records."""
+    from protsae.sequences import parse_swissprot_with_features
+
+    _, features = parse_swissprot_with_features(DEMO / "uniprot_sprot.dat", DEMO / "entry.list")
+    motifs = features.to_pandas()
+    motifs = motifs[(motifs.type == "MOTIF") & motifs.accession.str.startswith("SYN")]
+    got = sorted(zip(motifs.accession, motifs.start, motifs.end, motifs.concept, strict=True))
+    want = sorted(
+        (r["protein"], int(r["start"]) + 1, int(r["end"]), f"MOTIF:planted motif {r['motif']}")
+        for r in truth
+        if r["source"] == "swissprot"
+    )
+    assert got == want and len(want) > 300
+    assert not (motifs.start_uncertain | motifs.end_uncertain).any()

@@ -35,6 +35,7 @@ def summary_table(points) -> pd.DataFrame:
         row.update(dict(zip(PATTERN_CLASSES, counts.tolist(), strict=True)))
         row["n_latents"] = int(counts.sum())
         row["family_specific"] = int(rng.integers(0, 9))
+        row["concept_specific"] = int(rng.integers(0, 9))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -60,8 +61,15 @@ def test_sweep_figure_lines_match_the_summary_table():
     assert set(lines) == set(PATTERN_CLASSES)
     for name in PATTERN_CLASSES:
         assert lines[name].get_ydata().tolist() == ordered[name].tolist()
-    (family,) = family_ax.get_lines()
+        assert np.allclose(np.round(lines[name].get_xdata()), [0, 1, 2])
+    # every series visible: no two class lines share their x positions
+    assert len({tuple(line.get_xdata()) for line in lines.values()}) == len(PATTERN_CLASSES)
+    for ax in (classes_ax, family_ax):
+        assert all(float(t).is_integer() for t in ax.get_yticks())
+    family, concept = family_ax.get_lines()
     assert family.get_ydata().tolist() == ordered.family_specific.tolist()
+    assert concept.get_label() == "concept_specific"
+    assert concept.get_ydata().tolist() == ordered.concept_specific.tolist()
     assert [t.get_text() for t in family_ax.get_xticklabels()] == ["2", "4", "6"]
 
 
@@ -290,37 +298,48 @@ def test_probe_coefficients_figure_one_panel_per_layer_and_class_at_its_own_stre
 
 
 def steering_summary() -> pd.DataFrame:
-    """Two kept latents averaged per (multiplier, bin), plus rows the figure must ignore:
-    per-latent rows, all-position rows and a skipped latent."""
+    """Two kept latents pooled per (multiplier, bin) (the upper bin pools only 12 positions),
+    plus rows the figure must ignore: per-latent rows, all-position rows, a filtered latent and
+    a skipped one."""
     rows = []
-    for multiplier, unchanged in ((0.5, [0.9, 0.95]), (4.0, [0.3, 0.6])):
-        for (low, high), value in zip(((0.0, 0.5), (0.5, 1.0)), unchanged, strict=True):
-            rows.append(("average", None, multiplier, low, high, 20, value, 0.97 + low / 100))
-            rows.append(("latent", 3, multiplier, low, high, 10, value - 0.1, 0.97))
-        rows.append(("average", None, multiplier, None, None, 40, 0.5, 0.97))
-    rows.append(("latent", 7, None, None, None, 0, None, None))
-    columns = [
-        "scope",
-        "latent",
-        "multiplier",
-        "bin_low",
-        "bin_high",
-        "n_positions",
-        "fraction_unchanged",
-        "fraction_baseline_unchanged",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    for multiplier, unchanged in ((0.5, [0.9, 0.95, 0.8]), (4.0, [0.3, 0.6, 0.5])):
+        bins = ((0.0, 0.4), (0.4, 0.8), (0.8, 1.0))
+        for (low, high), value, n in zip(bins, unchanged, (30, 25, 12), strict=True):
+            rows.append(
+                ("average", None, multiplier, low, high, n, 2, value, 0.97 + low / 100, None)
+                + (value - 0.1, value + 0.05, None)
+            )
+            rows.append(("latent", 3, multiplier, low, high, 10, 1, value - 0.1, 0.97, True))
+            rows[-1] += (None, None, None)
+        rows.append(("average", None, multiplier, None, None, 67, 2, 0.5, 0.97, None))
+        rows[-1] += (None, None, None)
+        rows.append(("latent", 5, multiplier, None, None, 50, 1, 0.1, 0.97, False))
+        rows[-1] += (None, None, None)
+    rows.append(("latent", 7, None, None, None, 0, 1, None, None, False, None, None, "no homologs"))
+    columns = ["scope", "latent", "multiplier", "bin_low", "bin_high", "n_positions", "n_latents"]
+    columns += ["fraction_unchanged", "fraction_baseline_unchanged", "kept", "q25", "q75"]
+    return pd.DataFrame(rows, columns=[*columns, "skip_reason"])
 
 
-def test_steering_figure_draws_the_average_rows_per_multiplier():
+def test_steering_figure_draws_the_pooled_rows_baseline_and_counts():
     summary = steering_summary().sample(frac=1, random_state=4)
-    (ax,) = steering_figure(summary).axes
+    figure = steering_figure(summary)
+    (ax,) = figure.axes
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"×0.5", "×4", "no clamp"}
-    assert lines["×0.5"].get_xdata().tolist() == [0.25, 0.75]
-    assert np.allclose(lines["×0.5"].get_ydata(), [0.9, 0.95])
-    assert np.allclose(lines["×4"].get_ydata(), [0.3, 0.6])
-    assert np.allclose(lines["no clamp"].get_ydata(), [0.97, 0.975])
+    assert np.allclose(lines["×0.5"].get_xdata(), [0.2, 0.6, 0.9])
+    # the 12-position bin is not a point
+    assert np.allclose(lines["×0.5"].get_ydata(), [0.9, 0.95, np.nan], equal_nan=True)
+    assert np.allclose(lines["×4"].get_ydata(), [0.3, 0.6, np.nan], equal_nan=True)
+    assert np.allclose(lines["no clamp"].get_ydata(), [0.97, 0.974, np.nan], equal_nan=True)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(np.isfinite(lines[name].get_ydata()).any() for name in legend)
+    assert any("< 20 positions" in t.get_text() for t in ax.texts)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "0–0.4\nn=30 (2 lat.)" and ticks[2].startswith("0.8–1\nn=12")
+    assert len(ax.collections) == 2  # one interquartile band per multiplier
+    footer = figure.get_supxlabel()  # kept / filtered / skipped latents, stated
+    assert "1 kept, 1 filtered" in footer and "1 skipped" in footer
 
 
 def test_steering_figure_says_when_nothing_was_steered():
@@ -365,3 +384,28 @@ def test_save_figure_svg_is_reproducible(tmp_path):
     for name in ("a", "b"):
         save_figure(sweep_figure(table, sweep), tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+def test_best_concepts_figure_shows_each_latents_best_concept():
+    from protsae.figures.concepts import best_concepts_figure
+
+    concepts = pd.DataFrame(
+        {
+            "latent": [4, 4, 9, 2],
+            "concept": ["MOTIF:m1", "HELIX", "TRANSMEM", "BINDING:Zn(2+)"],
+            "f1_test": [0.9, 0.95, 0.3, 0.6],
+        }
+    )
+    figure = best_concepts_figure(concepts, title="L2 k8 w256")
+    (ax,) = figure.axes
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top to bottom
+    assert [round(b.get_width(), 2) for b in bars] == [0.95, 0.6, 0.3]  # one per latent
+    labels = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
+    labels = [labels[y] for y in sorted(labels, reverse=True)]  # top to bottom
+    assert labels == [
+        "latent 4: HELIX residues",
+        "latent 2: BINDING 'Zn(2+)' residues",
+        "latent 9: TRANSMEM residues",
+    ]
+    empty = best_concepts_figure(concepts.head(0))
+    assert "no residue concept" in empty.axes[0].texts[0].get_text()

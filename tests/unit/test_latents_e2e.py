@@ -173,3 +173,61 @@ def test_encoder_uses_the_sae_activation_convention(tmp_path, convention):
             assert got[seq_id][0].shape == (len(seq), 4)  # residues only
             same.append(np.allclose(got[seq_id][0], top.values.numpy(), atol=1e-5))
         assert all(same) if other == convention else not all(same)
+
+
+def test_concepts_match_the_fair_esm_reference(pipeline, dense_latents):
+    """Concept rows from the streaming encoder equal precision and recall counted on fair-esm's
+    dense reference at the row's threshold (a fraction of the train max in seq_stats)."""
+    from protsae.sequences.features import SWISSPROT_FEATURES_SCHEMA
+
+    tmp, _, _, reps, ids, seqs = pipeline
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in reps:  # one 5-residue REGION and one ACT_SITE per evaluated protein
+        start = int(rng.integers(1, len(seqs[i]) - 5))
+        site = int(rng.integers(1, len(seqs[i]) + 1))
+        rows += [
+            (ids[i], "REGION", start, start + 4, "REGION:r"),
+            (ids[i], "ACT_SITE", site, site, "ACT_SITE"),
+        ]
+    features = pa.Table.from_pylist(
+        [dict(accession=a, type=t, start=s, end=e, start_uncertain=False, end_uncertain=False,
+              concept=c, qualifiers="{}") for a, t, s, e, c in rows],
+        schema=SWISSPROT_FEATURES_SCHEMA,
+    )  # fmt: skip
+    pq.write_table(features, tmp / "features.parquet")
+    table = encode_mod.concepts_from_files(
+        tmp / "sae.safetensors", tmp / "esm2_tiny.pt", tmp / "swissprot.parquet",
+        tmp / "clusters.parquet", tmp / "features.parquet", tmp / "seq_stats.parquet",
+        layer=LAYER, max_tokens_per_batch=300, fractions=(0.0, 0.15, 0.5, 0.6, 0.8),
+        min_proteins=1, device="cpu", chunk_size=7,
+    )  # fmt: skip
+    assert table.num_rows > 0
+    dense = reference_dense(tmp, ids, seqs, reps, dense_latents)
+    split = {ids[i]: s for i, s in reps.items()}
+    train_max = np.max([a.max(0) for sid, a in dense.items() if split[sid] == "train"], axis=0)
+    spans = {}
+    for a, _, s, e, c in rows:
+        spans.setdefault(c, []).append((a, s - 1, e))
+    agree = 0
+    for row in table.to_pylist():
+        cut = row["threshold"] * train_max[row["latent"]]
+        predicted = labelled = found = 0
+        for sid, a in dense.items():
+            if split[sid] != "test":
+                continue
+            above = a[:, row["latent"]] > cut
+            mask = np.zeros(len(above), bool)
+            for acc, s, e in spans[row["concept"]]:
+                if acc == sid:
+                    mask[s:e] = True
+                    found += above[s:e].any()
+            predicted += above.sum()
+            labelled += (above & mask).sum()
+        n_test = sum(split[acc] == "test" for acc, _, _ in spans[row["concept"]])
+        assert row["n_test"] == n_test
+        precision = labelled / predicted if predicted else 0.0
+        agree += row["precision"] == pytest.approx(precision, abs=1e-6) and row[
+            "recall"
+        ] == pytest.approx(found / n_test, abs=1e-6)
+    assert agree >= 0.97 * table.num_rows  # batching may flip a top-k choice on a near tie

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -230,13 +231,40 @@ def test_cho_sequence_column_is_configurable_and_missing_one_is_named(tmp_path):
 def test_carved_splits_are_seeded_and_disjoint(tmp_path):
     rows = [("Pass" if i % 2 else "Fail", "M" + "KV"[i % 2] * (5 + i)) for i in range(40)]
     path = cho_csv(tmp_path / "cho.csv", rows)
-    a = load_task("expression", path, validation_fraction=0.25, test_fraction=0.2, seed=3)
-    b = load_task("expression", path, validation_fraction=0.25, test_fraction=0.2, seed=3)
-    c = load_task("expression", path, validation_fraction=0.25, test_fraction=0.2, seed=4)
+    carve = dict(validation_fraction=0.25, test_fraction=0.2, split_identity=None)
+    a = load_task("expression", path, seed=3, **carve)
+    b = load_task("expression", path, seed=3, **carve)
+    c = load_task("expression", path, seed=4, **carve)
     assert [r.split for r in a.records] == [r.split for r in b.records]
     assert [r.split for r in a.records] != [r.split for r in c.records]
     assert a.split_counts() == {"train": 24, "valid": 8, "test": 8}
     assert a.counts["carved_test"] == 8 and a.counts["carved_valid"] == 8
+
+
+@pytest.mark.skipif(shutil.which("mmseqs") is None, reason="needs MMseqs2 (tools/setup.sh)")
+def test_expression_is_split_by_whole_40_percent_identity_clusters(tmp_path):
+    """Ten planted families of 6 variants (~90% identical within, unrelated between): every
+    family lands whole in train, valid or test, as MMseqs2 clusters them."""
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    rows, family_of = [], {}
+    for family in range(10):
+        base = rng.choice(letters, 120)
+        for variant in range(6):
+            seq = base.copy()
+            where = rng.random(120) < 0.1
+            seq[where] = rng.choice(letters, int(where.sum()))
+            family_of[f"line-{len(rows) + 2}"] = family  # CSV line of the record (header is 1)
+            rows.append(("Pass" if (family + variant) % 2 else "Fail", "M" + "".join(seq)))
+    path = cho_csv(tmp_path / "cho.csv", rows)
+    data = load_task("expression", path, validation_fraction=0.25, test_fraction=0.2, seed=1)
+    assert data.counts["identity_clusters"] == 10
+    splits = {}
+    for record in data.records:
+        splits.setdefault(family_of[record.id], set()).add(record.split)
+    assert all(len(s) == 1 for s in splits.values())  # no family straddles two splits
+    assert {"train", "valid", "test"} == set().union(*splits.values())
+    assert data.counts["carved_test"] == 12  # 2 of 10 clusters, 6 records each
 
 
 def test_given_validation_split_is_not_recarved(tmp_path):

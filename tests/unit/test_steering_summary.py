@@ -101,6 +101,8 @@ def test_fractions_filter_and_average(tmp_path: Path):
     assert skip["multiplier"] is None
     average = rows(table, scope="average")
     assert all(r["n_latents"] == 2 and r["latent"] is None for r in average)
+    # the unclamped baseline is on the average rows (both kept latents: baseline = original)
+    assert all(r["fraction_baseline_unchanged"] == 1.0 for r in average)
     by_key = {(r["multiplier"], r["bin_low"]): r["fraction_unchanged"] for r in average}
     assert by_key == {
         (0.5, None): (0.75 + 0.25) / 2,
@@ -110,6 +112,50 @@ def test_fractions_filter_and_average(tmp_path: Path):
         (1.0, 0.0): 0.0,
         (1.0, 0.5): (0.5 + 0.0) / 2,
     }
+
+
+def long_table(tmp: Path, latent: int, conservation, unchanged, baseline_unchanged) -> Path:
+    """One multiplier (0.5): positions with the given conservation; ``unchanged`` /
+    ``baseline_unchanged`` say which keep their residue with and without the clamp."""
+    n = len(conservation)
+    original = ["A"] * n
+    table = pa.table(
+        {
+            "latent": [latent] * n,
+            "family": ["IPR_X"] * n,
+            "id": ["P1"] * n,
+            "multiplier": [0.5] * n,
+            "clamp_value": [1.0] * n,
+            "pos": list(range(n)),
+            "original": original,
+            "baseline": ["A" if b else "W" for b in baseline_unchanged],
+            "steered": ["A" if u else "W" for u in unchanged],
+            "consensus": original,
+            "conservation": list(conservation),
+            "entropy": [0.0] * n,
+            "n_homologs": [3] * n,
+        },
+        schema=LATENT_SCHEMA,
+    )
+    meta = {META_LATENT: str(latent).encode(), META_FAMILY: b"IPR_X", META_MAX: b"2.0"}
+    path = tmp / f"latent-{latent}.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    return path
+
+
+def test_a_five_position_latent_weighs_its_five_positions(tmp_path: Path):
+    """The L2-k8 dip of the issue: one latent with 5 positions in a bin must not pull the
+    bin's average as much as one with 95 there."""
+    few = long_table(tmp_path, 1, [0.7] * 5 + [0.1] * 45, [False] * 5 + [True] * 45, [True] * 50)
+    many = long_table(tmp_path, 2, [0.7] * 95 + [0.1] * 5, [True] * 95 + [True] * 5, [True] * 100)
+    table = summarize([few, many], BINS, filter_multiplier=0.5, min_fraction_unchanged=0.2)
+    (high,) = rows(table, scope="average", bin_low=0.5)
+    assert high["n_positions"] == 100 and high["n_latents"] == 2
+    assert high["fraction_unchanged"] == pytest.approx(95 / 100)  # unweighted: (0 + 1) / 2
+    assert high["fraction_baseline_unchanged"] == 1.0  # the unclamped forward, drawn
+    assert (high["q25"], high["q75"]) == (0.25, 0.75)  # spread over latents: 0 and 1
+    (low,) = rows(table, scope="average", bin_low=0.0)
+    assert low["n_positions"] == 50 and low["fraction_unchanged"] == 1.0
 
 
 def test_no_latents_give_an_empty_valid_summary(tmp_path: Path):

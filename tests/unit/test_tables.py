@@ -39,12 +39,18 @@ def test_metrics_table_sorted_by_layer_k_width(tmp_path):
 
 
 def test_summary_table_has_every_class(tmp_path):
-    summary = {"class_counts": {"dead": 3, "point": 2}, "n_latents": 8, "n_family_specific": 1}
+    summary = {
+        "class_counts": {"dead": 3, "point": 2},
+        "n_latents": 8,
+        "n_family_specific": 1,
+        "n_concept_specific": 2,
+    }
     table = latent_summary_table([put(tmp_path / "s.json", summary)], [sae(2, 8, 8)])
     row = table.iloc[0]
     assert row["dead"] == 3 and row["point"] == 2 and row["whole"] == 0
     assert set(PATTERN_CLASSES) <= set(table.columns)
     assert row["family_specific"] == 1 and row["n_latents"] == 8
+    assert row["concept_specific"] == 2
     assert (row["model"], row["layer"], row["k"], row["width"]) == ("m", 2, 8, 8)
 
 

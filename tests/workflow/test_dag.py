@@ -37,6 +37,7 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["latent_stats"] == 3
     assert counts["latent_classes"] == 3
     assert counts["latent_summary"] == 3
+    assert counts["latent_concepts"] == counts["latent_descriptions"] == 3  # per SAE
     assert counts["steering_summary"] == 3  # its per-latent jobs follow the families checkpoint
     assert counts["sample_uniref50"] == 1
     assert counts["cluster_swissprot"] == 1

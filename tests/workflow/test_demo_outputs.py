@@ -4,7 +4,8 @@ unit-norm decoders, one class and one family row per latent), and what the demo 
 with its known answer (resources/demo/planted_families.tsv): SAEs evaluated on a trained ESM-2
 that beats the unigram baseline (the bundled model itself: tests/unit/test_demo_model.py) and
 recover part of its loss, family-specific latents tied to the
-planted families, and a latent that fires on a planted motif."""
+planted families, a latent that fires on a planted motif, and latents whose residue concept
+(from the FT MOTIF lines) is a planted motif of their family."""
 
 from __future__ import annotations
 
@@ -215,6 +216,66 @@ def test_a_family_latent_fires_on_its_planted_motif(run, planted):
             if len(mine):
                 best = max(best, motif_hit_fraction(mine, latent.family, planted))
     assert best > 0.5, best
+
+
+PLANTED_MOTIF = "MOTIF:planted motif "  # concept of the demo's FT MOTIF lines (planted.py)
+
+
+def motif_specific_latents(results: Path, spec, threshold: float) -> pd.DataFrame:
+    """Concept rows above ``threshold`` whose concept is a planted motif."""
+    folder = results / f"latents/{MODEL}/L{spec.layer}/{spec.name}"
+    concepts = pq.read_table(folder / "concepts.parquet").to_pandas()
+    specific = concepts[concepts.f1_test > threshold]
+    return specific[specific.concept.str.startswith(PLANTED_MOTIF)]
+
+
+def test_concept_tables_and_descriptions_cover_every_sae(run):
+    from protsae.latents.concepts import CONCEPTS_SCHEMA
+
+    results, config = run
+    summary_table = pd.read_csv(results / "tables/latent_summary.csv")
+    for spec in expand_sweeps(config["sae"]["sweeps"]):
+        folder = results / f"latents/{MODEL}/L{spec.layer}/{spec.name}"
+        concepts = pq.read_table(folder / "concepts.parquet")
+        assert concepts.schema.remove_metadata().equals(CONCEPTS_SCHEMA)
+        frame = concepts.to_pandas()
+        assert frame.latent.between(0, spec.width - 1).all()
+        assert frame.f1_test.between(0, 1).all() and frame.f1_train.between(0, 1).all()
+        assert set(frame.threshold) <= set(config["concepts"]["thresholds"])
+        summary = json.loads((folder / "summary.json").read_text())
+        specific = frame[frame.f1_test > config["concepts"]["f1_threshold"]].latent.nunique()
+        assert summary["n_concept_specific"] == specific
+        row = summary_table[(summary_table.layer == spec.layer) & (summary_table.k == spec.k)]
+        assert row[row.width == spec.width].concept_specific.tolist() == [specific]
+        descriptions = pq.read_table(folder / "descriptions.parquet").to_pandas()
+        assert descriptions.latent.tolist() == list(range(spec.width))
+        for latent in frame[frame.f1_test > config["concepts"]["f1_threshold"]].latent:
+            best = frame[frame.latent == latent].sort_values("f1_test").concept.iloc[-1]
+            name = best.partition(":")[2] or best
+            assert name in descriptions.description[latent]  # the description names it
+
+
+def test_motif_specific_latents_are_planted_motifs_of_their_family(run, planted):
+    """The demo's known answer at the residue level: every latent with a planted motif as a
+    concept (test F1 > 0.5) has that motif's family, per planted_families.tsv, as the family
+    most of its top test proteins belong to. The count is printed (pytest -s) and reported."""
+    results, config = run
+    family_of_motif = planted.drop_duplicates("motif").set_index("motif").family
+    family_of_protein = planted.drop_duplicates("protein").set_index("protein").family
+    found = []
+    for spec in expand_sweeps(config["sae"]["sweeps"]):
+        folder = results / f"latents/{MODEL}/L{spec.layer}/{spec.name}"
+        top = pq.read_table(folder / "top_examples.parquet").to_pandas()
+        top = top[(top.split == "test") & (top["rank"] < TOP_FOR_MOTIFS)]
+        rows = motif_specific_latents(results, spec, config["concepts"]["f1_threshold"])
+        for row in rows.itertuples():
+            motif = row.concept.removeprefix(PLANTED_MOTIF)
+            assert motif in family_of_motif.index, row
+            members = top[top.latent == row.latent].id.map(family_of_protein).dropna()
+            assert members.mode().tolist() == [family_of_motif[motif]], (spec, row, members)
+        found += [(spec.layer, spec.name, lat) for lat in sorted(set(rows.latent))]
+    print(f"motif-specific latents (test F1 > 0.5 on a planted motif): {len(found)}: {found}")
+    assert found, "no latent of any demo SAE is specific to a planted motif"
 
 
 def test_steering_covers_the_family_specific_latents(run):

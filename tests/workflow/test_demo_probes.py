@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from protsae.plan import model_name
+from protsae.probes.run import TABLE_COLUMNS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -27,29 +28,28 @@ def run(finished: Path):
 def test_probe_table_covers_every_layer_task_and_feature_set(run):
     results, config = run
     table = pd.read_csv(results / "tables/probes.csv")
-    assert list(table.columns) == [
-        "layer",
-        "task",
-        "features",
-        "metric",
-        "value",
-        "n_train",
-        "n_test",
-    ]
+    assert list(table.columns) == TABLE_COLUMNS
     sae = f"sae-k{config['probes']['sae']['k']}-w{config['probes']['sae']['width']}"
     expected = {
         (layer, task, f)
         for layer in config["probes"]["layers"]
         for task in TASKS
-        for f in ("esm", sae)
+        for f in ("esm", sae, "majority", "composition")
     }
     assert set(zip(table.layer, table.task, table.features, strict=True)) == expected
     assert len(table) == len(expected)
     for task in TASKS:
         counts = json.loads((results / "probes/data" / f"{task}.json").read_text())["counts"]
         rows = table[table.task == task]
-        assert (rows.n_train == counts["train"]).all() and (rows.n_test == counts["test"]).all()
+        # n_train: records the chosen probe was fitted on (train + valid after CV selection)
+        fitted = rows.n_train.where(rows.selection != "cv5", rows.n_train - counts["valid"])
+        assert (fitted[rows.selection != "none"] == counts["train"]).all()
+        assert (rows.n_test == counts["test"]).all()
         assert counts["kept"] == counts["train"] + counts["valid"] + counts["test"]
+        assert (rows.ci_low <= rows.value + 1e-12).all() and (
+            rows.value <= rows.ci_high + 1e-12
+        ).all()
+        assert rows[rows.features == sae].delta_ci_low.notna().all()
     metrics = dict(zip(table.task, table.metric, strict=False))
     assert metrics["thermostability"] == "spearman" and metrics["secondary_structure"] == "accuracy"
 
@@ -57,8 +57,9 @@ def test_probe_table_covers_every_layer_task_and_feature_set(run):
 def test_planted_labels_are_found(run):
     results, _ = run
     table = pd.read_csv(results / "tables/probes.csv")
-    thermo = table[table.task == "thermostability"]
-    expression = table[table.task == "expression"]
+    probed = table[table.features.isin(["esm"]) | table.features.str.startswith("sae-")]
+    thermo = probed[probed.task == "thermostability"]
+    expression = probed[probed.task == "expression"]
     assert (thermo.value > 0.9).all(), thermo
     assert (expression.value > 0.9).all(), expression
 

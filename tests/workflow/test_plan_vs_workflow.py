@@ -20,9 +20,26 @@ def plan_jobs(config_path, monkeypatch) -> dict[str, int]:
     return build_plan(load_config(config_path, schema_path())).jobs
 
 
-@pytest.mark.parametrize("name", ["demo", "config"])
-def test_jobs_per_rule_equal_the_dry_run(name, demo_config, monkeypatch):
-    path = demo_config() if name == "demo" else ROOT / "config" / "config.yaml"
+def laptop_config(tmp_path):
+    """config/laptop.yaml with its one source a user fetches by hand (the CHO expression CSV,
+    no license) replaced by the demo's file of the same layout."""
+    config = yaml.safe_load((ROOT / "config" / "laptop.yaml").read_text())
+    config["sources"]["expression"]["url"] = str(ROOT / "resources/demo/cho_expression.csv")
+    path = tmp_path / "laptop.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo", "config", "laptop"])
+def test_jobs_per_rule_equal_the_dry_run(name, demo_config, monkeypatch, tmp_path):
+    paths = {"config": ROOT / "config" / "config.yaml"}
+    path = (
+        demo_config()
+        if name == "demo"
+        else laptop_config(tmp_path)
+        if name == "laptop"
+        else paths[name]
+    )
     proc = run_snakemake("-n", "--configfile", str(path), "--cores", "1", "--forceall")
     dry = job_counts(proc.stdout)
     planned = plan_jobs(path, monkeypatch)

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from matplotlib.container import ErrorbarContainer
 
 from protsae.figures import (
     figure_sweeps,
@@ -22,8 +23,10 @@ from protsae.figures import (
     sweep_figure,
 )
 from protsae.figures.histograms import Membership, activation_histograms
+from protsae.figures.probes import TASK_TITLES
 from protsae.latents.classes import PATTERN_CLASSES
 from protsae.plan import expand_sweeps
+from protsae.steering.summary import MIN_BIN_POSITIONS
 
 from .conftest import run_snakemake
 
@@ -114,25 +117,28 @@ def test_probe_figures_match_the_probe_tables(run, tmp_path):
     results, _ = run
     probes = pd.read_csv(results / "tables/probes.csv")
     figure = probe_metrics_figure(probes)
-    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
-    assert set(panels) == set(probes.task)
-    for task, ax in panels.items():
-        for line in ax.get_lines():
-            rows = probes[(probes.task == task) & (probes.features == line.get_label())]
-            assert np.allclose(line.get_ydata(), rows.sort_values("layer").value)
-        assert {line.get_label() for line in ax.get_lines()} == set(
-            probes[probes.task == task].features
-        )
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert len(panels) == len(set(probes.task))
+    for ax in panels:
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+        for container in bars:
+            task = next(t for t in set(probes.task) if TASK_TITLES.get(t, t) in ax.get_title())
+            rows = probes[(probes.task == task) & (probes.features == container.get_label())]
+            assert np.allclose(container.lines[0].get_ydata(), rows.sort_values("layer").value)
+        labels = {c.get_label() for c in bars} | {
+            ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")
+        }
+        assert labels == set(probes.features)  # ESM, SAE and both controls drawn
     assert_same_svg(figure, results / "figures/probes.svg", tmp_path)
     coefficients = read_coefficients(
         sorted((results / "probes").glob("*/L*/*/coefficients.parquet"))
     )
-    figure = probe_coefficients_figure(coefficients)
-    for ax in figure.axes:
-        if not ax.get_title():
-            continue
-        rows = coefficients[coefficients.task == ax.get_title()]
-        assert {p.get_label() for p in ax.patches} == set(rows.features)
+    figure = probe_coefficients_figure(coefficients, probes)
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert len(panels) == len(coefficients.groupby(["task", "layer", "output"]))
+    for ax in panels:
+        assert len(ax.patches) == 2  # ESM and SAE at their own selected strengths
         for patch in ax.patches:
             values, edges, _ = patch.get_data()
             assert np.isclose((values * np.diff(edges)).sum(), 1.0)
@@ -155,7 +161,15 @@ def test_steering_figures_match_the_summaries(run, tmp_path):
             assert "no latent was steered" in ax.texts[0].get_text()
         for multiplier, rows in average.groupby("multiplier"):
             (line,) = [x for x in ax.get_lines() if x.get_label() == f"×{multiplier:g}"]
-            assert np.allclose(line.get_ydata(), rows.sort_values("bin_low").fraction_unchanged)
+            rows = rows.sort_values("bin_low")
+            drawn = rows.fraction_unchanged.where(rows.n_positions >= MIN_BIN_POSITIONS)
+            assert np.allclose(line.get_ydata(), drawn, equal_nan=True)
+        if not average.empty:
+            (baseline,) = [x for x in ax.get_lines() if x.get_label() == "no clamp"]
+            assert (
+                np.isfinite(baseline.get_ydata()).any()
+                or (average.n_positions < MIN_BIN_POSITIONS).all()
+            )
         name = f"steering-L{spec.layer}-k{spec.k}-w{spec.width}.svg"
         assert_same_svg(figure, results / "figures" / name, tmp_path)
 
@@ -207,3 +221,20 @@ def test_single_sae_sweep_is_skipped_with_a_log_line(demo_config):
     assert "sweep 1 (layer 2, k 8, width 256) has a single SAE" in done.stdout + done.stderr
     assert "figure_sweep" not in done.stdout
     assert "figure_sae_quality" in done.stdout and "feature_browser" in done.stdout
+
+
+def test_findings_summarise_the_finished_demo(run):
+    """What `make demo` ends by printing: one line per SAE, per probe task and layer, and per
+    steered SAE, each number with its spread or interval."""
+    from protsae.findings import findings
+
+    results, config = run
+    lines = findings(results)
+    specs = expand_sweeps(config["sae"]["sweeps"])
+    for spec in specs:
+        name = f"L{spec.layer}-k{spec.k}-w{spec.width}"
+        assert any(line.startswith(f"SAE {name}: loss recovered") and "±" in line for line in lines)
+        assert any(line.startswith(f"steering {MODEL}-L{spec.layer}-k") for line in lines)
+    probes = [line for line in lines if line.startswith("probe ")]
+    assert len(probes) == 4 * len(config["probes"]["layers"])
+    assert all("SAE − ESM" in line and "controls: majority" in line for line in probes)

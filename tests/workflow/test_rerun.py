@@ -42,6 +42,7 @@ TABLES = {"sae_metrics_table", "latent_summary_table"}
 TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
 OWN_FIGURES = {
     "figure_max_activation",
+    "figure_best_concepts",
     "figure_steering",
 }  # one per SAE, named -L{layer}-k{k}-w{width}
 SAE_SUBTREE = {
@@ -50,6 +51,8 @@ SAE_SUBTREE = {
     "latent_stats",
     "latent_classes",
     "latent_families",
+    "latent_concepts",  # per SAE: a new SAE adds only its own concept jobs
+    "latent_descriptions",
     "latent_summary",
     "steering_summary",  # the steering jobs it fans out to are known only after latent_families
 }

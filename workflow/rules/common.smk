@@ -13,7 +13,9 @@ from protsae.plan import (
     downloads,
     expand_sweeps,
     source_file_name,
+    hf_model,
     is_checkpoint_path,
+    model_layer_problems,
     load_schema,
     model_name,
     pretrained_specs,
@@ -33,6 +35,26 @@ config.update(_validated)
 RESULTS = config["results"]
 DOWNLOADS_DIR = "resources/downloads"
 MODEL = model_name(config["esm"])
+
+# A Hugging Face ESM-2 (esm.model hf:<id> or a save_pretrained folder) is checked now, before any
+# job: its config.json and the weights' safetensors header (from the hub until the download stage
+# has fetched them), then every configured layer against its depth.
+HF_MODEL = (
+    None
+    if config["esm"]["random_init"] or config["esm"]["pretrain"]
+    else hf_model(config["esm"]["model"])
+)
+if HF_MODEL is not None:
+    from protsae.huggingface import HfModelError, inspect as inspect_hf
+
+    try:
+        _problems = model_layer_problems(
+            config, inspect_hf(HF_MODEL, DOWNLOADS_DIR).layers
+        )
+    except HfModelError as err:
+        raise WorkflowError(str(err)) from None
+    if _problems:
+        raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
 DOWNLOADS = downloads(config)
 SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
 SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
@@ -101,7 +123,7 @@ def esm_checkpoint(wildcards=None):
     esm = config["esm"]
     if esm["pretrain"]:
         return res("esm", f"{MODEL}.pt")
-    if esm["random_init"] or not is_checkpoint_path(esm["model"]):
+    if esm["random_init"] or HF_MODEL or not is_checkpoint_path(esm["model"]):
         return f"{DOWNLOADS_DIR}/{MODEL}.pt"
     return esm["model"]
 
@@ -115,6 +137,7 @@ def esm_regression(wildcards=None):
         regression.name in DOWNLOADS
         or config["esm"]["random_init"]
         or config["esm"]["pretrain"]
+        or HF_MODEL
         or regression.exists()
     ):
         return [str(regression)]
@@ -122,6 +145,21 @@ def esm_regression(wildcards=None):
 
 
 # ---- downloads -------------------------------------------------------------------
+
+
+def hf_files(wildcards=None):
+    """The downloaded files of a Hugging Face ESM-2 (``esm.model`` hf:<id> or a folder) by name:
+    links as ancient (touching a folder's file reruns nothing) and their records (the bytes).
+    """
+    from protsae.huggingface import download_name
+
+    files = {}
+    for file in HF_MODEL.files():
+        name = download_name(HF_MODEL, file)
+        key = file.split(".")[0]
+        files[key] = ancient(f"{DOWNLOADS_DIR}/{name}")
+        files[f"{key}_record"] = f"{DOWNLOADS_DIR}/{name}.json"
+    return files
 
 
 def source_file(name):
@@ -345,7 +383,13 @@ def get_final_targets():
             targets.append(f"{sae_dir(spec)}/train_log.parquet")
         targets += [
             f"{latents_dir(spec)}/{name}"
-            for name in ("classes.parquet", "families.parquet", "summary.json")
+            for name in (
+                "classes.parquet",
+                "families.parquet",
+                "concepts.parquet",
+                "descriptions.parquet",
+                "summary.json",
+            )
         ]
         targets.append(f"{steering_dir(spec)}/summary.parquet")
     if SAES:
@@ -406,6 +450,7 @@ def figure_targets():
     if SAES:
         names.append("sae_quality")
     names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
+    names += [f"best_concepts-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
     return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
 
 

@@ -52,3 +52,24 @@ rule esm_random_init:
         seed=wildcard_int("seed"),
     script:
         "../scripts/random_init_esm.py"
+
+
+if HF_MODEL is not None:
+
+    # The Hugging Face weights converted once into fair-esm's layout: every ESM job loads this.
+    rule esm_from_hf:
+        input:
+            unpack(hf_files),
+        output:
+            model=f"{DOWNLOADS_DIR}/{MODEL}.pt",
+            regression=f"{DOWNLOADS_DIR}/{MODEL}-contact-regression.pt",
+        log:
+            f"resources/logs/esm_from_hf/{MODEL}.log",
+        benchmark:
+            f"resources/benchmarks/esm_from_hf/{MODEL}.tsv"
+        conda:
+            "../../envs/protsae.yaml"
+        params:
+            label=f"esm.model {config['esm']['model']}",
+        script:
+            "../scripts/convert_hf_esm.py"

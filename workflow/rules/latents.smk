@@ -78,11 +78,68 @@ rule latent_summary:
     input:
         classes=f"{LATENTS_DIR}/classes.parquet",
         families=f"{LATENTS_DIR}/families.parquet",
+        concepts=f"{LATENTS_DIR}/concepts.parquet",
     output:
         f"{LATENTS_DIR}/summary.json",
     log:
         f"{LATENT_LOGS}/summary.log",
     conda:
         "../../envs/protsae.yaml"
+    params:
+        concept_f1_threshold=config["concepts"]["f1_threshold"],
     script:
         "../scripts/latent_summary.py"
+
+
+# Residue concepts (docs/method.md "Residue concepts"): per SAE, after its latent statistics
+# (thresholds are fractions of each latent's train max in seq_stats). The evaluation set is
+# encoded again, as in latent_stats, and counted against the Swiss-Prot features.
+rule latent_concepts:
+    input:
+        sae=f"{SAE_DIR}/sae.safetensors",
+        sae_json=f"{SAE_DIR}/sae.json",
+        model=esm_checkpoint,
+        regression=esm_regression,
+        swissprot=res("sequences", "swissprot.parquet"),
+        clusters=res("sequences", "swissprot_clusters.parquet"),
+        features=res("sequences", "swissprot_features.parquet"),
+        seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
+    output:
+        f"{LATENTS_DIR}/concepts.parquet",
+    log:
+        f"{LATENT_LOGS}/concepts.log",
+    benchmark:
+        f"{LATENT_BENCH}/concepts.tsv"
+    conda:
+        "../../envs/protsae.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=480,
+    params:
+        layer=wildcard_int("layer"),
+        max_tokens_per_batch=config["esm"]["max_tokens_per_batch"],
+        min_proteins=config["concepts"]["min_proteins"],
+        thresholds=config["concepts"]["thresholds"],
+    script:
+        "../scripts/latent_concepts.py"
+
+
+rule latent_descriptions:
+    input:
+        families=f"{LATENTS_DIR}/families.parquet",
+        concepts=f"{LATENTS_DIR}/concepts.parquet",
+        seq_stats=f"{LATENTS_DIR}/seq_stats.parquet",
+        swissprot=res("sequences", "swissprot.parquet"),
+        clusters=res("sequences", "swissprot_clusters.parquet"),
+    output:
+        f"{LATENTS_DIR}/descriptions.parquet",
+    log:
+        f"{LATENT_LOGS}/descriptions.log",
+    conda:
+        "../../envs/protsae.yaml"
+    params:
+        width=wildcard_int("width"),
+    script:
+        "../scripts/latent_descriptions.py"

@@ -19,7 +19,7 @@ rule probe_data:
     log:
         res("logs", "probes", "data", "{task}.log"),
     conda:
-        "../../envs/protsae.yaml"
+        "../../envs/probe_data.yaml"
     params:
         long_sequences=config["probes"]["long_sequences"],
         validation_fraction=config["probes"]["validation_fraction"],
@@ -28,6 +28,7 @@ rule probe_data:
         ss_test_set=config["probes"]["ss_test_set"],
         meltome_split=config["probes"]["meltome_split"],
         expression_column=config["probes"]["expression_column"],
+        split_identity=config["probes"]["split_identity"],
     script:
         "../scripts/probe_data.py"
 

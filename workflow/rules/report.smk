@@ -108,6 +108,27 @@ rule figure_max_activation:
         "../scripts/figure_max_activation.py"
 
 
+rule figure_best_concepts:
+    input:
+        concepts=latents_file("concepts.parquet"),
+    output:
+        png=report(
+            res("figures", "best_concepts-L{layer}-k{k}-w{width}.png"),
+            caption="../report/figure_best_concepts.rst",
+            category="Latents",
+            subcategory="Residue concepts",
+        ),
+        svg=res("figures", "best_concepts-L{layer}-k{k}-w{width}.svg"),
+    log:
+        res("logs", "figures", "best_concepts-L{layer}-k{k}-w{width}.log"),
+    conda:
+        "../../envs/protsae.yaml"
+    params:
+        title=sae_title,
+    script:
+        "../scripts/figure_best_concepts.py"
+
+
 rule figure_probes:
     input:
         res("tables", "probes.csv"),

@@ -1,4 +1,4 @@
-"""Per-SAE summary: latents per pattern class and the family-specific latents."""
+"""Per-SAE summary: latents per pattern class, the family-specific latents, concept-specific count."""
 
 import sys
 
@@ -7,6 +7,11 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from protsae.io import write_json
 from protsae.latents import summary_from_files
 
-write_json(
-    summary_from_files(snakemake.input.classes, snakemake.input.families), snakemake.output[0]
+inputs = snakemake.input
+summary = summary_from_files(
+    inputs.classes,
+    inputs.families,
+    inputs.concepts,
+    float(snakemake.params.concept_f1_threshold),
 )
+write_json(summary, snakemake.output[0])

@@ -26,5 +26,6 @@ with sources_named({source: snakemake.input.record}):
         ss_test_set=params.ss_test_set,
         meltome_split=params.meltome_split,
         expression_column=params.expression_column,
+        split_identity=params.split_identity,
     )
     get_logger().info("%s: %s", source, dict(sorted(data.counts.items())))

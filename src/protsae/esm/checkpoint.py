@@ -121,13 +121,19 @@ def _check_esm2_layout(path: Path, data: object) -> None:
 def load_model(
     checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[ESM2, esm.data.Alphabet]:
-    """Load an ESM-2 checkpoint in fair-esm's format (published, local or our random init).
+    """Load an ESM-2 checkpoint in fair-esm's format (published, local or our random init), or
+    a Hugging Face ``save_pretrained`` folder (converted in memory, :mod:`protsae.huggingface`).
 
     ``torch.load(weights_only=True)`` with only ``argparse.Namespace`` allowed, so a checkpoint
     cannot run arbitrary code; then fair-esm's own ``load_model_and_alphabet_core``. The
     ``<stem>-contact-regression.pt`` beside it is used when present (contacts are not needed here).
     """
     path = Path(checkpoint)
+    if path.is_dir():
+        from protsae.huggingface import load_hf_folder
+
+        model = load_hf_folder(path)
+        return model.to(resolve_device(device)), esm.data.Alphabet.from_architecture("ESM-1b")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ESM-2 checkpoint not found")
     model_data = _load_torch_file(path)

@@ -14,6 +14,7 @@ from typing import Any
 
 _WHERE = {
     "activation_histograms": "histograms",
+    "best_concepts_figure": "concepts",
     "example_latents": "histograms",
     "max_activation_figure": "histograms",
     "probe_coefficients_figure": "probes",

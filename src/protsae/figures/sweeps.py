@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from protsae.figures.grid import AXES, Point, sweep_points, varying_axes
 from protsae.latents.classes import PATTERN_CLASSES
 
 __all__ = ["sweep_figure", "sweep_points", "varying_axes"]
+
+MARKERS = ("x", "+", "o", "s", "^", "v", "D", "P", "*")
 
 
 def _sweep_rows(summary: pd.DataFrame, points: list[Point]) -> pd.DataFrame:
@@ -38,8 +42,11 @@ def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figu
 
     ``points`` are the sweep's SAEs as (layer, k, width) (:func:`sweep_points`);
     ``summary`` is ``tables/latent_summary.csv`` (one row per SAE). Line ``i`` of the
-    left panel is class ``PATTERN_CLASSES[i]`` (label = class name); the right panel has one
-    line labelled ``family_specific``. x positions are 0..n-1 with the swept value as tick.
+    left panel is class ``PATTERN_CLASSES[i]`` (label = class name), nudged by up to ±0.15 on x
+    so equal counts do not hide each other; the right panel has one line labelled
+    ``family_specific`` and, when the table has the column, one labelled ``concept_specific``
+    (latents with a residue concept of test F1 > 0.5). x positions are 0..n-1 with the swept
+    (integer) value as tick; y ticks are integers.
     """
     points = sorted({(int(a), int(b), int(c)) for a, b, c in points})
     axes = varying_axes(points)
@@ -50,20 +57,32 @@ def sweep_figure(summary: pd.DataFrame, points: Sequence[Sequence[int]]) -> Figu
     labels = _tick_labels(rows, axes)
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     classes_ax, family_ax = figure.subplots(1, 2)
-    for name in PATTERN_CLASSES:
-        classes_ax.plot(x, rows[name].to_numpy(), marker="o", label=name)
+    # Nudged apart and with their own markers, so classes with equal counts (often 0) stay visible.
+    offsets = np.linspace(-0.15, 0.15, len(PATTERN_CLASSES))
+    for name, offset, marker in zip(PATTERN_CLASSES, offsets, MARKERS, strict=True):
+        classes_ax.plot(np.add(x, offset), rows[name].to_numpy(), marker=marker, label=name)
     classes_ax.set_ylabel("latents")
     classes_ax.set_title("activation-pattern classes")
     classes_ax.legend(fontsize="small", ncols=2)
     family_ax.plot(
         x, rows["family_specific"].to_numpy(), marker="o", color="C3", label="family_specific"
     )
-    family_ax.set_ylabel("family-specific latents")
-    family_ax.set_title("family-specific latents")
+    if "concept_specific" in rows and rows["concept_specific"].notna().any():
+        family_ax.plot(
+            x,
+            rows["concept_specific"].to_numpy(dtype=float),
+            marker="s",
+            color="C4",
+            label="concept_specific",
+        )
+        family_ax.legend(fontsize="small")
+    family_ax.set_ylabel("latents")
+    family_ax.set_title("family- and concept-specific latents")
     fixed = [f"{c}={rows[c].iloc[0]}" for c in AXES if c not in axes]
     for ax in (classes_ax, family_ax):
         ax.set_xticks(x, labels, rotation=30 if len(axes) > 1 else 0)
         ax.set_xlabel(" / ".join(axes))
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of latents
     figure.suptitle(f"sweep over {' and '.join(axes)} ({', '.join(fixed) or 'all varying'})")
     return figure

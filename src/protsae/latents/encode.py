@@ -10,10 +10,18 @@ import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from protsae.device import resolve_device
 from protsae.esm import layer_representations, load_model
+from protsae.latents.concepts import (
+    CONCEPTS_SCHEMA,
+    concept_instances,
+    stream_concepts,
+    train_max_activations,
+)
 from protsae.latents.evaluation import iter_evaluation_set, representatives
 from protsae.latents.stats import Encoder, stream_latent_stats
 from protsae.progress import get_logger
@@ -135,4 +143,56 @@ def latent_stats_from_files(
         total_sequences=len(rep_split),
         batch_activations=batch_activations,
         row_group_rows=row_group_rows,
+    )
+
+
+def concepts_from_files(
+    sae_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    swissprot_path: str | os.PathLike[str],
+    clusters_path: str | os.PathLike[str],
+    features_path: str | os.PathLike[str],
+    seq_stats_path: str | os.PathLike[str],
+    layer: int,
+    max_tokens_per_batch: int,
+    fractions: Sequence[float],
+    min_proteins: int,
+    device: str | torch.device = "auto",
+    chunk_size: int = 4096,
+) -> pa.Table:
+    """The concepts table of one SAE: the evaluation set encoded again (as in the stats stage),
+    counted against the Swiss-Prot features; thresholds from the latents' train max in
+    ``seq_stats``. Without any concept (no FT lines, or none frequent enough) the table is
+    empty and nothing is encoded."""
+    logger = get_logger()
+    rep_split = representatives(clusters_path)
+    instances = concept_instances(pq.read_table(features_path), rep_split, min_proteins)
+    if not instances.concepts:
+        logger.warning(
+            "%s: no concept has %d train proteins (no FT lines, or too few): "
+            "the concepts table is empty",
+            features_path,
+            min_proteins,
+        )
+        return CONCEPTS_SCHEMA.empty_table()
+    device = resolve_device(device)
+    model, alphabet = load_model(model_path, device)
+    sae = load_sae_for_model(sae_path, model, model_path, layer, device)
+    seq_stats = pq.read_table(seq_stats_path, columns=["latent", "split", "max_act"])
+    logger.info(
+        "concepts: %d concepts, %d train and %d test instances, SAE %s (width %d), device %s",
+        len(instances.concepts),
+        int(instances.n_instances[0].sum()),
+        int(instances.n_instances[1].sum()),
+        sae_path,
+        sae.cfg.width,
+        device,
+    )
+    return stream_concepts(
+        iter_evaluation_set(swissprot_path, clusters_path, chunk_size, rep_split),
+        esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device),
+        instances,
+        train_max_activations(seq_stats, sae.cfg.width),
+        fractions,
+        total_sequences=len(rep_split),
     )

@@ -1,4 +1,4 @@
-"""Per-SAE summary of the latent analysis: class counts and family-specific latents."""
+"""Per-SAE summary of the latent analysis: class counts, family- and concept-specific latents."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from protsae.latents.classes import PATTERN_CLASSES
+from protsae.latents.concepts import CONCEPT_F1_THRESHOLD, concept_specific_latents
 from protsae.latents.families import family_specific_latents
 
 
@@ -33,10 +34,18 @@ def summarize(classes: pa.Table, families_path: str | os.PathLike[str]) -> dict[
 
 
 def summary_from_files(
-    classes_path: str | os.PathLike[str], families_path: str | os.PathLike[str]
+    classes_path: str | os.PathLike[str],
+    families_path: str | os.PathLike[str],
+    concepts_path: str | os.PathLike[str] | None = None,
+    concept_f1_threshold: float = CONCEPT_F1_THRESHOLD,
 ) -> dict[str, Any]:
-    """Summarize one SAE from its ``classes.parquet`` and ``families.parquet``."""
+    """Summarize one SAE from its ``classes.parquet`` and ``families.parquet``; with
+    ``concepts_path``, also ``n_concept_specific`` (latents with a concept of test F1 above
+    ``concept_f1_threshold``)."""
     summary = summarize(pq.read_table(classes_path, columns=["pattern_class"]), families_path)
+    if concepts_path is not None:
+        concepts = pq.read_table(concepts_path, columns=["latent", "f1_test"])
+        summary["n_concept_specific"] = concept_specific_latents(concepts, concept_f1_threshold)
     n_families = pq.read_metadata(families_path).num_rows
     if n_families != summary["n_latents"]:
         raise ValueError(

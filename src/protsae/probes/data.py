@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,16 +99,31 @@ def drop_unlabelled_chains(data: TaskData) -> None:
 
 
 def carve_split(
-    records: list[ProbeRecord], source: str, target: str, fraction: float, seed: int
+    records: list[ProbeRecord],
+    source: str,
+    target: str,
+    fraction: float,
+    seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> int:
     """Move a seeded ``fraction`` of the ``source``-split records to ``target``; return how many.
 
     Only done when the data name no ``target`` record of their own; at least one record moves
     when there are two or more to choose from, so a grid always has something to score on.
+    With ``groups`` (record id -> cluster), whole clusters move: a ``fraction`` of the clusters
+    (seeded, at least one, never all), so no cluster straddles the two splits.
     """
     if any(r.split == target for r in records):
         return 0
     pool = [i for i, r in enumerate(records) if r.split == source]
+    if groups is not None:
+        from protsae.sequences.clusters import split_clusters
+
+        chosen_clusters = split_clusters([groups[records[i].id] for i in pool], fraction, seed)
+        moved = [i for i in pool if groups[records[i].id] in chosen_clusters]
+        for i in moved:
+            records[i].split = target
+        return len(moved)
     count = round(fraction * len(pool))
     count = min(max(count, 1), len(pool) - 1) if len(pool) >= 2 else 0
     chosen = np.random.default_rng(seed).choice(len(pool), size=count, replace=False)
@@ -117,12 +133,19 @@ def carve_split(
 
 
 def finish_splits(
-    data: TaskData, validation_fraction: float, test_fraction: float, seed: int
+    data: TaskData,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> None:
-    """Carve test (when the data give none) and validation (likewise) out of train, seeded."""
-    data.counts["carved_test"] = carve_split(data.records, "train", "test", test_fraction, seed)
+    """Carve test (when the data give none) and validation (likewise) out of train, seeded;
+    by whole clusters when ``groups`` maps record ids to clusters."""
+    data.counts["carved_test"] = carve_split(
+        data.records, "train", "test", test_fraction, seed, groups
+    )
     data.counts["carved_valid"] = carve_split(
-        data.records, "train", "valid", validation_fraction, seed + 1
+        data.records, "train", "valid", validation_fraction, seed + 1, groups
     )
     for split, count in data.split_counts().items():
         data.counts[split] = count
@@ -198,6 +221,22 @@ def _schema(regression: bool) -> pa.Schema:
             ("mask", pa.list_(pa.bool_())),
         ]
     )
+
+
+def identity_clusters(
+    records: list[ProbeRecord], min_seq_id: float, seed: int = 0
+) -> dict[str, str]:
+    """Record id -> cluster representative by ``mmseqs easy-cluster`` at ``min_seq_id``
+    (coverage 0.8, sensitivity 7.5): the paper's 40%-identity split for a source without one."""
+    from protsae.progress import get_logger
+    from protsae.sequences.clusters import _easy_cluster
+
+    pairs = [(r.id, r.sequence) for r in records]
+    clusters = _easy_cluster(pairs, min_seq_id, 0.8, 7.5, 1, None, get_logger())
+    missing = [r.id for r in records if r.id not in clusters]
+    if missing:
+        raise RuntimeError(f"mmseqs easy-cluster returned no cluster for {missing[:3]}")
+    return clusters
 
 
 def write_task_data(

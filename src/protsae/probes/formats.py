@@ -37,6 +37,7 @@ from protsae.probes.data import (
     clean_sequence,
     drop_unlabelled_chains,
     finish_splits,
+    identity_clusters,
 )
 from protsae.sequences import InputError
 
@@ -418,11 +419,14 @@ def load_task(
     ss_test_set: str = "cb513",
     meltome_split: str = "mixed_split",
     expression_column: str = "Construct.seq..aa.",
+    split_identity: float | None = 0.4,
 ) -> TaskData:
     """Read ``task``'s source file, apply the long-sequence policy and finish the splits.
 
     Splits come from the data; test (expression only) and validation are carved out of train,
-    seeded, where the data give none. ``counts`` says what was read, dropped, cropped and kept.
+    seeded, where the data give none — by whole MMseqs2 clusters at ``split_identity`` sequence
+    identity (the paper's 40%), or record by record when it is None. ``counts`` says what was
+    read, dropped, cropped and kept.
     """
     if task == "secondary_structure":
         data = read_secondary_structure(path, ss_test_set)
@@ -436,8 +440,12 @@ def load_task(
         raise ValueError(f"unknown probe task {task!r}")
     apply_length_policy(data, long_sequences)
     drop_unlabelled_chains(data)
+    groups = None
+    if split_identity is not None and not any(r.split == "test" for r in data.records):
+        groups = identity_clusters(data.records, split_identity)
+        data.counts["identity_clusters"] = len(set(groups.values()))
     try:
-        finish_splits(data, validation_fraction, test_fraction, seed)
+        finish_splits(data, validation_fraction, test_fraction, seed, groups)
         check_classes(data)
     except InputError as err:
         raise InputError(f"{path}: {err}") from None

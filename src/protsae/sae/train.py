@@ -350,6 +350,7 @@ def train_sae(
     device: str | torch.device = "auto",
     logger: logging.Logger | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    bf16_on_cpu: bool = False,
 ) -> TrainResult:
     """Train a TopK SAE as ``config`` says on the tokens of ``shard_paths``; write ``outputs``
     (a :class:`TrainOutputs` or a directory; None writes nothing).
@@ -360,12 +361,15 @@ def train_sae(
     each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
     metadata; ``d_model``, when given, must match the shards. A second trainer on the same
     ``checkpoint_dir`` fails at once (:class:`protsae.io.LockHeld`, naming the first).
+    ``config.bf16`` autocasts on CUDA only; ``bf16_on_cpu`` runs that same path on a CPU (slow
+    there: the tests use it to exercise the GPU path where there is no GPU).
     """
     logger = logger or get_logger()
     device = resolve_device(device)
     if device.type == "cpu":
         keep_freed_memory()
-    autocast_dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else None
+    use_bf16 = config.bf16 and (device.type == "cuda" or bf16_on_cpu)
+    autocast_dtype = torch.bfloat16 if use_bf16 else None
     stream = _open_stream(shard_paths, config, d_model, device, logger)
     schedule = Schedule.of(config, stream.tokens_per_epoch)
     settings = _settings(config, schedule, bf16=autocast_dtype is not None)

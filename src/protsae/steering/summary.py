@@ -5,8 +5,13 @@ closed), the fraction whose steered residue equals the original one; the rows wi
 null cover every position. A latent is **kept** when its fraction unchanged over all positions at
 ``filter_multiplier`` exceeds ``min_fraction_unchanged`` (the paper keeps latents above 20% at
 0.5: a clamp that rewrites most of the sequence says nothing about which positions resist).
-The ``average`` rows are the unweighted mean over kept latents that have positions in the bin;
-``n_latents`` counts them and ``n_latents_kept`` (on every row) counts the kept latents.
+The ``average`` rows pool the positions of the kept latents that have positions in the bin
+(method.md, turn 3: weighted by positions, so a latent with 5 positions in a bin weighs 5, not
+as much as one with 500), for the clamped and for the unclamped (baseline) forward;
+``n_positions`` and ``n_latents`` count what was pooled, ``q25``/``q75`` are the quartiles of
+the per-latent fractions (the spread between latents), and ``n_latents_kept`` (on every row)
+counts the kept latents. Bins pooling fewer than :data:`MIN_BIN_POSITIONS` positions are
+marked in the figure, not drawn as points.
 A skipped latent has one row with its reason; an SAE with no latent gives an empty table.
 """
 
@@ -36,8 +41,13 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("n_latents", pa.int32()),
         pa.field("n_latents_kept", pa.int32()),
         pa.field("skip_reason", pa.string()),
+        pa.field("q25", pa.float64()),
+        pa.field("q75", pa.float64()),
     ]
 )
+
+#: A bin pooling fewer positions than this is marked, not drawn as a point (method.md, turn 3).
+MIN_BIN_POSITIONS = 20
 
 
 def check_bins(edges: Sequence[float]) -> np.ndarray:
@@ -81,7 +91,8 @@ def _group_order(item: tuple) -> tuple:
 
 
 def _average_rows(kept: list[list[dict]], n_kept: int) -> list[dict]:
-    """Mean over kept latents of each (multiplier, bin) fraction that is defined."""
+    """Per (multiplier, bin): the fractions pooled over the kept latents' positions, and the
+    quartiles of the per-latent fractions."""
     groups: dict[tuple, list[dict]] = {}
     for rows in kept:
         for row in rows:
@@ -90,11 +101,16 @@ def _average_rows(kept: list[list[dict]], n_kept: int) -> list[dict]:
                 groups.setdefault(key, []).append(row)
     out = []
     for (multiplier, low, high), rows in sorted(groups.items(), key=_group_order):
+        n = np.array([r["n_positions"] for r in rows], np.float64)
+        steered = np.array([r["fraction_unchanged"] for r in rows])
+        baseline = np.array([r["fraction_baseline_unchanged"] for r in rows])
+        q25, q75 = np.percentile(steered, [25, 75])
         out.append(
             {"scope": "average", "multiplier": multiplier, "bin_low": low, "bin_high": high}
-            | {"n_positions": sum(r["n_positions"] for r in rows), "n_latents": len(rows)}
-            | {"fraction_unchanged": float(np.mean([r["fraction_unchanged"] for r in rows]))}
-            | {"fraction_baseline_unchanged": None, "n_latents_kept": n_kept}
+            | {"n_positions": int(n.sum()), "n_latents": len(rows)}
+            | {"fraction_unchanged": float((steered * n).sum() / n.sum())}
+            | {"fraction_baseline_unchanged": float((baseline * n).sum() / n.sum())}
+            | {"q25": float(q25), "q75": float(q75), "n_latents_kept": n_kept}
         )
     return out
 
