@@ -1,10 +1,11 @@
-# The two commands a fresh machine needs: `make demo` and `make test`. Each sets itself up.
+# The commands a fresh machine needs: `make demo`, `make test` (the fast tier) and `make test-all`.
+# Each sets itself up.
 VENV := .venv/bin
 SNAKEMAKE := $(VENV)/snakemake
 # Extra flags for the peer benchmarks, e.g. make bench-peers BENCH_FLAGS=--quick
 BENCH_FLAGS ?=
 
-.PHONY: setup demo test lint bench bench-full bench-peers clean-demo lock
+.PHONY: setup demo test test-all lint bench bench-full bench-peers clean-demo lock
 
 setup:
 	@bash tools/setup.sh
@@ -17,7 +18,12 @@ demo: setup
 	@echo "Feature browser: file://$(CURDIR)/results/demo/browser/index.html"
 
 # PROTSAE_REQUIRE_OPTIONAL: tests of optional packages (sae-lens, polars) fail instead of skipping.
+# `make test`: everything except the tests marked heavy (whole-workflow runs, the finished demo,
+# the real SLURM cluster); `make test-all`: every test, heavy ones included (what CI runs).
 test: setup
+	PROTSAE_REQUIRE_OPTIONAL=1 $(VENV)/python -m pytest -q -m "not heavy"
+
+test-all: setup
 	PROTSAE_REQUIRE_OPTIONAL=1 $(VENV)/python -m pytest -q
 
 lint: setup

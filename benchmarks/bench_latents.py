@@ -31,7 +31,7 @@ from _common import Interleaved, tier_parser  # noqa: E402
 
 from protsae.esm import layer_representations, load_model, save_random_init
 from protsae.latents import EvalRecord, stream_latent_stats
-from protsae.latents.encode import latent_stats_from_files
+from protsae.latents.stats import latent_stats_from_files
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
 
 LAYER, WIDTH, K, TOP = 2, 256, 8, 50

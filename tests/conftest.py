@@ -20,6 +20,17 @@ import torch
 from protsae.activations import DTYPES, iter_shard, shard_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Fixtures that run the whole workflow or a real SLURM cluster: a test using one (directly or
+#: through another fixture) is in the heavy tier, which `make test` leaves out (`make test-all`).
+HEAVY_FIXTURES = frozenset({"finished", "slurm_cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a heavy fixture ``heavy`` (whole-run tests that use none carry
+    the marker themselves)."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from protsae.version import __version__
 
 __all__ = ["__version__", "encode"]
 
@@ -12,7 +12,7 @@ __all__ = ["__version__", "encode"]
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import protsae` stays light (no torch) until protsae.encode is used.
     if name == "encode":
-        from protsae.encoding import encode
+        from protsae.encoding.run import encode
 
         return encode
     raise AttributeError(f"module 'protsae' has no attribute {name!r}")

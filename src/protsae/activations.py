@@ -6,9 +6,8 @@ vector. Binary rather than ``fixed_size_list`` because it decodes ~5x faster and
 into numpy without a copy (see docs/design.md). File metadata records dtype, d_model,
 model and layer so a reader never has to guess.
 
-Shard membership lives here too: which sequences go to which training shard and which are
-held out is a function of each id alone (:func:`shard_of`, :func:`is_holdout`,
-:func:`select_shard_records`, :func:`holdout_records`). :func:`extract_shard` writes a shard
+Shard membership lives here too: :func:`select_shard_records` and :func:`holdout_records`
+pick a shard's or the held-out sequences by the per-id hashes of :mod:`protsae.ids`. :func:`extract_shard` writes a shard
 (:func:`extract_shard_layers` those of several layers from one forward) through the ESM-2
 forward in :mod:`protsae.esm`, imported only when it runs, so reading shards (SAE training)
 never imports fair-esm.
@@ -16,7 +15,6 @@ never imports fair-esm.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from protsae.ids import id_digest, id_rng, is_holdout, shard_of
 from protsae.io import AtomicParquetWriter
 from protsae.progress import Progress, get_logger
 
@@ -62,34 +61,6 @@ def shard_schema(d_model: int, dtype: str, model: str = "", layer: int = -1) -> 
         ],
         metadata=metadata,
     )
-
-
-def id_digest(seq_id: str) -> bytes:
-    """An 8-byte hash of a sequence id: the one source of every per-id random choice."""
-    return hashlib.blake2b(seq_id.encode(), digest_size=8).digest()
-
-
-def _hash64(seq_id: str) -> int:
-    return int.from_bytes(id_digest(seq_id), "little")
-
-
-def is_holdout(seq_id: str, fraction: float) -> bool:
-    """Whether a sequence belongs to the held-out evaluation set (stable per id)."""
-    return (_hash64(seq_id) % 1_000_000) < round(fraction * 1_000_000)
-
-
-def shard_of(seq_id: str, n_shards: int) -> int:
-    """The training shard of a sequence: a function of its id alone.
-
-    So a sequence's shard never changes when the sample grows or is reordered.
-    Uses different hash bits from :func:`is_holdout` so the two are independent.
-    """
-    return (_hash64(seq_id) // 1_000_000) % n_shards
-
-
-def id_rng(seq_id: str, seed: int) -> np.random.Generator:
-    """A generator that depends on the sequence id and seed only, never on batching or order."""
-    return np.random.default_rng([seed, _hash64(seq_id)])
 
 
 def sample_positions(seq_id: str, length: int, count: int | None, seed: int) -> np.ndarray:

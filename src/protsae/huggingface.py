@@ -473,17 +473,3 @@ def load_hf_folder(folder: str | os.PathLike[str]) -> Any:
     return load_hf_files(
         model.folder / "config.json", model.folder / "model.safetensors", vocab, str(folder)
     )
-
-
-def convert(
-    config_path: str | os.PathLike[str],
-    weights_path: str | os.PathLike[str],
-    vocab_path: str | os.PathLike[str] | None,
-    out: str | os.PathLike[str],
-    where: str = "esm.model",
-) -> None:
-    """Write a Hugging Face ESM-2 as a fair-esm checkpoint (``out`` and its contact-regression
-    file beside it), the file every ESM job then loads."""
-    from protsae.esm.checkpoint import save_esm2_checkpoint
-
-    save_esm2_checkpoint(load_hf_files(config_path, weights_path, vocab_path, where), out)

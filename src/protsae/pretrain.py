@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
-from protsae.activations import is_holdout
 from protsae.esm import build_random_init, resolve_device, token_batches
 from protsae.esm.checkpoint import save_esm2_checkpoint
 from protsae.esm.tokens import ResidueBatchConverter
+from protsae.ids import is_holdout
 from protsae.io import atomic_path
 from protsae.progress import Progress, get_logger
 

@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from protsae.config import ConfigError, is_local_source, local_source_path
 from protsae.filetypes import FormatError, check_format
-from protsae.plan import ConfigError, is_local_source, local_source_path
 from protsae.progress import get_logger
 from protsae.sources import CHUNK_BYTES, ChecksumError, DownloadError, fetch
 

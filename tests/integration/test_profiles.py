@@ -11,7 +11,7 @@ import pytest
 import yaml
 from workflow_runs import REPO, copy_workflow, snakemake
 
-from protsae.plan import PASS_PREFIX
+from protsae.config import PASS_PREFIX
 
 pytestmark = pytest.mark.workflow
 

@@ -16,8 +16,8 @@ import pytest
 from protsae.browser import build_browser, js_call
 from protsae.browser.align import align
 from protsae.latents.classes import CLASSES_SCHEMA
+from protsae.latents.collect import SEQ_STATS_SCHEMA, TOP_EXAMPLES_SCHEMA
 from protsae.latents.families import FAMILIES_SCHEMA
-from protsae.latents.stats import SEQ_STATS_SCHEMA, TOP_EXAMPLES_SCHEMA
 
 needs_clustalo = pytest.mark.skipif(shutil.which("clustalo") is None, reason="clustalo missing")
 

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protsae.activations import is_holdout
 from protsae.cli import main
-from protsae.costs import GPUS, Assumptions, build_plan
-from protsae.costs_memory import profile_mem_mb, rule_mem_mb
-from protsae.plan import (
+from protsae.config import (
     extraction_jobs,
     load_schema,
     pass_rule_name,
     schema_path,
     validate_config,
 )
+from protsae.costs.memory import profile_mem_mb, rule_mem_mb
+from protsae.costs.plan import build_plan
+from protsae.costs.types import GPUS, Assumptions
+from protsae.ids import is_holdout
 
 ROOT = Path(__file__).resolve().parents[2]
 D, LAYERS, HEADS = 32, 3, 4
@@ -201,7 +202,7 @@ def test_cli_config_error_is_the_validators_message(tmp_path, capsys):
     )
     assert main(["plan", str(path)]) == 1
     err = capsys.readouterr().err
-    # protsae.plan.load_config's message: the file, then the validator's lines
+    # protsae.config.load_config's message: the file, then the validator's lines
     assert err.startswith(
         f"{path}: invalid config:\n  config key <top level>: unknown key(s) 'bogus'"
     )
@@ -210,7 +211,7 @@ def test_cli_config_error_is_the_validators_message(tmp_path, capsys):
 
 
 def test_paper_config_fits_in_1tb_and_trains_on_the_full_budget():
-    from protsae.plan import expand_sweeps, load_config
+    from protsae.config import expand_sweeps, load_config
 
     config = load_config(ROOT / "config/config.yaml", schema_path())
     for mean_length in (None, 350):  # the default assumption, and a longer UniRef50 mean
@@ -238,7 +239,7 @@ def test_paper_config_fits_in_1tb_and_trains_on_the_full_budget():
 
 
 def test_demo_plan_follows_its_config(monkeypatch):
-    from protsae.plan import expand_sweeps, load_config
+    from protsae.config import expand_sweeps, load_config
 
     monkeypatch.chdir(ROOT)
     config = load_config(ROOT / "config/demo.yaml", schema_path())
@@ -336,6 +337,7 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     assert plan.jobs["probe_data"] == 1
     assert plan.jobs["probe_fit"] == 2  # ESM and SAE features at layer 1
     assert plan.jobs["probe_interpret"] == 1 and plan.jobs["probes_table"] == 1
+    assert plan.jobs["probe_control"] == 2  # majority and composition
     assert plan.jobs["figure_probes"] == plan.jobs["figure_probe_coefficients"] == 1
     lengths = [n for _, n in LOC.values()]  # P9 dropped
     tokens = sum(n + 2 for n in lengths)
@@ -350,6 +352,7 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     # two JSON score files
     data = sum(lengths) + 40 * len(lengths)
     per_probe = 3000 + 6 * 10 * (D + 16) + 4000 + 8 * 10 * 16 + 5000 + 100 * 2 * 10 * 10 + 1400
+    per_probe += 12 * len(lengths) * (2 + 2)  # predictions: ESM, SAE and the two controls
     assert plan.disk["probes/ (data, coefficients, scores)"] == pytest.approx(data + per_probe)
     assert any("probe fitting" in n and "not counted" in n for n in plan.assumptions["notes"])
     # memory: python, the model twice, forward buffers, then the probe's pooled features
@@ -364,7 +367,7 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
 
 
 def test_steering_bound_flops_cpu_and_disk_by_hand(config):
-    from protsae.costs_downstream import (
+    from protsae.costs.downstream import (
         BLASTP_CELLS_PER_CPU_S,
         CLUSTALO_S_PER_UNIT,
         MAKEBLASTDB_RESIDUES_PER_S,
@@ -407,7 +410,7 @@ def test_steering_bound_flops_cpu_and_disk_by_hand(config):
 
 
 def test_report_jobs_and_disk_by_hand(config):
-    from protsae.costs_downstream import FIGURE_BYTES
+    from protsae.costs.downstream import FIGURE_BYTES
 
     plan = build_plan(config)
     # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation
@@ -436,9 +439,9 @@ def test_report_jobs_and_disk_by_hand(config):
 
 
 def test_probe_features_memory_by_hand():
-    from protsae.costs import ModelShape
-    from protsae.costs_downstream import TaskSize, probe_features_mb
-    from protsae.plan import SaeSpec
+    from protsae.config import SaeSpec
+    from protsae.costs.downstream import TaskSize, probe_features_mb
+    from protsae.costs.types import ModelShape
 
     shape, specs = ModelShape("m", 6, 320), [SaeSpec(2, 8, 4096), SaeSpec(4, 16, 1024)]
     loc = TaskSize(1000, 300_000.0, 0.0, True)

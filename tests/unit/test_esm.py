@@ -14,8 +14,9 @@ import torch
 
 from protsae import activations as acts
 from protsae import esm as pesm
-from protsae.activations import is_holdout, shard_info, shard_of, shard_schema
+from protsae.activations import shard_info, shard_schema
 from protsae.device import resolve_device
+from protsae.ids import is_holdout, shard_of
 
 LAYERS, DIM, HEADS = 3, 48, 4
 AMINO = "ACDEFGHIKLMNPQRSTVWY"

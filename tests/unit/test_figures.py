@@ -22,7 +22,7 @@ from protsae.figures import (
     sweep_points,
     varying_axes,
 )
-from protsae.figures.histograms import Membership
+from protsae.figures.max_activation import Membership
 from protsae.latents.classes import PATTERN_CLASSES
 
 
@@ -173,7 +173,7 @@ def planted(tmp_path):
 
 
 def test_activation_histograms_split_members_from_the_rest(planted, monkeypatch):
-    import protsae.figures.histograms as module
+    import protsae.figures.max_activation as module
 
     monkeypatch.setattr(module, "BATCH_ROWS", 9)  # several batches: streaming must add up
     path, fams, members = planted

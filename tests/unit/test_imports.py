@@ -23,9 +23,8 @@ def test_module_does_not_import_fair_esm(module: str) -> None:
 
 def test_esm_package_reexports_the_public_api() -> None:
     import protsae.esm as pesm
-    from protsae import activations, device
+    from protsae import device
 
     for name in pesm.__all__:
         assert hasattr(pesm, name), name
     assert pesm.resolve_device is device.resolve_device
-    assert pesm.extract_shard is activations.extract_shard

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from protsae.probes.formats import task_data_from_file
+from protsae.probes.data import task_data_from_file
 from protsae.progress import get_logger
 from protsae.sequences import InputError, parse_swissprot, sample_uniref50
 from protsae.store import materialise, sources_named

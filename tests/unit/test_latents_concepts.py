@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from protsae.latents.collect import EvalRecord
 from protsae.latents.concepts import (
     CONCEPTS_SCHEMA,
     ConceptCollector,
@@ -15,7 +16,6 @@ from protsae.latents.concepts import (
     concept_specific_latents,
     stream_concepts,
 )
-from protsae.latents.stats import EvalRecord
 from protsae.sequences.features import SWISSPROT_FEATURES_SCHEMA
 
 WIDTH, K = 12, 3

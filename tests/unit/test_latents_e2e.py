@@ -22,7 +22,7 @@ from protsae.latents import (
 
 esm_mod = pytest.importorskip("protsae.esm", reason="protsae.esm not available")
 sae_mod = pytest.importorskip("protsae.sae", reason="protsae.sae not available")
-encode_mod = pytest.importorskip("protsae.latents.encode")
+encode_mod = pytest.importorskip("protsae.latents.stats")
 
 LAYER, WIDTH, K = 2, 128, 8
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"

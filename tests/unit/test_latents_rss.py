@@ -27,7 +27,7 @@ D_MODEL, WIDTH, LAYER = 64, 256, 2
 CHILD = textwrap.dedent(
     """
     import resource, sys, torch
-    from protsae.latents.encode import latent_stats_from_files
+    from protsae.latents.stats import latent_stats_from_files
     torch.set_num_threads(1)
     folder, n = sys.argv[1], sys.argv[2]
     latent_stats_from_files(

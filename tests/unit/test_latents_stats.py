@@ -350,7 +350,7 @@ def test_top_examples_table_in_latent_chunks_is_the_same_table():
 
 
 def test_failure_while_flushing_leaves_no_output(tmp_path, monkeypatch):
-    import protsae.latents.stats as stats_module
+    import protsae.latents.collect as stats_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -6,7 +6,7 @@ import importlib.util
 
 import numpy as np
 
-from protsae.probes.formats import load_task
+from protsae.probes.data import load_task
 
 
 def _generator(demo_dir):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protsae.plan import ConfigError, SaeSpec
+from protsae.config import ConfigError, SaeSpec
 from protsae.probes.config import probe_sae_specs, probe_tasks, task_grid, task_training
 
 PROBES = {

@@ -13,18 +13,13 @@ import pytest
 import torch
 
 from protsae.esm import layer_representations, load_model, save_random_init
-from protsae.probes.data import read_task_data
+from protsae.probes.control import CONTROLS, control_from_files
+from protsae.probes.data import task_data_from_file
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
-from protsae.probes.formats import task_data_from_file
+from protsae.probes.fit import ProbeSettings, probe_from_files
 from protsae.probes.interpret import interpret_from_files
-from protsae.probes.run import (
-    CONTROLS,
-    TABLE_COLUMNS,
-    ProbeSettings,
-    control_from_files,
-    probe_from_files,
-    probes_table,
-)
+from protsae.probes.table import TABLE_COLUMNS, probes_table
+from protsae.probes.tasks import read_task_data
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
 
 LAYER, WIDTH, K = 2, 64, 4

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from protsae.probes.data import ProbeRecord, TaskData
 from protsae.probes.features import FeatureMatrix, residue_features
-from protsae.probes.fit import fit_logistic, fit_residue_classifier, fit_ridge
 from protsae.probes.interpret import top_latents
+from protsae.probes.linear import fit_logistic, fit_residue_classifier, fit_ridge
+from protsae.probes.tasks import ProbeRecord, TaskData
 
 WIDTH, K = 64, 4
 

@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protsae.probes.data import read_task_data
+from protsae.probes.data import load_task, task_data_from_file
 from protsae.probes.formats import (
     DEEPLOC_LOCATIONS,
-    load_task,
     read_deeploc,
     read_expression,
     read_meltome,
     read_secondary_structure,
-    task_data_from_file,
 )
+from protsae.probes.tasks import read_task_data
 from protsae.sequences import InputError
 
 

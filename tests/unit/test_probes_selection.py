@@ -14,9 +14,8 @@ from protsae.probes.bootstrap import (
     percentile_interval,
     resample_counts,
 )
-from protsae.probes.data import ProbeRecord, TaskData
 from protsae.probes.features import FeatureMatrix, composition_features
-from protsae.probes.fit import (
+from protsae.probes.linear import (
     fit_logistic,
     fit_ridge,
     log_loss,
@@ -25,6 +24,7 @@ from protsae.probes.fit import (
     standardiser,
     transform,
 )
+from protsae.probes.tasks import ProbeRecord, TaskData
 
 GRID = (1e-3, 1e-2, 1.0, 10.0)  # strongest regularisation first, as the config lists C
 

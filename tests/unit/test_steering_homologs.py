@@ -12,18 +12,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from protsae.sequences import iter_swissprot
-from protsae.steering.family import (
-    LatentTarget,
-    latent_conservation,
-    read_skip_reason,
-    read_target,
-)
-from protsae.steering.homologs import (
+from protsae.steering.blast import (
     BLAST_DB_SUFFIXES,
     blastp,
     build_blast_db,
     clustal_align,
     tool_versions,
+)
+from protsae.steering.homologs import (
+    LatentTarget,
+    latent_conservation,
+    read_skip_reason,
+    read_target,
 )
 
 pytestmark = pytest.mark.usefixtures("blast_tools")

@@ -13,7 +13,7 @@ from protsae import esm as pesm
 from protsae.esm import load_model
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
 from protsae.steering.clamp import STANDARD_RESIDUES, plain_logits
-from protsae.steering.family import (
+from protsae.steering.homologs import (
     CONSERVATION_SCHEMA,
     META_FAMILY,
     META_LATENT,

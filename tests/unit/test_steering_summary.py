@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from protsae.steering.family import META_FAMILY, META_LATENT, META_MAX, META_SKIP
+from protsae.steering.homologs import META_FAMILY, META_LATENT, META_MAX, META_SKIP
 from protsae.steering.steer import LATENT_SCHEMA
 from protsae.steering.summary import SUMMARY_SCHEMA, bin_index, check_bins, summarize
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from protsae.plan import ConfigError
+from protsae.config import ConfigError
 from protsae.sources import ChecksumError, DownloadError
 from protsae.store import (
     content_key,

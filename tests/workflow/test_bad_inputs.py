@@ -50,7 +50,7 @@ def test_evaluation_set_without_test_cluster_stops_before_any_esm_job(tmp_path: 
 def test_probe_task_with_one_class_stops_at_probe_data(tmp_path: Path) -> None:
     """Issue 24's bad input: an expression CSV whose proteins all pass stops at probe_data,
     naming the sources key, the user's path and the task; no ESM job runs, nothing is written."""
-    from protsae.plan import source_file_name
+    from protsae.config import source_file_name
 
     workdir = copy_workflow(tmp_path / "repo")
     rows = "".join(f"Pass,MKV{'L' * i}W\n" for i in range(30))

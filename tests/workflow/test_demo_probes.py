@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from protsae.plan import model_name
-from protsae.probes.run import TABLE_COLUMNS
+from protsae.config import model_name
+from protsae.probes.table import TABLE_COLUMNS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

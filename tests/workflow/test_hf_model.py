@@ -68,6 +68,7 @@ def hf_config(workdir: Path, model: str, small: bool = True) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # the whole demo on the converted model
 def test_demo_runs_on_a_hub_esm2(tmp_path: Path, local_hub) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     local_hub(REPO_ID, tiny_esm2(tmp_path / "tiny"), HUB_FILES)
@@ -95,7 +96,7 @@ def test_demo_runs_on_a_hub_esm2(tmp_path: Path, local_hub) -> None:
     assert "Nothing to be done" in done.stdout + done.stderr
 
     # protsae encode finds the converted weights from the SAE's sae.json alone.
-    from protsae.encoding import encode
+    from protsae.encoding.run import encode
 
     fasta = tmp_path / "mine.fasta"
     fasta.write_text(">a\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEV\n")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from protsae.activations import iter_shard, shard_info
-from protsae.plan import model_name
+from protsae.config import model_name
 
 from .conftest import run_snakemake
 from .test_dag import job_counts
@@ -25,7 +25,7 @@ from workflow_runs import (  # noqa: E402
     write_config,
 )
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.heavy]  # whole runs
 
 GROUP = [2, 4]
 RULE = "extract_pass_L2_4"

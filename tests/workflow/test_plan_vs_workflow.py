@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from protsae.cli import main
-from protsae.costs import build_plan
-from protsae.costs_downstream import CHECKPOINT_BOUNDED
-from protsae.plan import load_config, schema_path
+from protsae.config import load_config, schema_path
+from protsae.costs.plan import build_plan
+from protsae.costs.types import CHECKPOINT_BOUNDED
 
 from .conftest import ROOT, run_snakemake
 from .test_dag import job_counts
@@ -70,7 +70,7 @@ def test_config_error_is_the_workflows_message(demo_config, capsys):
     assert proc.returncode != 0
     assert main(["plan", str(path)]) == 1
     message = capsys.readouterr().err.strip().splitlines()
-    # the file first (protsae.plan.load_config), then the lines the workflow stops with
+    # the file first (protsae.config.load_config), then the lines the workflow stops with
     assert len(message) >= 2 and message[0] == f"{path}: invalid config:"
     for line in message[1:]:
         assert line.strip() in proc.stderr + proc.stdout

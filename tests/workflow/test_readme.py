@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protsae.costs import Assumptions, build_plan
-from protsae.costs_report import human_bytes
-from protsae.plan import downloads, load_config, schema_path, source_file_name
+from protsae.config import downloads, load_config, schema_path, source_file_name
+from protsae.costs.plan import build_plan
+from protsae.costs.report import human_bytes
+from protsae.costs.types import Assumptions
 
 from .conftest import ROOT
 from .test_dag import job_counts
@@ -64,8 +65,8 @@ ON_FINISHED_DEMO = {
     "protsae encode --sae results/demo/sae/esm2_t4_demo/L2/k8-w256 -o mine --html my_proteins.fasta",
 }
 # `make demo` is the demo run the finished-demo fixture makes (its two snakemake commands, the
-# run and the report, are run here); `make test` is this test suite itself.
-NOT_RUN_HERE = {"make demo", "make test"}
+# run and the report, are run here); `make test` and `make test-all` are this test suite itself.
+NOT_RUN_HERE = {"make demo", "make test", "make test-all"}
 
 
 def run(command: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from matplotlib.container import ErrorbarContainer
 
+from protsae.config import expand_sweeps
 from protsae.figures import (
     figure_sweeps,
     max_activation_figure,
@@ -22,10 +23,9 @@ from protsae.figures import (
     save_figure,
     sweep_figure,
 )
-from protsae.figures.histograms import Membership, activation_histograms
+from protsae.figures.max_activation import Membership, activation_histograms
 from protsae.figures.probes import TASK_TITLES
 from protsae.latents.classes import PATTERN_CLASSES
-from protsae.plan import expand_sweeps
 from protsae.steering.summary import MIN_BIN_POSITIONS
 
 from .conftest import run_snakemake

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protsae.plan import model_num_layers
+from protsae.config import model_num_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from workflow_runs import (  # noqa: E402

@@ -23,7 +23,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from workflow_runs import copy_workflow, pending_files, snakemake  # noqa: E402
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.heavy]  # whole runs
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "results/src/sequences/swissprot.parquet"

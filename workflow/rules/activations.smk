@@ -5,6 +5,9 @@
 # (entries ESM-2 can read, a test cluster); ancient, so a new evaluation set reruns nothing here.
 
 
+include: "inputs/activations.smk"
+
+
 rule extract_activations:
     input:
         model=esm_checkpoint,

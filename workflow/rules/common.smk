@@ -1,27 +1,26 @@
-# Config validation, the SAE grid, wildcard constraints and input functions:
-# the one place to read how the pipeline's files connect.
+# Config validation, the SAE grid, wildcard constraints and the path patterns every stage
+# shares. Each stage's input functions live in its own workflow/rules/<stage>.smk.
 
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from protsae.store import content_key
-from protsae.plan import (
+from protsae.config import (
     ConfigError,
     SaeSpec,
     downloads,
     expand_sweeps,
-    source_file_name,
     hf_model,
     is_checkpoint_path,
-    model_layer_problems,
     load_schema,
+    model_layer_problems,
     model_name,
     pretrained_specs,
     regression_path,
     validate_config,
 )
+from protsae.probes.config import probe_sae_specs, probe_tasks
 
 try:
     _validated = validate_config(
@@ -59,7 +58,6 @@ DOWNLOADS = downloads(config)
 SWEEP_SAES = expand_sweeps(config["sae"]["sweeps"])
 SHARDS = [f"{i:03d}" for i in range(config["activations"]["shards"])]
 
-
 try:
     PRETRAINED = pretrained_specs(config)
 except ConfigError as err:
@@ -72,6 +70,12 @@ if _clash:
         + " also trained by sae.sweeps; drop one of them"
     )
 SAES = sorted(set(SWEEP_SAES) | set(PRETRAINED))
+
+try:
+    PROBE_SAES = probe_sae_specs(config["probes"], SAES)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+PROBE_TASKS = probe_tasks(config["sources"])
 
 
 def _alternatives(values):
@@ -93,13 +97,18 @@ def res(*parts):
     return str(Path(RESULTS, *parts))
 
 
-# Wildcard path patterns of the per-SAE folders.
+# Wildcard path patterns of the per-SAE (and per-probe) folders, and each one's folder.
 SAE_DIR = res("sae", "{model}", "L{layer}", "k{k}-w{width}")
 LATENTS_DIR = res("latents", "{model}", "L{layer}", "k{k}-w{width}")
 SAE_LOGS = res("logs", "sae", "{model}", "L{layer}", "k{k}-w{width}")
 LATENT_LOGS = res("logs", "latents", "{model}", "L{layer}", "k{k}-w{width}")
 SAE_BENCH = res("benchmarks", "sae", "{model}", "L{layer}", "k{k}-w{width}")
 LATENT_BENCH = res("benchmarks", "latents", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_DIR = res("steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_LOGS = res("logs", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+STEERING_BENCH = res("benchmarks", "steering", "{model}", "L{layer}", "k{k}-w{width}")
+BLAST_DB = res("steering", "blastdb", "swissprot")
+PROBE_DIR = res("probes", "{model}", "L{layer}", "{task}")
 
 
 def sae_dir(spec):
@@ -110,7 +119,20 @@ def latents_dir(spec):
     return res("latents", MODEL, f"L{spec.layer}", spec.name)
 
 
-# ---- ESM-2 model -----------------------------------------------------------------
+def steering_dir(spec):
+    return res("steering", MODEL, f"L{spec.layer}", spec.name)
+
+
+def probe_dir(layer, task):
+    return res("probes", MODEL, f"L{layer}", task)
+
+
+def sae_spec(wildcards):
+    """The SAE of a job's layer, k and width wildcards."""
+    return SaeSpec(int(wildcards.layer), int(wildcards.k), int(wildcards.width))
+
+
+# The ESM-2 checkpoint every ESM job loads, wherever it comes from.
 
 
 def esm_checkpoint(wildcards=None):
@@ -144,59 +166,6 @@ def esm_regression(wildcards=None):
     return []
 
 
-# ---- downloads -------------------------------------------------------------------
-
-
-def hf_files(wildcards=None):
-    """The downloaded files of a Hugging Face ESM-2 (``esm.model`` hf:<id> or a folder) by name:
-    links as ancient (touching a folder's file reruns nothing) and their records (the bytes).
-    """
-    from protsae.huggingface import download_name
-
-    files = {}
-    for file in HF_MODEL.files():
-        name = download_name(HF_MODEL, file)
-        key = file.split(".")[0]
-        files[key] = ancient(f"{DOWNLOADS_DIR}/{name}")
-        files[f"{key}_record"] = f"{DOWNLOADS_DIR}/{name}.json"
-    return files
-
-
-def source_file(name):
-    """The link to config source ``name`` (ancient: touching a source reruns nothing; a
-    consumer reruns when the source's bytes change through ``source_record``)."""
-    return ancient(
-        f"{DOWNLOADS_DIR}/{source_file_name(name, config['sources'][name]['url'])}"
-    )
-
-
-def source_record(name):
-    """The record of config source ``name`` (its checksums; rewritten only when its bytes
-    change): every rule reading ``source_file(name)`` takes this too."""
-    file = source_file_name(name, config["sources"][name]["url"])
-    return f"{DOWNLOADS_DIR}/{file}.json"
-
-
-def download_field(field):
-    def get(wildcards):
-        return DOWNLOADS[wildcards.file][field]
-
-    get.__name__ = f"download_{field}"
-    return get
-
-
-def download_content(wildcards):
-    """What the download's bytes must be (protsae.store.content_key): the job reruns when
-    this changes, never because a file was touched or a checksum it has was added."""
-    try:
-        return content_key(DOWNLOADS[wildcards.file], wildcards.file, DOWNLOADS_DIR)
-    except ConfigError as err:
-        raise WorkflowError(str(err)) from None
-
-
-# ---- wildcards as typed params -----------------------------------------------------
-
-
 def wildcard_int(name):
     """A params function turning a digit wildcard into an int."""
 
@@ -204,328 +173,4 @@ def wildcard_int(name):
         return int(wildcards[name])
 
     get.__name__ = f"wildcard_{name}"
-    return get
-
-
-# ---- activations and SAEs ----------------------------------------------------------
-
-
-# Layers extracted together (activations.layer_passes): one pass rule per group
-# (activations.smk); extract_activations makes the shards of every other layer.
-from protsae.plan import layer_passes, pass_rule_name
-
-LAYER_PASSES = layer_passes(config)
-LONE_LAYER = r"(?!(?:{})(?!\d))\d+".format(
-    _alternatives(sorted({layer for group in LAYER_PASSES for layer in group}))
-)
-
-
-def pass_shards(group):
-    """The shard files one pass job writes: each layer of ``group``, one shard."""
-    return [
-        res("activations", "{model}", f"L{layer}", "shard-{shard}.parquet")
-        for layer in group
-    ]
-
-
-def layer_shards(wildcards):
-    return expand(
-        res("activations", MODEL, f"L{wildcards.layer}", "shard-{shard}.parquet"),
-        shard=SHARDS,
-    )
-
-
-def sae_spec(wildcards):
-    return SaeSpec(int(wildcards.layer), int(wildcards.k), int(wildcards.width))
-
-
-def pretrained_weights(wildcards):
-    return PRETRAINED[sae_spec(wildcards)]
-
-
-def pretrained_k(wildcards):
-    return sae_spec(wildcards).k
-
-
-# ---- steering ----------------------------------------------------------------------
-
-STEERING_DIR = res("steering", "{model}", "L{layer}", "k{k}-w{width}")
-STEERING_LOGS = res("logs", "steering", "{model}", "L{layer}", "k{k}-w{width}")
-STEERING_BENCH = res("benchmarks", "steering", "{model}", "L{layer}", "k{k}-w{width}")
-BLAST_DB = res("steering", "blastdb", "swissprot")
-
-
-def steering_dir(spec):
-    return res("steering", MODEL, f"L{spec.layer}", spec.name)
-
-
-def steering_latent_tables(wildcards):
-    """The per-latent steering tables of one SAE (its family-specific latents, best F1 first,
-    at most steering.max_latents), known once the latent_families checkpoint has run."""
-    from protsae.latents.families import family_specific_latents
-
-    families = checkpoints.latent_families.get(**wildcards).output[0]
-    latents = family_specific_latents(families, config["steering"]["max_latents"])
-    folder = STEERING_DIR.format(**wildcards)
-    return [f"{folder}/latent-{latent}.parquet" for latent in latents]
-
-
-# ---- aggregates and final targets ----------------------------------------------------
-
-
-def sae_coordinates():
-    """model, layer, k and width of every SAE, in the order of all_sae_evals and
-    all_latent_summaries (the aggregate tables take them as params, not from paths)."""
-    return [
-        {"model": MODEL, "layer": s.layer, "k": s.k, "width": s.width} for s in SAES
-    ]
-
-
-def all_sae_evals(wildcards=None):
-    return [f"{sae_dir(spec)}/eval.json" for spec in SAES]
-
-
-def all_latent_summaries(wildcards=None):
-    return [f"{latents_dir(spec)}/summary.json" for spec in SAES]
-
-
-# ---- probes ----------------------------------------------------------------------
-
-from protsae.probes.config import probe_sae_specs, probe_tasks, task_grid, task_training
-
-try:
-    PROBE_SAES = probe_sae_specs(config["probes"], SAES)
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-PROBE_TASKS = probe_tasks(config["sources"])
-PROBE_SAE_NAME = SaeSpec(0, **config["probes"]["sae"]).name
-PROBE_FEATURES = ["esm", f"sae-{PROBE_SAE_NAME}"]
-PROBE_DIR = res("probes", "{model}", "L{layer}", "{task}")
-
-
-def probe_dir(layer, task):
-    return res("probes", MODEL, f"L{layer}", task)
-
-
-def probe_source(wildcards):
-    return source_file(wildcards.task)
-
-
-def probe_source_record(wildcards):
-    return source_record(wildcards.task)
-
-
-def probe_sae_files(wildcards):
-    """The SAE a probe encodes with: none for ESM features."""
-    if wildcards.features == "esm":
-        return []
-    spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
-    return [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/sae.json"]
-
-
-def probe_latent_table(name):
-    def get(wildcards):
-        spec = SaeSpec(int(wildcards.layer), **config["probes"]["sae"])
-        return f"{latents_dir(spec)}/{name}.parquet"
-
-    get.__name__ = f"probe_latent_{name}"
-    return get
-
-
-def probe_grid(wildcards):
-    return task_grid(config["probes"], wildcards.task)
-
-
-def probe_training(wildcards):
-    return task_training(config["probes"], wildcards.task)
-
-
-def all_probe_results(wildcards=None):
-    return [
-        f"{probe_dir(spec.layer, task)}/{features}.json"
-        for spec in PROBE_SAES
-        for task in PROBE_TASKS
-        for features in PROBE_FEATURES
-    ]
-
-
-def all_probe_controls(wildcards=None):
-    """The two controls of every probe task (no language model: once per task)."""
-    return [
-        res("probes", "controls", task, f"{control}.json")
-        for task in PROBE_TASKS
-        for control in ("majority", "composition")
-    ]
-
-
-def probe_targets():
-    if not (PROBE_SAES and PROBE_TASKS):
-        return []
-    targets = all_probe_results()
-    for spec in PROBE_SAES:
-        for task in PROBE_TASKS:
-            targets += [
-                f"{probe_dir(spec.layer, task)}/{name}.parquet"
-                for name in ("top_latents", "coefficients")
-            ]
-    return targets + [res("tables", "probes.csv")]
-
-
-def get_final_targets():
-    targets = [
-        res("sequences", "uniref50_sample.parquet"),
-        res("sequences", "swissprot.parquet"),
-        res("sequences", "swissprot_clusters.parquet"),
-    ]
-    for spec in SAES:
-        targets += [f"{sae_dir(spec)}/sae.safetensors", f"{sae_dir(spec)}/eval.json"]
-        if spec in SWEEP_SAES:
-            targets.append(f"{sae_dir(spec)}/train_log.parquet")
-        targets += [
-            f"{latents_dir(spec)}/{name}"
-            for name in (
-                "classes.parquet",
-                "families.parquet",
-                "concepts.parquet",
-                "descriptions.parquet",
-                "summary.json",
-            )
-        ]
-        targets.append(f"{steering_dir(spec)}/summary.parquet")
-    if SAES:
-        targets += [
-            res("tables", "sae_metrics.csv"),
-            res("tables", "latent_summary.csv"),
-        ]
-    targets += probe_targets()
-    targets += figure_targets() + probe_figure_targets() + steering_figure_targets()
-    targets += browser_targets()
-    return targets
-
-
-# ---- figures and the feature browser (report stage) ----------------------------------
-
-import sys
-
-from protsae.figures.grid import figure_sweeps
-
-# (on stderr: stdout carries machine-readable output such as --summary)
-FIGURE_SWEEPS, _skipped_sweeps = figure_sweeps(config["sae"]["sweeps"])
-for _message in _skipped_sweeps:
-    print(_message, file=sys.stderr)
-
-
-def sweep_points_of_figure(wildcards):
-    """The (layer, k, width) of each SAE of sweep number ``wildcards.sweep``."""
-    return FIGURE_SWEEPS[int(wildcards.sweep)]
-
-
-def latents_file(name):
-    """An input function: file ``name`` of the latents folder of the wildcards' SAE."""
-
-    def get(wildcards):
-        return f"{latents_dir(sae_spec(wildcards))}/{name}"
-
-    get.__name__ = f"latents_{name.split('.')[0]}"
-    return get
-
-
-def all_latent_files(name):
-    """An input function: file ``name`` of every SAE's latents folder."""
-
-    def get(wildcards):
-        return [f"{latents_dir(spec)}/{name}" for spec in SAES]
-
-    get.__name__ = f"all_latents_{name.split('.')[0]}"
-    return get
-
-
-def sae_title(wildcards):
-    return f"{MODEL} layer {wildcards.layer}, k {wildcards.k}, width {wildcards.width}"
-
-
-def figure_targets():
-    """Every figure the configured stages can draw (PNG and SVG)."""
-    names = [f"sweep-{number}" for number in FIGURE_SWEEPS]
-    if SAES:
-        names.append("sae_quality")
-    names += [f"max_activation-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
-    names += [f"best_concepts-L{s.layer}-k{s.k}-w{s.width}" for s in SAES]
-    return [res("figures", f"{name}.{ext}") for name in names for ext in ("png", "svg")]
-
-
-def all_probe_tables(name):
-    """An input function: ``{name}.parquet`` of every probe (layer, task); none when the
-    probe stage is not configured."""
-
-    def get(wildcards=None):
-        return [
-            f"{probe_dir(spec.layer, task)}/{name}.parquet"
-            for spec in PROBE_SAES
-            for task in PROBE_TASKS
-        ]
-
-    get.__name__ = f"all_probe_{name}"
-    return get
-
-
-def probe_figure_targets():
-    """Figures 4 and 9 when the probe stage runs."""
-    if not (PROBE_SAES and PROBE_TASKS):
-        return []
-    return [
-        res("figures", f"{name}.{ext}")
-        for name in ("probes", "probe_coefficients")
-        for ext in ("png", "svg")
-    ]
-
-
-def steering_summary_file(wildcards):
-    """The steering summary of the wildcards' SAE."""
-    return f"{steering_dir(sae_spec(wildcards))}/summary.parquet"
-
-
-def all_steering_summaries(wildcards=None):
-    return [f"{steering_dir(spec)}/summary.parquet" for spec in SAES]
-
-
-def steering_figure_targets():
-    """Figure 6 of each SAE: its steering summary is a final target of every SAE."""
-    return [
-        res("figures", f"steering-L{s.layer}-k{s.k}-w{s.width}.{ext}")
-        for s in SAES
-        for ext in ("png", "svg")
-    ]
-
-
-def browser_saes():
-    """What the browser job needs of each SAE: coordinates, latents folder, steering summary."""
-    return [
-        {
-            "layer": s.layer,
-            "k": s.k,
-            "width": s.width,
-            "latents": latents_dir(s),
-            "steering": f"{steering_dir(s)}/summary.parquet",
-        }
-        for s in SAES
-    ]
-
-
-def browser_targets():
-    """The feature browser folder, when there are SAEs to browse."""
-    return [res("browser")] if SAES else []
-
-
-# ---- ESM-2 pre-trained here (esm.pretrain) ------------------------------------------
-
-
-def pretrain_setting(name):
-    """A params function for one esm.pretrain value (None when the config trains no model)."""
-
-    def get(wildcards):
-        pretrain = config["esm"]["pretrain"]
-        return pretrain[name] if pretrain else None
-
-    get.__name__ = f"pretrain_{name}"
     return get

@@ -1,6 +1,9 @@
 # Every external input lands in resources/downloads/ through one local rule.
 
 
+include: "inputs/download.smk"
+
+
 localrules:
     download,
     esm_random_init,
@@ -51,7 +54,7 @@ rule esm_random_init:
         ),
         seed=wildcard_int("seed"),
     script:
-        "../scripts/random_init_esm.py"
+        "../scripts/esm_random_init.py"
 
 
 if HF_MODEL is not None:
@@ -69,7 +72,11 @@ if HF_MODEL is not None:
             f"resources/benchmarks/esm_from_hf/{MODEL}.tsv"
         conda:
             "../../envs/protsae.yaml"
+        resources:
+            # the weights twice in float32 (read, then converted): 2 x 2.6 GB for the 650M model
+            mem_mb=16000,
+            runtime=60,
         params:
             label=f"esm.model {config['esm']['model']}",
         script:
-            "../scripts/convert_hf_esm.py"
+            "../scripts/esm_from_hf.py"

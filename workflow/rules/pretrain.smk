@@ -2,6 +2,9 @@
 # (config esm.pretrain), for the offline demo; published weights need no such job.
 
 
+include: "inputs/pretrain.smk"
+
+
 rule pretrain_esm:
     input:
         sample=res("sequences", "uniref50_sample.parquet"),

@@ -3,6 +3,9 @@
 # probe, and one table over all of them.
 
 
+include: "inputs/probes.smk"
+
+
 wildcard_constraints:
     task=_alternatives(PROBE_TASKS),
     features=r"esm|sae-k\d+-w\d+",

@@ -1,6 +1,9 @@
 # Aggregate tables over every SAE of the grid (the figure rules read these).
 
 
+include: "inputs/report.smk"
+
+
 rule sae_metrics_table:
     input:
         all_sae_evals,

@@ -1,6 +1,9 @@
 # One TopK SAE per (layer, k, width) of the expanded sweeps, and its evaluation.
 
 
+include: "inputs/sae.smk"
+
+
 ruleorder: import_sae > train_sae
 
 
@@ -25,18 +28,7 @@ rule train_sae:
     params:
         model_name=MODEL,
         layer=wildcard_int("layer"),
-        k=wildcard_int("k"),
-        width=wildcard_int("width"),
-        lr=config["sae"]["training"]["lr"],
-        batch_tokens=config["sae"]["training"]["batch_tokens"],
-        total_tokens=config["sae"]["training"]["total_tokens"],
-        epochs=config["sae"]["training"]["epochs"],
-        auxk=config["sae"]["training"]["auxk"],
-        dead_tokens=config["sae"]["training"]["dead_tokens"],
-        shuffle_buffer_tokens=config["sae"]["training"]["shuffle_buffer_tokens"],
-        checkpoint_every=config["sae"]["training"]["checkpoint_every"],
-        bf16=config["sae"]["training"]["bf16"],
-        seed=config["sae"]["training"]["seed"],
+        training=training_settings,
         checkpoint_dir=f"{SAE_DIR}/checkpoint",
     script:
         "../scripts/train_sae.py"

@@ -1,7 +1,10 @@
 # Steering family-specific latents (docs/method.md, "Steering"): per latent, BLAST homologs of
 # its top sequences in its family, their Clustal Omega alignments and conservation; then clamp
 # the latent and compare ESM-2's argmax residues with the conservation. The latents come from
-# the latent_families checkpoint (steering_latent_tables in common.smk).
+# the latent_families checkpoint (steering_latent_tables below).
+
+
+include: "inputs/steering.smk"
 
 
 rule steering_blastdb:

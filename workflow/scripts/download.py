@@ -4,8 +4,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from protsae.config import downloads
 from protsae.io import claim_outputs
-from protsae.plan import downloads
 from protsae.store import materialise
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go

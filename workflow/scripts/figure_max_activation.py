@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.figures import save_figure
-from protsae.figures.histograms import max_activation_from_files
+from protsae.figures.max_activation import max_activation_from_files
 
 figure = max_activation_from_files(
     snakemake.input.seq_stats,

@@ -8,7 +8,7 @@ import torch
 
 from protsae.io import claim_outputs, write_parquet
 from protsae.latents.concepts import concept_specific_latents
-from protsae.latents.encode import concepts_from_files
+from protsae.latents.stats import concepts_from_files
 from protsae.progress import get_logger
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go

@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import torch
 
 from protsae.io import claim_outputs
-from protsae.latents.encode import latent_stats_from_files
+from protsae.latents.stats import latent_stats_from_files
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 

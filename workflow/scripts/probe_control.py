@@ -7,7 +7,8 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import torch
 
 from protsae.io import claim_outputs
-from protsae.probes.run import control_from_files, settings_for_task
+from protsae.probes.control import control_from_files
+from protsae.probes.fit import settings_for_task
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 

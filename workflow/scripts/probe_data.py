@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from protsae.io import claim_outputs
-from protsae.probes.formats import task_data_from_file
+from protsae.probes.data import task_data_from_file
 from protsae.progress import get_logger
 from protsae.store import sources_named
 

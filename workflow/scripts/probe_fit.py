@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import torch
 
 from protsae.io import claim_outputs
-from protsae.probes.run import probe_from_files, settings_for_task
+from protsae.probes.fit import probe_from_files, settings_for_task
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 

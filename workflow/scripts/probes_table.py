@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.probes.run import probes_table
+from protsae.probes.table import probes_table
 from protsae.tables import write_csv
 
 table = probes_table(

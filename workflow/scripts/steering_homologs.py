@@ -9,8 +9,8 @@ from pathlib import Path
 
 from protsae.io import claim_outputs, write_parquet
 from protsae.progress import get_logger
-from protsae.steering.family import latent_conservation, read_target
-from protsae.steering.homologs import tool_versions
+from protsae.steering.blast import tool_versions
+from protsae.steering.homologs import latent_conservation, read_target
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 

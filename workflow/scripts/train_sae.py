@@ -22,8 +22,8 @@ train_sae(
         Path(snakemake.output.json),
         Path(snakemake.output.log_table),
     ),
-    TrainConfig.from_mapping(dict(params.items())),
+    TrainConfig.from_mapping(params.training),
     checkpoint_dir=params.checkpoint_dir,
-    model_name=str(params.model_name),
-    layer=int(params.layer),
+    model_name=params.model_name,
+    layer=params.layer,
 )

@@ -28,7 +28,7 @@ from protsae.browser.data import (
     rows_by_latent,
     sequences_for,
 )
-from protsae.figures.histograms import Membership
+from protsae.figures.max_activation import Membership
 from protsae.latents.classes import PATTERN_CLASSES
 from protsae.progress import get_logger
 from protsae.sequences import read_entry_list

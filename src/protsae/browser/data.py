@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from protsae.figures.histograms import Histograms, Membership, activation_histograms
+from protsae.figures.max_activation import Histograms, Membership, activation_histograms
 
 CLASS_STATS = (
     "n_sequences",

@@ -2,16 +2,10 @@
 edits (:mod:`.forward`), and the masked-LM loss (:mod:`.mlm`).
 
 The public names are re-exported here, so ``from protsae.esm import layer_representations``
-works. Shard membership and extraction live in :mod:`protsae.activations`; they are
-re-exported here as well for older callers.
+works. Shard membership and extraction live in :mod:`protsae.activations`, which builds on
+this package (never the other way round).
 """
 
-from protsae.activations import (
-    extract_shard,
-    holdout_records,
-    sample_positions,
-    select_shard_records,
-)
 from protsae.device import resolve_device
 from protsae.esm.checkpoint import (
     build_random_init,
@@ -43,9 +37,7 @@ __all__ = [
     "build_random_init",
     "check_layer",
     "check_records",
-    "extract_shard",
     "forward_with_layer_edit",
-    "holdout_records",
     "layer_representations",
     "load_model",
     "mask_positions",
@@ -54,9 +46,7 @@ __all__ = [
     "multi_layer_representations",
     "resolve_device",
     "sae_positions",
-    "sample_positions",
     "save_esm2_checkpoint",
     "save_random_init",
-    "select_shard_records",
     "token_batches",
 ]

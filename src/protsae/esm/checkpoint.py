@@ -17,9 +17,10 @@ import esm
 import torch
 from esm.model.esm2 import ESM2
 
+from protsae.config import regression_path
 from protsae.device import resolve_device
+from protsae.huggingface import load_hf_files, load_hf_folder
 from protsae.io import atomic_path
-from protsae.plan import regression_path
 
 
 def build_random_init(num_layers: int, embed_dim: int, attention_heads: int, seed: int) -> ESM2:
@@ -130,8 +131,6 @@ def load_model(
     """
     path = Path(checkpoint)
     if path.is_dir():
-        from protsae.huggingface import load_hf_folder
-
         model = load_hf_folder(path)
         return model.to(resolve_device(device)), esm.data.Alphabet.from_architecture("ESM-1b")
     if not path.is_file():
@@ -151,3 +150,15 @@ def load_model(
     except (RuntimeError, KeyError, AttributeError, TypeError) as err:
         raise ValueError(f"{path}: state dict does not fit its ESM-2 config: {err}") from err
     return model.eval().to(resolve_device(device)), alphabet
+
+
+def save_hf_as_fairesm(
+    config_path: str | os.PathLike[str],
+    weights_path: str | os.PathLike[str],
+    vocab_path: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    where: str = "esm.model",
+) -> None:
+    """Write a Hugging Face ESM-2 as a fair-esm checkpoint (``out`` and its contact-regression
+    file beside it), the file every ESM job then loads."""
+    save_esm2_checkpoint(load_hf_files(config_path, weights_path, vocab_path, where), out)

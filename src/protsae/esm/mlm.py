@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
-from protsae.activations import id_rng
 from protsae.conventions import FAIR_ESM, check_convention
 from protsae.esm.forward import (
     Edit,
@@ -23,6 +22,7 @@ from protsae.esm.forward import (
     token_batches,
 )
 from protsae.esm.tokens import ResidueBatchConverter
+from protsae.ids import id_rng
 
 
 def mask_positions(seq_id: str, length: int, mask_fraction: float, seed: int) -> np.ndarray:

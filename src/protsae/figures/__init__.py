@@ -13,13 +13,13 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "activation_histograms": "histograms",
+    "activation_histograms": "max_activation",
     "best_concepts_figure": "concepts",
-    "example_latents": "histograms",
-    "max_activation_figure": "histograms",
+    "example_latents": "max_activation",
+    "max_activation_figure": "max_activation",
     "probe_coefficients_figure": "probes",
     "probe_metrics_figure": "probes",
-    "sae_quality_figure": "quality",
+    "sae_quality_figure": "sae_quality",
     "save_figure": "save",
     "steering_figure": "steering",
     "sweep_figure": "sweeps",

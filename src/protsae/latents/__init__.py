@@ -1,10 +1,10 @@
 """Latent analysis: per-(latent, sequence) statistics, pattern classes, family specificity.
 
 Stages (each a module, each usable alone):
-- :mod:`~protsae.latents.stats`, :mod:`~protsae.latents.evaluation`,
-  :mod:`~protsae.latents.encode`: one streaming pass of the Swiss-Prot evaluation set
-  through ESM-2 and the SAE -> ``seq_stats``, ``top_examples``. Only ``encode`` imports
-  torch; import it explicitly (``from protsae.latents.encode import ...``).
+- :mod:`~protsae.latents.stats` (rule ``latent_stats``), :mod:`~protsae.latents.collect`,
+  :mod:`~protsae.latents.evaluation`: one streaming pass of the Swiss-Prot evaluation set
+  through ESM-2 and the SAE -> ``seq_stats``, ``top_examples``. Only ``stats`` imports
+  torch; import it explicitly (``from protsae.latents.stats import ...``).
 - :mod:`~protsae.latents.classes`: activation-pattern classes -> ``classes``.
 - :mod:`~protsae.latents.families`: InterPro family specificity -> ``families``.
 - :mod:`~protsae.latents.summary`: per-SAE ``summary.json``.
@@ -19,16 +19,7 @@ from protsae.latents.classes import (
     classify,
     pattern_stats,
 )
-from protsae.latents.evaluation import iter_evaluation_set, representatives
-from protsae.latents.families import (
-    DEFAULT_THRESHOLDS,
-    EvaluationFamilies,
-    f1_sweep,
-    families_from_files,
-    family_specific_latents,
-    family_specificity,
-)
-from protsae.latents.stats import (
+from protsae.latents.collect import (
     SEQ_STATS_SCHEMA,
     SPLITS,
     TOP_EXAMPLES_SCHEMA,
@@ -38,6 +29,15 @@ from protsae.latents.stats import (
     TopExamples,
     sparse_stats,
     stream_latent_stats,
+)
+from protsae.latents.evaluation import iter_evaluation_set, representatives
+from protsae.latents.families import (
+    DEFAULT_THRESHOLDS,
+    EvaluationFamilies,
+    f1_sweep,
+    families_from_files,
+    family_specific_latents,
+    family_specificity,
 )
 from protsae.latents.summary import summarize, summary_from_files
 

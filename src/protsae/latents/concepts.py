@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from protsae.latents.stats import SPLITS, Encoder, EvalRecord
+from protsae.latents.collect import SPLITS, Encoder, EvalRecord
 from protsae.progress import Progress, get_logger
 from protsae.sequences.features import END_RESIDUE_TYPES
 

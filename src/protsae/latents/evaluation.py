@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from protsae.latents.stats import SPLITS, EvalRecord
+from protsae.latents.collect import SPLITS, EvalRecord
 
 
 def _require_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> None:

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from protsae.latents.collect import SPLITS
 from protsae.latents.evaluation import _require_columns, representatives
-from protsae.latents.stats import SPLITS
 
 DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from protsae.plan import ConfigError, SaeSpec
+from protsae.config import ConfigError, SaeSpec
 
 TASKS = ("secondary_structure", "localization", "thermostability", "expression")
 

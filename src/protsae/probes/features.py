@@ -7,7 +7,7 @@ chunks, so memory is bounded by a chunk and the output, never by the whole task;
 residue-level matrix can live in a memory-mapped file.
 
 The ESM-2 forward is :func:`protsae.esm.layer_representations` and the SAE path is
-:func:`protsae.latents.encode.esm_sae_encoder`: no second encoding loop here.
+:func:`protsae.latents.stats.esm_sae_encoder`: no second encoding loop here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from protsae.probes.data import RESIDUE_TASKS, SPLITS, TaskData
+from protsae.probes.tasks import RESIDUE_TASKS, SPLITS, TaskData
 
 #: Per sequence: a dense ``[length, d]`` array, or the SAE's ``(values, indices)`` ``[length, k]``.
 Rows = np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -186,7 +186,7 @@ def sae_encoder(
     That encoder computes the ESM-2 activations in the SAE's own ``activation_convention``
     (an imported InterProt SAE gets InterProt's vectors), so the probe sees what the SAE saw.
     """
-    from protsae.latents.encode import esm_sae_encoder
+    from protsae.latents.stats import esm_sae_encoder
 
     inner = esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
 

@@ -28,16 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from protsae.filetypes import describe
-from protsae.probes.data import (
+from protsae.probes.tasks import (
     ProbeRecord,
     TaskData,
-    apply_length_policy,
     bad_residues,
-    check_classes,
     clean_sequence,
-    drop_unlabelled_chains,
-    finish_splits,
-    identity_clusters,
 )
 from protsae.sequences import InputError
 
@@ -402,70 +397,4 @@ def read_expression(
             continue
         if _usable(sequence, f"line {line}", where, data.counts):
             data.records.append(ProbeRecord(f"line-{line}", sequence, "train", label))
-    return data
-
-
-# --------------------------------------------------------------------------- one entry point
-
-
-def load_task(
-    task: str,
-    path: str | os.PathLike[str],
-    *,
-    long_sequences: str = "crop",
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-    seed: int = 0,
-    ss_test_set: str = "cb513",
-    meltome_split: str = "mixed_split",
-    expression_column: str = "Construct.seq..aa.",
-    split_identity: float | None = 0.4,
-) -> TaskData:
-    """Read ``task``'s source file, apply the long-sequence policy and finish the splits.
-
-    Splits come from the data; test (expression only) and validation are carved out of train,
-    seeded, where the data give none — by whole MMseqs2 clusters at ``split_identity`` sequence
-    identity (the paper's 40%), or record by record when it is None. ``counts`` says what was
-    read, dropped, cropped and kept.
-    """
-    if task == "secondary_structure":
-        data = read_secondary_structure(path, ss_test_set)
-    elif task == "localization":
-        data = read_deeploc(path)
-    elif task == "thermostability":
-        data = read_meltome(path, meltome_split)
-    elif task == "expression":
-        data = read_expression(path, expression_column)
-    else:
-        raise ValueError(f"unknown probe task {task!r}")
-    apply_length_policy(data, long_sequences)
-    drop_unlabelled_chains(data)
-    groups = None
-    if split_identity is not None and not any(r.split == "test" for r in data.records):
-        groups = identity_clusters(data.records, split_identity)
-        data.counts["identity_clusters"] = len(set(groups.values()))
-    try:
-        finish_splits(data, validation_fraction, test_fraction, seed, groups)
-        check_classes(data)
-    except InputError as err:
-        raise InputError(f"{path}: {err}") from None
-    return data
-
-
-def task_data_from_file(
-    task: str,
-    source: str | os.PathLike[str],
-    table_path: str | os.PathLike[str],
-    counts_path: str | os.PathLike[str],
-    **options,
-) -> TaskData:
-    """:func:`load_task` then ``probes/data/{task}.parquet`` and its counts JSON.
-
-    Both files are written only after the whole source has been read and checked, so a bad
-    record leaves nothing behind.
-    """
-    from protsae.probes.data import write_task_data
-
-    data = load_task(task, source, **options)
-    write_task_data(data, table_path, counts_path)
     return data

@@ -9,6 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from protsae.config import schema_defaults
+
+#: The config's ``sae.training`` defaults, read from the schema: the one place they are written.
+_DEFAULTS = schema_defaults("sae", "training")
+
 
 def default_lr(width: int) -> float:
     """2e-4 at width 16384, scaled by 1/sqrt(width / 16384) (Gao et al. 2024)."""
@@ -30,6 +35,9 @@ def lr_at(
 class TrainConfig:
     """How to train one SAE: the config's ``sae.training`` plus the SAE's own ``width`` and ``k``.
 
+    The defaults of the ``sae.training`` keys come from the config schema; the other fields are
+    not config keys and have their defaults here.
+
     Every field changes the trained weights except ``checkpoint_every``; those that do make up
     the checkpoint fingerprint, so a checkpoint is resumed only by a run with the same values.
     """
@@ -38,21 +46,21 @@ class TrainConfig:
     """Number of latents (dictionary size)."""
     k: int
     """Latents kept per token by the top-k activation."""
-    total_tokens: int | None = None
+    total_tokens: int | None = _DEFAULTS["total_tokens"]
     """Training budget in tokens; steps = ceil(total_tokens / batch_tokens). None = ``epochs``
     passes over the cached training tokens (steps = their count x epochs // batch_tokens)."""
-    epochs: float = 1.0
+    epochs: float = _DEFAULTS["epochs"]
     """Most passes over the cached training tokens (method.md: one pass means one pass); a
     ``total_tokens`` budget above ``epochs`` x the cached tokens is refused."""
-    lr: float | None = None
+    lr: float | None = _DEFAULTS["lr"]
     """Peak Adam learning rate; None = 2e-4 / sqrt(width / 16384)."""
-    batch_tokens: int = 4096
+    batch_tokens: int = _DEFAULTS["batch_tokens"]
     """Tokens (residue vectors) per optimisation step."""
-    auxk: int | None = None
+    auxk: int | None = _DEFAULTS["auxk"]
     """Dead latents revived per token by the AuxK loss; None = d_model / 2."""
-    dead_tokens: int = 10_000_000
+    dead_tokens: int = _DEFAULTS["dead_tokens"]
     """A latent that has not fired for this many tokens counts as dead (feeds AuxK)."""
-    shuffle_buffer_tokens: int = 1 << 18
+    shuffle_buffer_tokens: int = _DEFAULTS["shuffle_buffer_tokens"]
     """Tokens held in the shuffle buffer that mixes row groups and shards."""
     warmup_steps: int | None = None
     """Linear warm-up steps; None = 5% of the steps, at most 1000."""
@@ -60,15 +68,15 @@ class TrainConfig:
     """Fraction of the steps, at the end, over which the learning rate decays linearly to zero."""
     normalize: str = "none"
     """Input normalisation stored with the SAE (``none`` or ``token_standardize``)."""
-    seed: int = 0
+    seed: int = _DEFAULTS["seed"]
     """Seeds the initialisation and every shuffle of the stream."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
     """Steps between checkpoints (when the run has a checkpoint directory)."""
     log_every: int | None = None
     """Steps per ``train_log`` row; None = about 200 rows per run."""
     median_sample_tokens: int = 1 << 15
     """Tokens whose geometric median initialises ``b_dec``."""
-    bf16: bool = False
+    bf16: bool = _DEFAULTS["bf16"]
     """bfloat16 autocast for the forward pass on CUDA (ignored on CPU)."""
 
     @classmethod

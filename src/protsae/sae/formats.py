@@ -18,10 +18,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from protsae import __version__
 from protsae.conventions import FAIR_ESM, INTERPROT, check_convention
 from protsae.io import atomic_path, write_json
 from protsae.sae.model import SAEConfig, TopKSAE
+from protsae.version import __version__
 
 TENSOR_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 SAELENS_CFG = "cfg.json"

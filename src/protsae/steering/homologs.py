@@ -1,200 +1,199 @@
-"""Homologs of a steered sequence: blastp against Swiss-Prot, kept within the latent's InterPro
-family, aligned with Clustal Omega.
+"""One family-specific latent's steering target: its family, top sequences, maximum activation,
+and the conservation of its family at each residue of those sequences.
 
-The tools come from PATH (a Debian package or the rule's conda env); :func:`tool_versions`
-reports what was found so every log names the versions that made its alignments.
+The sequences steered are the latent's top-activating sequences (``top_examples``, both splits,
+by max activation) that are members of its family, at most ``n_sequences`` of them: the family's
+conservation only describes its members. Each gets its own alignment (itself and its BLAST hits
+in the family); a sequence with fewer than ``min_homologs`` such hits is skipped, and a latent
+left with none is skipped; the reasons go to the log and into the table's metadata.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from protsae.progress import get_logger
+from protsae.steering.blast import Record, blastp, clustal_align, family_hits
+from protsae.steering.conservation import sequence_conservation
 
-Record = tuple[str, str]
-
-#: Install hints per tool, for the error when one is missing.
-_PACKAGES = {
-    "makeblastdb": "ncbi-blast+ (Debian) or bioconda blast",
-    "blastp": "ncbi-blast+ (Debian) or bioconda blast",
-    "clustalo": "clustalo (Debian) or bioconda clustalo",
-}
-#: The flag that prints each tool's version.
-_VERSION_FLAGS = {"makeblastdb": "-version", "blastp": "-version", "clustalo": "--version"}
-#: Files of a protein BLAST database that exist in every database version (v4 and v5).
-BLAST_DB_SUFFIXES = (".phr", ".pin", ".psq")
-
-
-def find_tool(name: str) -> str:
-    """The path of external tool ``name``; a clear error saying how to get it when it is absent."""
-    binary = shutil.which(name)
-    if binary is None:
-        raise RuntimeError(
-            f"{name} was not found on PATH; install {_PACKAGES.get(name, name)} "
-            "(or run snakemake with --software-deployment-method conda)"
-        )
-    return binary
-
-
-def tool_versions(names: Sequence[str]) -> dict[str, str]:
-    """``{tool: first line of its version output}`` for each tool."""
-    versions = {}
-    for name in names:
-        run = _run([find_tool(name), _VERSION_FLAGS[name]], f"{name} version")
-        versions[name] = (run.stdout.strip().splitlines() or ["?"])[0]
-    return versions
+CONSERVATION_SCHEMA = pa.schema(
+    [
+        pa.field("latent", pa.int32()),
+        pa.field("family", pa.string()),
+        pa.field("id", pa.string()),
+        pa.field("pos", pa.int32()),
+        pa.field("residue", pa.string()),
+        pa.field("consensus", pa.string()),
+        pa.field("conservation", pa.float32()),
+        pa.field("entropy", pa.float32()),
+        pa.field("n_homologs", pa.int32()),
+    ]
+)
+ALIGNMENT_SCHEMA = pa.schema(
+    [
+        pa.field("latent", pa.int32()),
+        pa.field("id", pa.string()),
+        pa.field("member", pa.string()),
+        pa.field("evalue", pa.float64()),
+        pa.field("bitscore", pa.float64()),
+        pa.field("aligned", pa.string()),
+    ]
+)
+#: Parquet metadata keys of the per-latent tables.
+META_LATENT, META_FAMILY = b"protsae.latent", b"protsae.family"
+META_MAX, META_SKIP = b"protsae.max_activation", b"protsae.skip_reason"
 
 
-def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
-    run = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    if run.returncode != 0:
-        tail = (run.stdout + run.stderr).strip().splitlines()[-20:]
-        raise RuntimeError(
-            f"{what} failed with exit status {run.returncode}; output ends:\n" + "\n".join(tail)
-        )
-    return run
+@dataclass
+class LatentTarget:
+    """What steering one latent needs: its family, the sequences to steer, the clamp scale."""
+
+    latent: int
+    family: str
+    max_activation: float
+    sequences: list[Record]
+    skip_reason: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def metadata(self) -> dict[bytes, bytes]:
+        meta = {
+            META_LATENT: str(self.latent).encode(),
+            META_FAMILY: self.family.encode(),
+            META_MAX: repr(self.max_activation).encode(),
+        }
+        if self.skip_reason:
+            meta[META_SKIP] = self.skip_reason.encode()
+        return meta
 
 
-def _write_fasta(path: Path, records: Sequence[Record]) -> None:
-    with open(path, "w") as fh:
-        fh.writelines(f">{name}\n{sequence}\n" for name, sequence in records)
-
-
-def _read_fasta(path: Path) -> dict[str, str]:
-    records: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                current = records.setdefault(line[1:].split()[0], [])
-            elif line and current is not None:
-                current.append(line)
-    return {name: "".join(parts) for name, parts in records.items()}
-
-
-# ---- the database ------------------------------------------------------------------------
-
-
-def build_blast_db(
-    table: pa.Table, prefix: str | os.PathLike[str], logger: logging.Logger | None = None
-) -> list[Path]:
-    """A protein BLAST database of the ``accession``/``sequence`` rows at ``prefix``.
-
-    Built in a temporary folder beside ``prefix`` and moved into place when complete, the
-    ``.pin`` index last, so a failed build leaves no database that looks finished.
-    """
-    logger = logger or get_logger()
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    accessions = table.column("accession").to_pylist()
-    sequences = table.column("sequence").to_pylist()
-    with tempfile.TemporaryDirectory(prefix="makeblastdb-", dir=prefix.parent) as tmp:
-        fasta = Path(tmp) / "sequences.fasta"
-        _write_fasta(fasta, list(zip(accessions, sequences, strict=True)))
-        command = [find_tool("makeblastdb"), "-in", str(fasta), "-dbtype", "prot"]
-        command += ["-out", str(Path(tmp) / prefix.name), "-title", prefix.name]
-        logger.info("makeblastdb: %d sequences -> %s", len(accessions), prefix)
-        _run(command, "makeblastdb")
-        built = sorted(p for p in Path(tmp).iterdir() if p.name.startswith(prefix.name + "."))
-        built.sort(key=lambda p: p.suffix == ".pin")
-        for path in built:
-            os.replace(path, prefix.parent / path.name)
-    return [prefix.parent / p.name for p in built]
-
-
-# ---- blastp ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hit:
-    """The best HSP of one database sequence for one query."""
-
-    subject: str
-    evalue: float
-    bitscore: float
-
-
-def blastp(
-    queries: Sequence[Record],
-    db_prefix: str | os.PathLike[str],
-    evalue: float,
-    max_hits: int,
-    threads: int = 1,
-    workdir: str | os.PathLike[str] | None = None,
-) -> dict[str, list[Hit]]:
-    """``{query id: hits}``, best first (e-value, then bit score), one per subject.
-
-    ``max_hits`` is blastp's ``-max_target_seqs``: the query itself and hits outside the
-    family count towards it.
-    """
-    names = {f"q{i}": seq_id for i, (seq_id, _) in enumerate(queries)}
-    hits: dict[str, dict[str, Hit]] = {seq_id: {} for seq_id, _ in queries}
-    if not queries:
-        return {}
-    with tempfile.TemporaryDirectory(prefix="blastp-", dir=workdir) as tmp:
-        query_file, out = Path(tmp) / "queries.fasta", Path(tmp) / "hits.tsv"
-        _write_fasta(query_file, [(f"q{i}", seq) for i, (_, seq) in enumerate(queries)])
-        command = [find_tool("blastp"), "-query", str(query_file), "-db", str(db_prefix)]
-        command += ["-outfmt", "6 qseqid stitle evalue bitscore", "-out", str(out)]
-        command += ["-evalue", repr(float(evalue)), "-max_target_seqs", str(max_hits)]
-        command += ["-num_threads", str(threads)]
-        _run(command, "blastp")
-        with open(out) as fh:
-            for number, line in enumerate(fh, start=1):
-                fields = line.rstrip("\n").split("\t")
-                if len(fields) != 4 or fields[0] not in names or not fields[1].split():
-                    raise RuntimeError(f"blastp output line {number} unreadable: {line!r}")
-                subject = fields[1].split()[0]
-                hit = Hit(subject, float(fields[2]), float(fields[3]))
-                found = hits[names[fields[0]]]
-                if subject not in found or (hit.evalue, -hit.bitscore) < (
-                    found[subject].evalue,
-                    -found[subject].bitscore,
-                ):
-                    found[subject] = hit
+def swissprot_entries(
+    swissprot_path: str | os.PathLike[str], accessions: Sequence[str]
+) -> dict[str, tuple[str, list[str]]]:
+    """``{accession: (sequence, families)}`` for the given accessions found in the table."""
+    table = pq.read_table(swissprot_path, columns=["accession", "sequence", "families"])
+    table = table.filter(pc.is_in(table["accession"], pa.array(list(accessions), pa.string())))
     return {
-        seq_id: sorted(found.values(), key=lambda h: (h.evalue, -h.bitscore, h.subject))
-        for seq_id, found in hits.items()
+        acc: (seq, list(fams or []))
+        for acc, seq, fams in zip(
+            table["accession"].to_pylist(),
+            table["sequence"].to_pylist(),
+            table["families"].to_pylist(),
+            strict=True,
+        )
     }
 
 
-def family_hits(
-    hits: Sequence[Hit],
-    query_id: str,
-    family: str,
-    families_of: Mapping[str, Collection[str]],
-) -> list[Hit]:
-    """The hits in ``family`` other than the query itself, in their order."""
-    return [h for h in hits if h.subject != query_id and family in families_of.get(h.subject, ())]
+def read_target(
+    latent: int,
+    families_path: str | os.PathLike[str],
+    top_examples_path: str | os.PathLike[str],
+    swissprot_path: str | os.PathLike[str],
+    n_sequences: int,
+) -> LatentTarget:
+    """The latent's family, maximum activation and top member sequences (at most ``n_sequences``)."""
+    families = pq.read_table(families_path, columns=["latent", "family"])
+    row = families.filter(pc.equal(families["latent"], latent))
+    if row.num_rows != 1 or row["family"][0].as_py() is None:
+        raise ValueError(f"{families_path}: latent {latent} has no family row")
+    family = row["family"][0].as_py()
+    top = pq.read_table(top_examples_path, columns=["latent", "id", "max_act"])
+    top = top.filter(pc.equal(top["latent"], latent)).sort_by([("max_act", "descending")])
+    if top.num_rows == 0:
+        raise ValueError(f"{top_examples_path}: latent {latent} has no top examples")
+    max_activation = float(top["max_act"][0].as_py())
+    ranked = list(dict.fromkeys(top["id"].to_pylist()))  # both splits, best first, once each
+    entries = swissprot_entries(swissprot_path, ranked)
+    members = [a for a in ranked if a in entries and family in entries[a][1]]
+    target = LatentTarget(
+        latent, family, max_activation, [(a, entries[a][0]) for a in members[:n_sequences]]
+    )
+    if not target.sequences:
+        target.skip_reason = f"none of its {len(ranked)} top sequences is in family {family}"
+    return target
 
 
-# ---- Clustal Omega -----------------------------------------------------------------------
+def _tables(target: LatentTarget, rows: list[dict], aligned: list[dict]) -> tuple[pa.Table, ...]:
+    meta = target.metadata()
+    conservation = pa.Table.from_pylist(rows, schema=CONSERVATION_SCHEMA.with_metadata(meta))
+    alignments = pa.Table.from_pylist(aligned, schema=ALIGNMENT_SCHEMA.with_metadata(meta))
+    return conservation, alignments
 
 
-def clustal_align(
-    records: Sequence[Record], threads: int = 1, workdir: str | os.PathLike[str] | None = None
-) -> dict[str, str]:
-    """``{id: aligned row}`` of ``records`` (two or more) aligned by Clustal Omega."""
-    if len(records) < 2:
-        raise ValueError(f"an alignment needs two or more sequences, got {len(records)}")
-    with tempfile.TemporaryDirectory(prefix="clustalo-", dir=workdir) as tmp:
-        source, out = Path(tmp) / "in.fasta", Path(tmp) / "out.fasta"
-        _write_fasta(source, [(f"s{i}", seq) for i, (_, seq) in enumerate(records)])
-        command = [find_tool("clustalo"), "-i", str(source), "-o", str(out), "--outfmt=fa"]
-        command += ["--seqtype=Protein", f"--threads={threads}", "--force"]
-        _run(command, "clustalo")
-        aligned = _read_fasta(out)
-    missing = [seq_id for i, (seq_id, _) in enumerate(records) if f"s{i}" not in aligned]
-    if missing:
-        raise RuntimeError(f"clustalo output lacks sequences {missing[:5]}")
-    return {seq_id: aligned[f"s{i}"] for i, (seq_id, _) in enumerate(records)}
+def latent_conservation(
+    target: LatentTarget,
+    swissprot_path: str | os.PathLike[str],
+    db_prefix: str | os.PathLike[str],
+    evalue: float,
+    max_hits: int,
+    min_homologs: int,
+    threads: int = 1,
+    workdir: str | os.PathLike[str] | None = None,
+    logger: logging.Logger | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """(conservation per residue of each steered sequence, the alignments' rows).
+
+    Sequences without ``min_homologs`` family hits are dropped (reason logged, kept in
+    ``target.skipped``); when none is left ``target.skip_reason`` says why and the tables are
+    empty. Both tables carry the target's metadata.
+    """
+    logger = logger or get_logger()
+    if target.skip_reason:
+        logger.warning("latent %d skipped: %s", target.latent, target.skip_reason)
+        return _tables(target, [], [])
+    hits = blastp(target.sequences, db_prefix, evalue, max_hits, threads, workdir)
+    subjects = {h.subject for found in hits.values() for h in found}
+    entries = swissprot_entries(swissprot_path, sorted(subjects))
+    families_of = {acc: fams for acc, (_, fams) in entries.items()}
+    rows: list[dict] = []
+    aligned_rows: list[dict] = []
+    for seq_id, sequence in target.sequences:
+        homologs = family_hits(hits[seq_id], seq_id, target.family, families_of)
+        if len(homologs) < min_homologs:
+            reason = (
+                f"{len(homologs)} BLAST hit(s) in {target.family} (e-value <= {evalue}), "
+                f"{min_homologs} needed"
+            )
+            target.skipped[seq_id] = reason
+            logger.warning("latent %d: sequence %s skipped: %s", target.latent, seq_id, reason)
+            continue
+        records = [(seq_id, sequence)] + [(h.subject, entries[h.subject][0]) for h in homologs]
+        aligned = clustal_align(records, threads, workdir)
+        stats = sequence_conservation(aligned[seq_id], [aligned[h.subject] for h in homologs])
+        if stats.residues != sequence.upper():
+            raise RuntimeError(f"clustalo changed sequence {seq_id} while aligning it")
+        logger.info("latent %d: %s aligned with %d homologs", target.latent, seq_id, len(homologs))
+        base = {"latent": target.latent, "id": seq_id}
+        aligned_rows.append({**base, "member": seq_id, "aligned": aligned[seq_id]})
+        aligned_rows += [
+            {**base, "member": h.subject, "evalue": h.evalue, "bitscore": h.bitscore}
+            | {"aligned": aligned[h.subject]}
+            for h in homologs
+        ]
+        for pos, residue in enumerate(sequence):
+            entropy = float(stats.entropy[pos])
+            rows.append(
+                {**base, "family": target.family, "pos": pos, "residue": residue}
+                | {"consensus": stats.consensus[pos], "n_homologs": stats.n_homologs}
+                | {"conservation": float(stats.conservation[pos])}
+                | {"entropy": None if entropy != entropy else entropy}
+            )
+    if not rows:
+        detail = "; ".join(f"{s}: {r}" for s, r in target.skipped.items())
+        target.skip_reason = (
+            f"no steered sequence has enough homologs in {target.family} ({detail})"
+        )
+        logger.warning("latent %d skipped: %s", target.latent, target.skip_reason)
+    return _tables(target, rows, aligned_rows)
+
+
+def read_skip_reason(path: str | os.PathLike[str]) -> str | None:
+    """The skip reason stored in a per-latent table's metadata, if any."""
+    meta = pq.read_schema(path).metadata or {}
+    return meta[META_SKIP].decode() if META_SKIP in meta else None

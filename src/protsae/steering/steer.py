@@ -15,10 +15,10 @@ import torch
 
 from protsae.esm import load_model, resolve_device
 from protsae.io import write_parquet
-from protsae.latents.encode import load_sae_for_model
+from protsae.latents.stats import load_sae_for_model
 from protsae.progress import get_logger
 from protsae.steering.clamp import steered_sequences
-from protsae.steering.family import (
+from protsae.steering.homologs import (
     CONSERVATION_SCHEMA,
     META_FAMILY,
     META_LATENT,

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from protsae.steering.family import META_FAMILY, META_LATENT, META_SKIP
+from protsae.steering.homologs import META_FAMILY, META_LATENT, META_SKIP
 
 SUMMARY_SCHEMA = pa.schema(
     [

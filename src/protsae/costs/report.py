@@ -1,9 +1,8 @@
-"""``protsae plan``'s readable table (``--json`` prints :meth:`protsae.costs.Plan.to_dict`)."""
+"""``protsae plan``'s readable table (``--json`` prints :meth:`protsae.costs.types.Plan.to_dict`)."""
 
 from __future__ import annotations
 
-from protsae.costs import Plan
-from protsae.costs_downstream import CHECKPOINT_BOUNDED
+from protsae.costs.types import CHECKPOINT_BOUNDED, Plan
 
 
 def human_bytes(n: float) -> str:

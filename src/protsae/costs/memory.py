@@ -10,10 +10,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from protsae.costs import Assumptions, ModelShape, SequenceSample
+from protsae.config import PASS_PREFIX, extraction_jobs, pass_rule_name
+from protsae.costs.jobs import sae_grid
 
-_REPO = Path(__file__).resolve().parents[2]  # a checkout's root (absent from a wheel install)
+if TYPE_CHECKING:
+    from protsae.costs.types import Assumptions, ModelShape, SequenceSample
+
+_REPO = Path(__file__).resolve().parents[3]  # a checkout's root (absent from a wheel install)
 
 
 def rule_mem_mb(rules_dir: str | os.PathLike[str] | None = None) -> dict[str, int]:
@@ -62,9 +65,6 @@ def job_memory(
 ) -> list[dict[str, Any]]:
     """Estimated peak host RSS (MB) of the heaviest job of each ESM/SAE rule vs the profile;
     ``esm_jobs``: further rules that load the model, with the MB they hold besides it."""
-    from protsae.costs_jobs import sae_grid
-    from protsae.plan import PASS_PREFIX, extraction_jobs, pass_rule_name
-
     mb = 1e6
     trained, imported = sae_grid(config)
     widest = max((s.width for s in trained + imported), default=0)

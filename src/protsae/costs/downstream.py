@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protsae.plan import is_local_source, local_source_path
+from protsae.config import is_local_source, local_source_path
+from protsae.costs.jobs import jobs_per_rule, jobs_probe, sae_grid
+from protsae.costs.types import Stage, distinct_latents, seq_stats_rows
+from protsae.probes.config import probe_sae_specs, probe_tasks
 
 if TYPE_CHECKING:
-    from protsae.costs import Assumptions, ModelShape
-    from protsae.plan import SaeSpec
+    from protsae.config import SaeSpec
+    from protsae.costs.types import Assumptions, ModelShape
 
-#: Rules whose job count is only known after the ``latent_families`` checkpoint: the plan gives
-#: an upper bound, and a dry run from scratch does not list them.
-CHECKPOINT_BOUNDED = frozenset({"steering_blastdb", "steering_homologs", "steer_latent"})
 
 #: The paper's probe data sets (records after the readers' filters, mean length), used when a
 #: task's source is not a local file; rough published sizes, printed as an assumption.
@@ -71,7 +71,7 @@ def task_sizes(
 ) -> dict[str, TaskSize]:
     """Each task's size: read with the probe reader when its source is a local file, else
     :data:`TASK_DEFAULTS` (noted in the plan's assumptions)."""
-    from protsae.probes.formats import load_task
+    from protsae.probes.data import load_task
 
     probes, out = config["probes"], {}
     for task in tasks:
@@ -117,13 +117,16 @@ def probe_disk(
     demo's parquet files: data tables (1 B per residue, 1.3 with per-residue labels, 40 B per
     record); per probe two coefficient tables (1.5 kB + 6 B per feature and output), the
     interpretation (coefficients: 4 kB + 8 B per latent and output; top latents: 5 kB + 100 B
-    per listed latent) and two JSON scores (0.7 kB). The scratch file holds the dense float32
+    per listed latent), two JSON scores (0.7 kB) and the predictions. The scratch file holds the dense float32
     ESM residue features of a residue-level task (in a temporary folder)."""
     data = sum(
         s.residues * (1.3 if task in RESIDUE_TASKS else 1.0) + 40 * s.records
         for task, s in sizes.items()
     )
-    per_probe = 0.0
+    # predictions (id, position, split, y, y_pred): ~12 B per row, two probes per (layer, task)
+    # and two controls per task
+    rows = {t: s.residues if t in RESIDUE_TASKS else s.records for t, s in sizes.items()}
+    per_probe = sum(12 * n * (2 * len(specs) + 2) for n in rows.values())
     for spec in specs:
         for task in sizes:
             outputs = TASK_OUTPUTS[task]
@@ -199,8 +202,6 @@ def report_disk(
     top sequence shown (``browser.top_sequences`` per latent, at most the latent's active
     sequences) its entry: 200 B, the aligned sequence (1.2 B per residue) and 12 B per active
     position (sizes from the browser's test pages)."""
-    from protsae.costs import distinct_latents, seq_stats_rows
-
     top = config["browser"]["top_sequences"]
     browser = 25_000.0 if saes else 0.0
     for spec in saes:
@@ -228,11 +229,6 @@ def add_downstream(
 ) -> dict[str, float]:
     """Append the probe, steering and report stages and their disk; return the MB their GPU
     jobs hold besides the model and its forward buffers (for the memory table)."""
-    import protsae.costs_downstream as ds
-    from protsae.costs import Stage
-    from protsae.costs_jobs import jobs_per_rule, jobs_probe, sae_grid
-    from protsae.probes.config import probe_sae_specs, probe_tasks
-
     trained, imported = sae_grid(config)
     saes = trained + imported
     n_eval, eval_res = eval_data
@@ -241,11 +237,11 @@ def add_downstream(
     memory: dict[str, float] = {}
     if jobs_probe(config, saes):
         specs = probe_sae_specs(config["probes"], saes)
-        sizes = ds.task_sizes(config, probe_tasks(config["sources"]), assume)
+        sizes = task_sizes(config, probe_tasks(config["sources"]), assume)
         stages.append(
-            Stage("probe_fit", jobs["probe_fit"], ds.probe_flops(shape, specs, sizes), "bf16")
+            Stage("probe_fit", jobs["probe_fit"], probe_flops(shape, specs, sizes), "bf16")
         )
-        disk["probes/ (data, coefficients, scores)"], scratch = ds.probe_disk(
+        disk["probes/ (data, coefficients, scores)"], scratch = probe_disk(
             shape, specs, sizes, config["probes"]["top_latents"]
         )
         extra["probe scratch: ESM residue features (largest job, temp folder)"] = scratch
@@ -259,25 +255,23 @@ def add_downstream(
             Stage(
                 "steer_latent",
                 jobs["steer_latent"],
-                ds.steering_flops(config, shape, saes, mean_eval),
+                steering_flops(config, shape, saes, mean_eval),
                 "bf16",
-                cpu_hours=ds.steering_cpu_hours(config, saes, n_eval, eval_res),
+                cpu_hours=steering_cpu_hours(config, saes, n_eval, eval_res),
             )
         )
         disk["steering/ (BLAST db, summaries)"], extra["steering per-latent tables (at most)"] = (
-            ds.steering_disk(config, saes, n_eval, eval_res)
+            steering_disk(config, saes, n_eval, eval_res)
         )
         figures = sum(n for r, n in jobs.items() if r.startswith("figure_"))
-        disk["figures/"], disk["browser/"] = ds.report_disk(
-            config, figures, saes, n_eval, mean_eval
-        )
+        disk["figures/"], disk["browser/"] = report_disk(config, figures, saes, n_eval, mean_eval)
         stages.append(
             Stage(
                 "report (figures, browser)",
                 figures + jobs.get("feature_browser", 0),
                 0.0,
                 "cpu",
-                cpu_hours=ds.browser_cpu_hours(config, saes, mean_eval),
+                cpu_hours=browser_cpu_hours(config, saes, mean_eval),
             )
         )
         assume.notes.append(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protsae.plan import (
+from protsae.config import (
     ConfigError,
     SaeSpec,
     downloads,

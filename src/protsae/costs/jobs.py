@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protsae.plan import (
+from protsae.config import (
     SaeSpec,
     downloads,
     expand_sweeps,
@@ -12,6 +12,8 @@ from protsae.plan import (
     pass_rule_name,
     pretrained_specs,
 )
+from protsae.figures.grid import figure_sweeps
+from protsae.probes.config import probe_sae_specs, probe_tasks
 
 
 def sae_grid(config: dict[str, Any]) -> tuple[list[SaeSpec], list[SaeSpec]]:
@@ -72,8 +74,6 @@ def extraction_rules(config: dict[str, Any], layers: set[int]) -> dict[str, int]
 def jobs_probe(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int]:
     """The probe stage's jobs: data and two controls (majority, composition) per task, two fits
     and one interpretation per (layer, task)."""
-    from protsae.probes.config import probe_sae_specs, probe_tasks
-
     specs, tasks = probe_sae_specs(config["probes"], saes), probe_tasks(config["sources"])
     if not (specs and tasks):
         return {}
@@ -102,9 +102,8 @@ def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int
 
 def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
     """Figures (sweeps with more than one SAE, SAE quality, one max-activation, one best-concepts
-    and one steering figure per SAE, the two probe figures) and the feature browser, as the workflow draws them."""
-    from protsae.figures.grid import figure_sweeps
-
+    and one steering figure per SAE, the two probe figures) and the feature browser, as the
+    workflow draws them."""
     sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
     return {
         "figure_sweep": len(sweeps),

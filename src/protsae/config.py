@@ -1,4 +1,4 @@
-"""The pipeline's plan: config validation, SAE grid expansion and naming.
+"""The workflow config: validation against the schema, SAE grid expansion and naming.
 
 Everything the Snakefile decides before any job runs lives here so it can be tested
 without Snakemake. Errors name the config key at fault, and are raised before the DAG
@@ -475,6 +475,17 @@ def schema_path() -> Path:
     if packaged.is_file():
         return packaged
     return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def schema_defaults(*section: str) -> dict[str, Any]:
+    """The schema's default of each key of config section ``section`` (``"sae", "training"``).
+
+    Library code takes its defaults from here, so each default is written once, in the schema.
+    """
+    node = load_schema(schema_path())
+    for key in section:
+        node = node["properties"][key]
+    return {name: spec["default"] for name, spec in node["properties"].items() if "default" in spec}
 
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:

@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from protsae.huggingface import convert
+from protsae.esm.checkpoint import save_hf_as_fairesm
 
-convert(
+save_hf_as_fairesm(
     snakemake.input.config,
     snakemake.input.model,
     snakemake.input.get("vocab"),

@@ -1,0 +1,120 @@
+"""The shared types of ``protsae encode``: the SAE folder it reads, one sequence's latents, the
+result it reports, and the schema and columns of what it writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+#: Longest sequence ESM-2 takes (1024 positions minus BOS and EOS).
+MAX_RESIDUES = 1022
+
+
+ENCODED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("position", pa.int32()),
+        ("latent", pa.int32()),
+        ("value", pa.float32()),
+    ]
+)
+
+
+SUMMARY_COLUMNS = [
+    "id",
+    "length",
+    "rank",
+    "latent",
+    "max_value",
+    "fraction_of_latent_max",
+    "argmax",
+    "n_active",
+    "pattern_class",
+    "family",
+    "f1",
+    "family_threshold",
+    "family_specific",
+    "predicted_member",
+]
+
+
+@dataclass(frozen=True)
+class SaeFolder:
+    """A trained or imported SAE folder and where it sits in a results tree."""
+
+    path: Path
+    model: str
+    layer: int
+    k: int
+    width: int
+    results: Path | None
+
+    @property
+    def name(self) -> str:
+        return f"k{self.k}-w{self.width}"
+
+    @property
+    def latents_dir(self) -> Path | None:
+        """``results/latents/{model}/L{layer}/k{k}-w{width}`` (None outside a results tree)."""
+        if self.results is None:
+            return None
+        return self.results / "latents" / self.model / f"L{self.layer}" / self.name
+
+    @property
+    def browser_page(self) -> Path | None:
+        """The feature browser's latent page (``results/browser/latent.html``, see README)."""
+        if self.results is None:
+            return None
+        return self.results / "browser" / "latent.html"
+
+
+@dataclass
+class SequenceLatents:
+    """One encoded sequence: its residues and its sparse (position, latent, value) triples."""
+
+    id: str
+    sequence: str
+    positions: np.ndarray
+    latents: np.ndarray
+    values: np.ndarray
+
+    def strongest(self) -> pa.Table:
+        """Per active latent: max value, first argmax position and active residues, strongest first."""
+        if len(self.latents) == 0:
+            return pa.table({"latent": [], "max_value": [], "argmax": [], "n_active": []})
+        order = np.lexsort((self.positions, -self.values, self.latents))
+        lat = self.latents[order]
+        starts = np.flatnonzero(np.r_[True, lat[1:] != lat[:-1]])
+        counts = np.diff(np.r_[starts, len(lat)])
+        table = pa.table(
+            {
+                "latent": lat[starts].astype(np.int32),
+                "max_value": self.values[order][starts].astype(np.float32),
+                "argmax": self.positions[order][starts].astype(np.int32),
+                "n_active": counts.astype(np.int32),
+            }
+        )
+        return table.sort_by([("max_value", "descending"), ("latent", "ascending")])
+
+    def track(self, latent: int) -> np.ndarray:
+        """The latent's activation at every residue (zeros where inactive)."""
+        out = np.zeros(len(self.sequence), dtype=np.float32)
+        hit = self.latents == latent
+        out[self.positions[hit]] = self.values[hit]
+        return out
+
+
+@dataclass
+class EncodeResult:
+    """What :func:`encode` wrote."""
+
+    parquet: Path
+    tsv: Path
+    html_dir: Path | None
+    n_sequences: int
+    n_rows: int
+    skipped: list[str] = field(default_factory=list)
+    cropped: list[str] = field(default_factory=list)

@@ -1,0 +1,18 @@
+# Input and params functions of the sae stage (its rules: workflow/rules/sae.smk).
+
+
+def training_settings(wildcards):
+    """The one mapping TrainConfig.from_mapping reads: sae.training (defaults from the schema)
+    and this SAE's width and k. The job uses every key, so a change to sae.training reruns
+    training; nothing else of the config is here."""
+    return dict(
+        config["sae"]["training"], width=int(wildcards.width), k=int(wildcards.k)
+    )
+
+
+def pretrained_weights(wildcards):
+    return PRETRAINED[sae_spec(wildcards)]
+
+
+def pretrained_k(wildcards):
+    return sae_spec(wildcards).k
