@@ -337,6 +337,7 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     assert plan.jobs["probe_data"] == 1
     assert plan.jobs["probe_fit"] == 2  # ESM and SAE features at layer 1
     assert plan.jobs["probe_interpret"] == 1 and plan.jobs["probes_table"] == 1
+    assert plan.jobs["probe_control"] == 2  # majority and composition
     assert plan.jobs["figure_probes"] == plan.jobs["figure_probe_coefficients"] == 1
     lengths = [n for _, n in LOC.values()]  # P9 dropped
     tokens = sum(n + 2 for n in lengths)
@@ -351,6 +352,7 @@ def test_probe_jobs_flops_and_disk_by_hand(probed):
     # two JSON score files
     data = sum(lengths) + 40 * len(lengths)
     per_probe = 3000 + 6 * 10 * (D + 16) + 4000 + 8 * 10 * 16 + 5000 + 100 * 2 * 10 * 10 + 1400
+    per_probe += 12 * len(lengths) * (2 + 2)  # predictions: ESM, SAE and the two controls
     assert plan.disk["probes/ (data, coefficients, scores)"] == pytest.approx(data + per_probe)
     assert any("probe fitting" in n and "not counted" in n for n in plan.assumptions["notes"])
     # memory: python, the model twice, forward buffers, then the probe's pooled features

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from protsae.encoding.types import MAX_RESIDUES, SaeFolder
+from protsae.encoding.types import MAX_RESIDUES, SaeFolder, SequenceLatents
 from protsae.progress import get_logger
 from protsae.sequences import InputError, esm_residue_letters, read_fasta
 
@@ -137,22 +138,72 @@ def read_records(
 
 
 def read_annotations(sae: SaeFolder) -> pa.Table | None:
-    """``latent, pattern_class, family, f1, family_specific, description`` from the SAE's latent
-    tables (those that exist), or None."""
+    """``latent, pattern_class, family, f1, family_threshold, family_specific, latent_max`` from
+    the SAE's latent tables, or None. ``latent_max`` is the latent's maximum over the train split
+    of the evaluation set (``top_examples`` rank 0), the scale family thresholds are fractions of;
+    ``description`` the generated one of ``descriptions.parquet``."""
     folder = sae.latents_dir
     if folder is None:
         return None
     tables = []
-    for name, columns in (
-        ("classes.parquet", ["latent", "pattern_class"]),
-        ("families.parquet", ["latent", "family", "f1", "family_specific"]),
-        ("descriptions.parquet", ["latent", "description"]),
-    ):
-        if (folder / name).is_file():
-            tables.append(pq.read_table(folder / name, columns=columns))
+    if (folder / "classes.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "classes.parquet", columns=["latent", "pattern_class"])
+        )
+    if (folder / "families.parquet").is_file():
+        families = pq.read_table(folder / "families.parquet")
+        columns = ["latent", "family", "f1", "family_specific"]
+        if "threshold" in families.column_names:
+            families = families.append_column("family_threshold", families["threshold"])
+            columns.insert(3, "family_threshold")
+        tables.append(families.select(columns))
+    if (folder / "top_examples.parquet").is_file():
+        top = pq.read_table(folder / "top_examples.parquet", columns=["latent", "split", "max_act"])
+        top = top.filter(pc.equal(top["split"], "train"))
+        maxima = top.group_by("latent").aggregate([("max_act", "max")])
+        tables.append(maxima.rename_columns(["latent", "latent_max"]))
+    if (folder / "descriptions.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "descriptions.parquet", columns=["latent", "description"])
+        )
     if not tables:
         return None
+    tables = [t.set_column(0, "latent", t["latent"].cast(pa.int32())) for t in tables]
     joined = tables[0]
     for table in tables[1:]:
         joined = joined.join(table, "latent", join_type="full outer")
     return joined
+
+
+def annotate(row: dict, note: dict) -> dict:
+    """One active latent of a sequence with what the grid learned about it: its value as a
+    fraction of the latent's train maximum, and whether that passes the family threshold
+    (``predicted_member``: value >= threshold x the latent's max; null without a threshold)."""
+    latent_max = note.get("latent_max")
+    fraction = row["max_value"] / latent_max if latent_max else None
+    threshold = note.get("family_threshold")
+    member = None if fraction is None or threshold is None else bool(fraction >= threshold)
+    return {
+        **row,
+        "fraction_of_latent_max": fraction,
+        "pattern_class": note.get("pattern_class"),
+        "family": note.get("family"),
+        "f1": note.get("f1"),
+        "family_threshold": threshold,
+        "family_specific": note.get("family_specific"),
+        "predicted_member": member,
+        "description": note.get("description"),
+    }
+
+
+def ranked_latents(item: SequenceLatents, notes: dict[int, dict]) -> list[dict]:
+    """A sequence's active latents, annotated, strongest first by fraction of the latent's max
+    (an always-on latent with a large raw value does not hide a family latent near its own
+    max); latents without a known max follow, by raw value."""
+    rows = [annotate(row, notes.get(row["latent"], {})) for row in item.strongest().to_pylist()]
+
+    def key(row: dict) -> tuple:
+        fraction = row["fraction_of_latent_max"]
+        return (fraction is None, -(fraction or 0.0), -row["max_value"], row["latent"])
+
+    return sorted(rows, key=key)
