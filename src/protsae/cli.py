@@ -29,8 +29,9 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        help="ESM-2 checkpoint path, save_pretrained folder or fair-esm name (default: the one "
-        "sae.json records); refused when its layers or sha256 differ from the SAE's",
+        help="ESM-2 checkpoint path, fair-esm name, hf:<hub id> (converted by the workflow) or "
+        "a save_pretrained folder (default: the one sae.json records); refused when its layers "
+        "or sha256 differ from the SAE's",
     )
     p.add_argument(
         "--force-model",

@@ -104,10 +104,17 @@ def grid(tmp_path_factory):
                 "latent": even,
                 "family": [f"IPR9{lat:05d}" for lat in even],
                 "f1": [lat / 1000 for lat in even],
+                "threshold": [0.5] * len(even),
                 "family_specific": [lat % 4 == 0 for lat in even],
             }
         ),
         lat_dir / "families.parquet",
+    )
+    # Descriptions for a third of the latents only: the others stay empty.
+    described = [lat for lat in latents if lat % 3 == 0]
+    pq.write_table(
+        pa.table({"latent": described, "description": [f"planted {lat}" for lat in described]}),
+        lat_dir / "descriptions.parquet",
     )
     fasta = write_fasta(tmp / "mine.fasta", zip(ids, seqs, strict=True))
     yield tmp, sae_dir, lat_dir, fasta, dict(zip(ids, seqs, strict=True))
@@ -154,18 +161,65 @@ def test_tsv_joins_planted_annotations(encoded, grid):
     assert (tsv.groupby("id")["rank"].max() <= 4).all()
     for row in tsv.itertuples():
         assert row.pattern_class == PATTERN_CLASSES[row.latent % 9]
+        if row.latent % 3 == 0:
+            assert row.description == f"planted {row.latent}"
+        else:
+            assert row.description != row.description  # empty -> NaN
         if row.latent % 2 == 0:
             assert row.family == f"IPR9{row.latent:05d}"
             assert row.f1 == pytest.approx(row.latent / 1000)
             assert str(row.family_specific) == str(row.latent % 4 == 0)
         else:
             assert row.family != row.family and row.f1 != row.f1  # empty -> NaN
-    # Strongest first, and the max value is the one in the parquet.
+    # Ranked by the fraction of each latent's own train maximum; max values from the parquet.
     table = pq.read_table(encoded.parquet).to_pandas()
+    top = pq.read_table(grid[2] / "top_examples.parquet").to_pandas()
+    latent_max = top[top.split == "train"].groupby("latent").max_act.max()
+    assert tsv.fraction_of_latent_max.notna().any()
     for seq_id, group in tsv.groupby("id"):
-        assert group.sort_values("rank")["max_value"].is_monotonic_decreasing
-        top = group.sort_values("rank").iloc[0]
-        assert top.max_value == pytest.approx(table[table["id"] == seq_id]["value"].max(), rel=1e-5)
+        ranked = group.sort_values("rank")
+        known = ranked.fraction_of_latent_max.dropna()
+        assert known.is_monotonic_decreasing
+        assert ranked.fraction_of_latent_max.isna().tolist() == sorted(
+            ranked.fraction_of_latent_max.isna().tolist()
+        )  # latents without a known max come last
+        mine = table[table["id"] == seq_id]
+        for row in ranked.itertuples():
+            assert row.max_value == pytest.approx(
+                mine[mine.latent == row.latent].value.max(), rel=1e-5
+            )
+            if row.latent in latent_max.index:
+                expected = row.max_value / latent_max[row.latent]
+                assert row.fraction_of_latent_max == pytest.approx(expected, rel=1e-5)
+            if row.latent % 2 == 0 and row.fraction_of_latent_max == row.fraction_of_latent_max:
+                assert row.family_threshold == 0.5
+                assert str(row.predicted_member) == str(row.fraction_of_latent_max >= 0.5)
+
+
+def test_an_always_on_latent_does_not_hide_a_family_hit():
+    """Raw value ranks an always-on latent first; its fraction of its own max does not."""
+    from protsae.encoding.inputs import ranked_latents
+    from protsae.encoding.types import SequenceLatents
+
+    item = SequenceLatents(
+        "P", "ACDEF", np.array([0, 1, 2, 3]), np.array([7, 7, 9, 9]), np.array([10.0, 9, 2, 1])
+    )
+    notes = {
+        7: {
+            "latent_max": 100.0,
+            "family_threshold": 0.3,
+            "family": "IPR1",
+            "family_specific": True,
+        },
+        9: {"latent_max": 2.5, "family_threshold": 0.5, "family": "IPR2", "family_specific": True},
+    }
+    first, second = ranked_latents(item, notes)
+    assert (first["latent"], first["fraction_of_latent_max"]) == (9, pytest.approx(0.8))
+    assert first["predicted_member"] is True
+    assert (second["latent"], second["predicted_member"]) == (7, False)  # 0.1 < 0.3
+    unknown = ranked_latents(item, {})
+    assert [r["latent"] for r in unknown] == [7, 9]  # no maxima: raw value
+    assert unknown[0]["predicted_member"] is None
 
 
 def pd_read_tsv(path):
@@ -233,19 +287,30 @@ def test_browser_links_point_at_the_results_browser(grid, tmp_path):
         assert sae == f"L{LAYER}-k{K}-w{WIDTH}"
 
 
-def test_html_colours_by_the_chosen_latent(encoded, grid):
+def test_html_colours_each_latent_on_its_own_scale_with_a_switcher(encoded, grid):
+    import re
+
     table = pq.read_table(encoded.parquet).to_pandas()
+    tsv = pd_read_tsv(encoded.tsv)
+    top = pq.read_table(grid[2] / "top_examples.parquet").to_pandas()
+    latent_max = top[top.split == "train"].groupby("latent").max_act.max()
     seq_id = "Q00002"
     rows = table[table["id"] == seq_id]
-    strongest = int(rows.loc[rows["value"].idxmax(), "latent"])
+    first = int(tsv[(tsv.id == seq_id) & (tsv["rank"] == 0)].latent.iloc[0])
     text = (encoded.html_dir / f"{seq_id}.html").read_text()
-    assert f"latent {strongest} (max" in text
-    lit = rows[rows["latent"] == strongest]["position"].tolist()
-    # Residues of the chosen latent are coloured (alpha > 0), the others are not.
-    spans = text.split('<p class="seq">')[1].split("</p>")[0].split("</span>")[:-1]
-    assert len(spans) == len(grid[4][seq_id])
-    coloured = [i for i, s in enumerate(spans) if "rgba(214,39,40,0.000)" not in s]
-    assert coloured == sorted(lit)
+    assert re.search(rf'<input type="radio" name="latent" id="l{first}" checked>', text)
+    switchable = re.findall(r'<div class="track t(\d+)">', text)
+    assert len(switchable) == min(20, rows.latent.nunique()) and str(first) in switchable
+    for latent in map(int, switchable[:3]):
+        block = text.split(f'<div class="track t{latent}">')[1].split("</div>")[0]
+        spans = block.split('<p class="seq">')[1].split("</p>")[0].split("</span>")[:-1]
+        assert len(spans) == len(grid[4][seq_id])
+        mine = rows[rows.latent == latent].set_index("position").value
+        scale = latent_max.get(latent, mine.max())
+        for pos, span in enumerate(spans):
+            alpha = float(re.search(r"rgba\(214,39,40,([0-9.]+)\)", span).group(1))
+            assert alpha == pytest.approx(min(1.0, mine.get(pos, 0.0) / scale), abs=1e-3)
+        assert f"#l{latent}:checked~.tracks .t{latent}{{display:block}}" in text
 
 
 # --------------------------------------------------------------------------- bad input

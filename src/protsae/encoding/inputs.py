@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from protsae.encoding.types import MAX_RESIDUES, SaeFolder
+from protsae.encoding.types import MAX_RESIDUES, SaeFolder, SequenceLatents
 from protsae.progress import get_logger
 from protsae.sequences import InputError, esm_residue_letters, read_fasta
 
@@ -63,11 +64,11 @@ def find_checkpoint(
     """The ESM-2 weights for ``sae``, checked against the ESM-2 ``sae.json`` says it was
     trained on (its ``esm`` record: :func:`protsae.esm.checkpoint.model_record`).
 
-    ``model`` (``--model``): a checkpoint path or ``save_pretrained`` folder, or a fair-esm
-    name looked up like the SAE's own. Without it: the record's ``esm.model`` as the user
-    wrote it (a path, tried from the working directory and from the folders above the
-    results), then ``{model}.pt`` where the download stage puts it (``resources/downloads/``)
-    or in torch hub's cache. Weights whose layer count or sha256 differ from the record are
+    ``model`` (``--model``): a checkpoint path or ``save_pretrained`` folder, ``hf:<id>``, or a
+    fair-esm name looked up like the SAE's own. Without it: ``{model}.pt`` where the download
+    stage puts it (``resources/downloads/``) or in torch hub's cache, then the record's
+    ``esm.model`` as the user wrote it (a path, tried from the working directory and from the
+    folders above the results). Weights whose layer count or sha256 differ from the record are
     refused, unless ``force_model`` (then a warning says how they differ); a different
     ``d_model`` cannot run the SAE at all and is always refused.
     """
@@ -76,7 +77,9 @@ def find_checkpoint(
         found = _given_checkpoint(sae, str(model))
         _check_against_record(sae, found, f"--model {model}", force_model, logger)
         return found
-    candidates = _record_paths(sae) + _named_paths(sae, sae.model)
+    # The file the workflow's jobs loaded first (downloaded, converted from Hugging Face or
+    # made here), then esm.model as the user wrote it (a local checkpoint: the demo's case).
+    candidates = _named_paths(sae, sae.model) + _record_paths(sae)
     for candidate in dict.fromkeys(candidates):
         if candidate.exists():
             _check_against_record(sae, candidate, str(candidate), force_model, logger)
@@ -126,6 +129,16 @@ def _named_paths(sae: SaeFolder, name: str) -> list[Path]:
 
 
 def _given_checkpoint(sae: SaeFolder, model: str) -> Path:
+    """``--model``: a checkpoint file or ``save_pretrained`` folder as it is; ``hf:<id>`` names
+    the workflow's converted ``hf-<owner>--<name>.pt``; another name is looked up like the
+    SAE's own."""
+    if model.startswith("hf:"):
+        from protsae.huggingface import HfModelError, parse_hf_model
+
+        try:
+            model = parse_hf_model(model).name
+        except HfModelError as err:
+            raise InputError(str(err).replace("config key esm.model", "--model")) from None
     path = Path(model).expanduser()
     if path.exists() or model.endswith(".pt"):
         if not path.exists():
@@ -233,20 +246,72 @@ def read_records(
 
 
 def read_annotations(sae: SaeFolder) -> pa.Table | None:
-    """``latent, pattern_class, family, f1, family_specific`` from the SAE's latent tables, or None."""
+    """``latent, pattern_class, family, f1, family_threshold, family_specific, latent_max`` from
+    the SAE's latent tables, or None. ``latent_max`` is the latent's maximum over the train split
+    of the evaluation set (``top_examples`` rank 0), the scale family thresholds are fractions of;
+    ``description`` the generated one of ``descriptions.parquet``."""
     folder = sae.latents_dir
     if folder is None:
         return None
     tables = []
-    for name, columns in (
-        ("classes.parquet", ["latent", "pattern_class"]),
-        ("families.parquet", ["latent", "family", "f1", "family_specific"]),
-    ):
-        if (folder / name).is_file():
-            tables.append(pq.read_table(folder / name, columns=columns))
+    if (folder / "classes.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "classes.parquet", columns=["latent", "pattern_class"])
+        )
+    if (folder / "families.parquet").is_file():
+        families = pq.read_table(folder / "families.parquet")
+        columns = ["latent", "family", "f1", "family_specific"]
+        if "threshold" in families.column_names:
+            families = families.append_column("family_threshold", families["threshold"])
+            columns.insert(3, "family_threshold")
+        tables.append(families.select(columns))
+    if (folder / "top_examples.parquet").is_file():
+        top = pq.read_table(folder / "top_examples.parquet", columns=["latent", "split", "max_act"])
+        top = top.filter(pc.equal(top["split"], "train"))
+        maxima = top.group_by("latent").aggregate([("max_act", "max")])
+        tables.append(maxima.rename_columns(["latent", "latent_max"]))
+    if (folder / "descriptions.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "descriptions.parquet", columns=["latent", "description"])
+        )
     if not tables:
         return None
+    tables = [t.set_column(0, "latent", t["latent"].cast(pa.int32())) for t in tables]
     joined = tables[0]
     for table in tables[1:]:
         joined = joined.join(table, "latent", join_type="full outer")
     return joined
+
+
+def annotate(row: dict, note: dict) -> dict:
+    """One active latent of a sequence with what the grid learned about it: its value as a
+    fraction of the latent's train maximum, and whether that passes the family threshold
+    (``predicted_member``: value >= threshold x the latent's max; null without a threshold)."""
+    latent_max = note.get("latent_max")
+    fraction = row["max_value"] / latent_max if latent_max else None
+    threshold = note.get("family_threshold")
+    member = None if fraction is None or threshold is None else bool(fraction >= threshold)
+    return {
+        **row,
+        "fraction_of_latent_max": fraction,
+        "pattern_class": note.get("pattern_class"),
+        "family": note.get("family"),
+        "f1": note.get("f1"),
+        "family_threshold": threshold,
+        "family_specific": note.get("family_specific"),
+        "predicted_member": member,
+        "description": note.get("description"),
+    }
+
+
+def ranked_latents(item: SequenceLatents, notes: dict[int, dict]) -> list[dict]:
+    """A sequence's active latents, annotated, strongest first by fraction of the latent's max
+    (an always-on latent with a large raw value does not hide a family latent near its own
+    max); latents without a known max follow, by raw value."""
+    rows = [annotate(row, notes.get(row["latent"], {})) for row in item.strongest().to_pylist()]
+
+    def key(row: dict) -> tuple:
+        fraction = row["fraction_of_latent_max"]
+        return (fraction is None, -(fraction or 0.0), -row["max_value"], row["latent"])
+
+    return sorted(rows, key=key)

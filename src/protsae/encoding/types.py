@@ -29,12 +29,16 @@ SUMMARY_COLUMNS = [
     "rank",
     "latent",
     "max_value",
+    "fraction_of_latent_max",
     "argmax",
     "n_active",
     "pattern_class",
     "family",
     "f1",
+    "family_threshold",
     "family_specific",
+    "predicted_member",
+    "description",
 ]
 
 
