@@ -1,12 +1,14 @@
 """The ``protsae`` command: ``protsae encode`` (your proteins through a trained SAE),
-``protsae plan`` (what a config will cost before it runs) and ``protsae findings`` (what a
-finished run found, from its tables)."""
+``protsae plan`` (what a config will cost before it runs), ``protsae findings`` (what a
+finished run found, from its tables) and ``protsae clean`` (outputs an earlier grid left in
+``results``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _encode_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +27,17 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--results", help="results folder with latents/ and browser/ (default: the SAE's own)"
     )
-    p.add_argument("--model", help="ESM-2 checkpoint path or fair-esm name (default: sae.json's)")
+    p.add_argument(
+        "--model",
+        help="ESM-2 checkpoint path, fair-esm name, hf:<hub id> (converted by the workflow) or "
+        "a save_pretrained folder (default: the one sae.json records); refused when its layers "
+        "or sha256 differ from the SAE's",
+    )
+    p.add_argument(
+        "--force-model",
+        action="store_true",
+        help="encode with --model even when it is not the ESM-2 the SAE was trained on (warns)",
+    )
     p.add_argument("--html", action="store_true", help="write one static page per sequence")
     p.add_argument(
         "--html-latent", type=int, help="latent colouring every page (default: strongest)"
@@ -45,6 +57,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         args.out,
         results=args.results,
         model=args.model,
+        force_model=args.force_model,
         html=args.html,
         html_latent=args.html_latent,
         skip_long=args.skip_long,
@@ -123,6 +136,52 @@ def _run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "clean",
+        help="remove outputs of an earlier grid that the config no longer makes",
+        description="List (--dry-run) or remove the files under the config's results folder "
+        "that a rule of the workflow makes but the config's current DAG does not: SAEs, "
+        "layers, probe tasks or steered latents an earlier config had. Files no rule makes "
+        "(report.html, checkpoints, your own) are never touched. Run from the checkout.",
+    )
+    p.add_argument(
+        "config", nargs="?", default="config/demo.yaml", help="config YAML (default: %(default)s)"
+    )
+    p.add_argument("--dry-run", "-n", action="store_true", help="list, remove nothing")
+    p.add_argument("--snakefile", default="Snakefile", help="default: %(default)s")
+
+
+def _run_clean(args: argparse.Namespace) -> int:
+    from protsae.clean import DagNotFinal, remove_stale, stale_outputs, workflow_products
+    from protsae.config import ConfigError, load_config, schema_path
+
+    try:
+        results = load_config(args.config, schema_path())["results"]
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    if not Path(args.snakefile).is_file():
+        raise FileNotFoundError(f"{args.snakefile}: no Snakefile here; run from the checkout")
+    try:
+        stale = stale_outputs(results, workflow_products(args.snakefile, args.config))
+    except DagNotFinal as err:
+        print(f"protsae clean: {err}", file=sys.stderr)
+        return 1
+    if not stale:
+        print(f"{results}: nothing to clean; every output there is made by {args.config}")
+        return 0
+    verb = "would remove" if args.dry_run else "removing"
+    print(f"{results}: {verb} {len(stale)} files that {args.config} no longer makes:")
+    for path in stale:
+        print(f"  {path}")
+    if args.dry_run:
+        print("(dry run: nothing removed; run without --dry-run to remove them)")
+    else:
+        emptied = remove_stale(stale, results)
+        print(f"removed {len(stale)} files and {len(emptied)} emptied folders")
+
+
 def _findings_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "findings",
@@ -151,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _encode_parser(sub)
     _plan_parser(sub)
     _findings_parser(sub)
+    _clean_parser(sub)
     return parser
 
 
@@ -159,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protsae.sequences import InputError
 
     args = build_parser().parse_args(argv)
-    runners = {"encode": _run_encode, "plan": _run_plan, "findings": _run_findings}
+    runners = {
+        "encode": _run_encode,
+        "plan": _run_plan,
+        "findings": _run_findings,
+        "clean": _run_clean,
+    }
     try:
         return runners[args.command](args)
     except (InputError, FileNotFoundError, ValueError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
@@ -25,6 +26,56 @@ def _current_umask() -> int:
     return mask
 
 
+class NoSpaceError(OSError):
+    """A write ran out of disk space (or quota); the message names the output, which was
+    left as it was, and says the partial file was removed."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _is_full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that ran out of space: an ``OSError`` with ENOSPC or EDQUOT,
+    or pyarrow's OSError, which carries the errno only in its text."""
+    if not isinstance(exc, OSError) or isinstance(exc, NoSpaceError):
+        return False
+    if exc.errno in _FULL:
+        return True
+    text = str(exc)
+    return any(os.strerror(code) in text or f"errno {code}]" in text for code in _FULL)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def _no_space(path: Path, exc: OSError) -> NoSpaceError:
+    free = _free_bytes(path.parent)
+    where = f"{free:,} bytes free on its file system" if free is not None else "its file system"
+    return NoSpaceError(
+        errno.ENOSPC,
+        f"No space left on device writing {path} ({where}); the partial file was removed and "
+        f"{path} was left as it was. Free some space (or point `results` elsewhere) and rerun. "
+        f"[{type(exc).__name__}: {exc}]",
+    )
+
+
+@contextlib.contextmanager
+def naming_full_disk(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a write that runs out of space inside the block into a :class:`NoSpaceError`
+    naming ``path`` (the output whose write failed)."""
+    try:
+        yield
+    except OSError as exc:
+        if _is_full_disk(exc):
+            raise _no_space(Path(path), exc) from exc
+        raise
+
+
 class AtomicFile:
     """A temporary file beside ``path`` that takes its place on :meth:`commit`.
 
@@ -34,10 +85,11 @@ class AtomicFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
-        )
+        with naming_full_disk(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+            )
         os.close(fd)
         self.tmp = Path(tmp_name)
 
@@ -45,8 +97,9 @@ class AtomicFile:
         """Move the finished temporary file onto the final path."""
         try:
             # mkstemp creates 0600; results on a shared cluster must be readable as umask allows.
-            os.chmod(self.tmp, 0o666 & ~_current_umask())
-            os.replace(self.tmp, self.path)
+            with naming_full_disk(self.path):
+                os.chmod(self.tmp, 0o666 & ~_current_umask())
+                os.replace(self.tmp, self.path)
         except BaseException:
             self.discard()
             raise
@@ -64,7 +117,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     file = AtomicFile(path)
     try:
-        yield file.tmp
+        with naming_full_disk(file.path):
+            yield file.tmp
     except BaseException:
         file.discard()
         raise
@@ -81,7 +135,10 @@ class AtomicParquetWriter:
     def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, **kwargs: Any) -> None:
         self.file = AtomicFile(path)
         try:
-            self.writer = pq.ParquetWriter(self.file.tmp, schema, **kwargs)
+            with naming_full_disk(self.file.path):
+                self.writer = _NamingWriter(
+                    pq.ParquetWriter(self.file.tmp, schema, **kwargs), self.file.path
+                )
         except BaseException:
             self.file.discard()
             raise
@@ -90,9 +147,10 @@ class AtomicParquetWriter:
         """Close the file; commit it only if ``ok`` (the caller's work succeeded) and both
         ``final_flush`` and the footer write succeed, otherwise discard it."""
         try:
-            if ok and final_flush is not None:
-                final_flush()
-            self.writer.close()
+            with naming_full_disk(self.file.path):
+                if ok and final_flush is not None:
+                    final_flush()
+                self.writer.close()
         except BaseException:
             with contextlib.suppress(Exception):
                 self.writer.close()
@@ -102,6 +160,26 @@ class AtomicParquetWriter:
             self.file.commit()
         else:
             self.file.discard()
+
+
+class _NamingWriter:
+    """A ``pq.ParquetWriter`` whose writes that run out of space name the final output."""
+
+    def __init__(self, writer: pq.ParquetWriter, path: Path) -> None:
+        self._writer = writer
+        self.path = path
+
+    def write_batch(self, *args: Any, **kwargs: Any) -> None:
+        with naming_full_disk(self.path):
+            self._writer.write_batch(*args, **kwargs)
+
+    def write_table(self, *args: Any, **kwargs: Any) -> None:
+        with naming_full_disk(self.path):
+            self._writer.write_table(*args, **kwargs)
+
+    def close(self) -> None:
+        with naming_full_disk(self.path):
+            self._writer.close()
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike[str], **kwargs: Any) -> None:

@@ -1,7 +1,10 @@
 """The demo, run with `snakemake --profile slurm` on a real single-node SLURM cluster.
 
 Every job that is not a localrule must go through sbatch, the GPU rules must ask SLURM for
-a GPU (the node has one placeholder GPU), and the results must equal a local run's.
+a GPU (the node has one placeholder GPU), and the results must equal a local run's. On the
+way, the SAE training job is killed with `scancel` while it runs, as an operator or a
+preemption would: the profile's `retries` must resubmit it and the results must still equal
+the local run's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -47,6 +52,38 @@ GPU_RULES = {
 }
 THREADS = 1  # both runs: equal thread counts keep the numbers comparable, two jobs at a time
 CONFIG = ("--configfile", "config/integration.yaml")
+# A guard against a hung run, not a duration: on an idle 2-core machine the run takes a few
+# minutes; on a loaded one (load average ~16 seen) it took over 15.
+HANG_S = 1800
+CANCELLED_RULE = "train_sae"  # checkpoints: its retry resumes (profiles/slurm: retries)
+
+
+class CancelWhenRunning(threading.Thread):
+    """Watches the queue and `scancel`s the first job of ``rule`` once SLURM runs it."""
+
+    def __init__(self, cluster: SlurmCluster, rule: str) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.rule = cluster, rule
+        self.cancelled: str | None = None  # the SLURM job id
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        squeue, scancel = shutil.which("squeue"), shutil.which("scancel")
+        while not self.stop.is_set() and self.cancelled is None:
+            listed = subprocess.run(
+                [squeue, "--noheader", "--states=RUNNING", "--format=%i|%k"],
+                env=self.cluster.env,
+                capture_output=True,
+                text=True,
+            ).stdout
+            for line in listed.splitlines():
+                job, _, comment = line.partition("|")
+                if comment.startswith(f"rule_{self.rule}_") or comment == f"rule_{self.rule}":
+                    time.sleep(2.0)  # let it start working: torch imported, steps taken
+                    subprocess.run([scancel, job], env=self.cluster.env, check=True)
+                    self.cancelled = job
+                    break
+            self.stop.wait(0.2)
 
 
 def one_sae_demo(config: dict) -> dict:
@@ -157,7 +194,7 @@ def run_through_slurm(
     # The README's literal command, in the copy (its `slurm` symlink resolves the profile).
     try:
         done = snakemake(
-            workdir, "--profile", "slurm", "--cores", "all", *args, env=env, timeout=900
+            workdir, "--profile", "slurm", "--cores", "all", *args, env=env, timeout=HANG_S
         )
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{slurm_logs(workdir)}\n{cluster.logs()}") from None
@@ -167,9 +204,12 @@ def run_through_slurm(
     return done.stdout + done.stderr, calls
 
 
-def assert_jobs_went_through_sbatch(log: str, calls: list, cluster: SlurmCluster) -> None:
-    """Every non-local job was submitted once with sbatch; GPU rules asked for a GPU."""
-    assert "Trying to restart job" not in log, "a job failed once and was retried"
+def assert_jobs_went_through_sbatch(
+    log: str, calls: list, cluster: SlurmCluster, retried: str
+) -> None:
+    """Every non-local job was submitted with sbatch, once, except the ``retried`` rule's
+    cancelled job, submitted twice; GPU rules asked for a GPU."""
+    assert log.count("Trying to restart job") == 1, "one job, the cancelled one, is retried"
     headers = job_headers(log)
     remote = Counter(rule for kind, rule in headers if not kind.startswith("local"))
     local = Counter(rule for kind, rule in headers if kind.startswith("local"))
@@ -177,9 +217,10 @@ def assert_jobs_went_through_sbatch(log: str, calls: list, cluster: SlurmCluster
     assert set(remote) >= GPU_RULES, f"GPU rules not run on SLURM: {GPU_RULES - set(remote)}"
     assert not set(local) & set(remote)
     # Every non-local job got a SLURM job id, and sbatch saw exactly those jobs.
-    assert len(SLURM_SUBMIT.findall(log)) == sum(remote.values())
     submitted = Counter(rule_of(call) for call in calls)
-    assert submitted == remote
+    assert submitted[retried] == 2, "the cancelled job was not submitted again"
+    assert len(SLURM_SUBMIT.findall(log)) == sum(submitted.values())
+    assert submitted - Counter({retried: 1}) == remote - Counter({retried: remote[retried] - 1})
     for call in calls:
         rule = rule_of(call)
         assert option(call, "-p") == cluster.partition
@@ -209,9 +250,16 @@ def test_demo_runs_through_slurm_like_locally(slurm_cluster: SlurmCluster, tmp_p
     try:
         on_slurm = copy_workflow(tmp_path / "slurm-run")
         write_config(on_slurm, "integration", one_sae_demo)
-        log, calls = run_through_slurm(on_slurm, slurm_cluster, tmp_path, *CONFIG)
-        assert_jobs_went_through_sbatch(log, calls, slurm_cluster)
-        assert local.wait(timeout=900) == 0, local_log.read_text()[-4000:]
+        canceller = CancelWhenRunning(slurm_cluster, CANCELLED_RULE)
+        canceller.start()
+        try:
+            log, calls = run_through_slurm(on_slurm, slurm_cluster, tmp_path, *CONFIG)
+        finally:
+            canceller.stop.set()
+            canceller.join(timeout=10)
+        assert canceller.cancelled is not None, f"no {CANCELLED_RULE} job was seen running"
+        assert_jobs_went_through_sbatch(log, calls, slurm_cluster, retried=CANCELLED_RULE)
+        assert local.wait(timeout=HANG_S) == 0, local_log.read_text()[-4000:]
     finally:
         if local.poll() is None:
             os.killpg(local.pid, signal.SIGKILL)

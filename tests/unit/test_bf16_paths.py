@@ -83,6 +83,7 @@ def test_bf16_sae_training_matches_float32(tmp_path: Path) -> None:
             width=256,
             k=3,
             total_tokens=80_000,
+            epochs=5,
             lr=8e-3,
             batch_tokens=512,
             dead_tokens=20_000,

@@ -276,3 +276,31 @@ def test_download_entries_for_a_hub_model(hub):
         "/tester/esm2_t3_tiny/resolve/v1/model.safetensors"
     )
     assert {e["label"] for e in files.values()} == {"esm.model"}
+
+
+def test_encode_finds_hugging_face_weights(hf_folder, tmp_path):
+    """protsae encode --model takes a save_pretrained folder as it is, and hf:<id> as the
+    checkpoint the workflow converted it into (beside the results folder)."""
+    from protsae.encoding.inputs import find_checkpoint
+    from protsae.encoding.types import SaeFolder
+
+    results = tmp_path / "results"
+    sae = SaeFolder(results / "sae/m/L2/k8-w64", "hf-tester--esm2_t3_tiny", 2, 8, 64, results)
+    assert find_checkpoint(sae, hf_folder) == hf_folder
+    converted = tmp_path / "resources/downloads/hf-tester--esm2_t3_tiny.pt"
+    converted.parent.mkdir(parents=True)
+    save_hf_as_fairesm(hf_folder / "config.json", hf_folder / "model.safetensors", None, converted)
+    assert find_checkpoint(sae, "hf:tester/esm2_t3_tiny") == converted
+    assert find_checkpoint(sae) == converted  # from sae.json's model name
+    with pytest.raises(Exception, match=r"--model: 'hf:tiny'"):
+        find_checkpoint(sae, "hf:tiny")
+
+
+def test_plan_reads_the_shape_of_a_hugging_face_model(hf_folder):
+    """protsae plan prices a folder from its config.json and a facebook hub id by its name."""
+    from protsae.costs.types import model_shape
+
+    shape = model_shape({"model": str(hf_folder)})
+    assert (shape.name, shape.layers, shape.d_model) == ("hf-tiny_esm2", LAYERS, DIM)
+    hub = model_shape({"model": "hf:facebook/esm2_t12_35M_UR50D"})
+    assert (hub.name, hub.layers, hub.d_model) == ("hf-facebook--esm2_t12_35M_UR50D", 12, 480)

@@ -47,6 +47,7 @@ LAYERS = [
     "browser",
     "encoding",
     "costs",
+    "clean",
     # entry points
     "cli",
     "__main__",

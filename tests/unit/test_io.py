@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from protsae.activations import ShardWriter
 from protsae.io import (
     LockHeld,
+    NoSpaceError,
     atomic_path,
     exclusive_lock,
     remove_stale_parts,
@@ -149,3 +154,79 @@ def test_claim_removes_stale_temporary_files_of_its_outputs_only(tmp_path):
     with exclusive_lock(out):  # the next job for this output
         assert remove_stale_parts(out) == [tmp_path / killed]
     assert _parts(tmp_path) == [".shard-001.parquet.a8b7c6.part", "download.part"]
+
+
+# ---- a full disk ---------------------------------------------------------------------
+
+
+def _no_space_message(path: Path) -> str:
+    """The start of what a user reads when ``path`` could not be written for lack of space."""
+    return f"[Errno 28] No space left on device writing {path} ("
+
+
+def test_injected_enospc_leaves_no_half_file_and_names_the_output(tmp_path, monkeypatch):
+    """ENOSPC raised inside the atomic-write layer, as a full disk raises it from write()."""
+    target = tmp_path / "results" / "sequences" / "uniref50_sample.parquet"
+    write_parquet(pa.table({"id": ["old"]}), target)
+
+    def half_then_full(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1" + b"\0" * 100)  # some bytes made it to disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", half_then_full)
+    with pytest.raises(NoSpaceError) as info:
+        write_parquet(pa.table({"id": ["new"]}), target)
+    message = str(info.value)
+    assert message.startswith(_no_space_message(target))
+    assert message.endswith(
+        f"bytes free on its file system); the partial file was removed and {target} was left "
+        "as it was. Free some space (or point `results` elsewhere) and rerun. "
+        "[OSError: [Errno 28] No space left on device]"
+    )
+    assert info.value.errno == 28
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+    assert pq.read_table(target)["id"].to_pylist() == ["old"]
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 1 MiB tmpfs mounted for the test (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_file_system_leaves_no_half_file_and_names_the_output(small_disk):
+    """A real full disk: pyarrow's errors (errno only in the text) and plain writes alike."""
+    rng = np.random.default_rng(0)
+    table = pa.table({"x": rng.random(500_000)})  # 4 MB: four times the disk
+    kept = small_disk / "kept.parquet"
+    write_parquet(pa.table({"x": [1.0]}), kept)
+
+    target = small_disk / "latents" / "seq_stats.parquet"
+    with pytest.raises(NoSpaceError, match=re.escape(_no_space_message(target))):
+        write_parquet(table, target)
+    shard = small_disk / "activations" / "shard-000.parquet"
+    with (
+        pytest.raises(NoSpaceError, match=re.escape(_no_space_message(shard))),
+        ShardWriter(shard, d_model=64, dtype="float32", model="m", layer=1) as writer,
+    ):
+        for i in range(100):
+            writer.add(f"s{i}", np.arange(200), rng.random((200, 64), dtype=np.float32))
+    summary = small_disk / "summary.json"
+    with pytest.raises(NoSpaceError, match=re.escape(_no_space_message(summary))):
+        write_json({"values": rng.random(200_000).tolist()}, summary)
+
+    left = sorted(str(p.relative_to(small_disk)) for p in small_disk.rglob("*") if p.is_file())
+    assert left == ["kept.parquet"]  # no half file of any of the three outputs
+    assert pq.read_table(kept)["x"].to_pylist() == [1.0]

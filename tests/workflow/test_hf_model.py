@@ -96,7 +96,7 @@ def test_demo_runs_on_a_hub_esm2(tmp_path: Path, local_hub) -> None:
     assert "Nothing to be done" in done.stdout + done.stderr
 
     # protsae encode finds the converted weights from the SAE's sae.json alone.
-    from protsae.encoding import encode
+    from protsae.encoding.run import encode
 
     fasta = tmp_path / "mine.fasta"
     fasta.write_text(">a\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEV\n")

@@ -72,6 +72,10 @@ if HF_MODEL is not None:
             f"resources/benchmarks/esm_from_hf/{MODEL}.tsv"
         conda:
             "../../envs/protsae.yaml"
+        resources:
+            # the weights twice in float32 (read, then converted): 2 x 2.6 GB for the 650M model
+            mem_mb=16000,
+            runtime=60,
         params:
             label=f"esm.model {config['esm']['model']}",
         script:

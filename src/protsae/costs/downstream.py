@@ -117,13 +117,16 @@ def probe_disk(
     demo's parquet files: data tables (1 B per residue, 1.3 with per-residue labels, 40 B per
     record); per probe two coefficient tables (1.5 kB + 6 B per feature and output), the
     interpretation (coefficients: 4 kB + 8 B per latent and output; top latents: 5 kB + 100 B
-    per listed latent) and two JSON scores (0.7 kB). The scratch file holds the dense float32
+    per listed latent), two JSON scores (0.7 kB) and the predictions. The scratch file holds the dense float32
     ESM residue features of a residue-level task (in a temporary folder)."""
     data = sum(
         s.residues * (1.3 if task in RESIDUE_TASKS else 1.0) + 40 * s.records
         for task, s in sizes.items()
     )
-    per_probe = 0.0
+    # predictions (id, position, split, y, y_pred): ~12 B per row, two probes per (layer, task)
+    # and two controls per task
+    rows = {t: s.residues if t in RESIDUE_TASKS else s.records for t, s in sizes.items()}
+    per_probe = sum(12 * n * (2 * len(specs) + 2) for n in rows.values())
     for spec in specs:
         for task in sizes:
             outputs = TASK_OUTPUTS[task]
