@@ -413,17 +413,18 @@ def test_report_jobs_and_disk_by_hand(config):
     from protsae.costs.downstream import FIGURE_BYTES
 
     plan = build_plan(config)
-    # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation
-    # and one steering figure per SAE; no probe task configured: no probe figures
+    # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation,
+    # one best-concepts and one steering figure per SAE; no probe task configured: no probe figures
     figures = {
         "figure_sweep": 2,
         "figure_sae_quality": 1,
         "figure_max_activation": 3,
+        "figure_best_concepts": 3,
         "figure_steering": 3,
     }
     assert {r: n for r, n in plan.jobs.items() if r.startswith("figure_")} == figures
     assert plan.jobs["feature_browser"] == 1
-    assert plan.disk["figures/"] == 9 * FIGURE_BYTES
+    assert plan.disk["figures/"] == 12 * FIGURE_BYTES
     # browser: 25 kB static; per latent 1 kB + a 150 B index row; per top sequence shown
     # (the one evaluation sequence of 40 residues, for each latent active in it) 200 B, its
     # aligned residues (1.2 B each) and 12 B per active position
@@ -434,7 +435,7 @@ def test_report_jobs_and_disk_by_hand(config):
         want += 16 * 1150 + active_latents * (200 + 1.2 * 40 + 12 * positions)
     assert plan.disk["browser/"] == pytest.approx(want)
     stage = {s.rule: s for s in plan.stages}["report (figures, browser)"]
-    assert stage.jobs == 10 and stage.flops == 0 and stage.gpu_hours == 0
+    assert stage.jobs == 13 and stage.flops == 0 and stage.gpu_hours == 0
     assert stage.cpu_hours > 0  # the browser's Clustal Omega alignment per latent
 
 

@@ -107,6 +107,12 @@ def grid(tmp_path_factory):
         ),
         lat_dir / "families.parquet",
     )
+    # Descriptions for a third of the latents only: the others stay empty.
+    described = [lat for lat in latents if lat % 3 == 0]
+    pq.write_table(
+        pa.table({"latent": described, "description": [f"planted {lat}" for lat in described]}),
+        lat_dir / "descriptions.parquet",
+    )
     fasta = write_fasta(tmp / "mine.fasta", zip(ids, seqs, strict=True))
     yield tmp, sae_dir, lat_dir, fasta, dict(zip(ids, seqs, strict=True))
     torch.set_num_threads(threads)
@@ -152,6 +158,10 @@ def test_tsv_joins_planted_annotations(encoded, grid):
     assert (tsv.groupby("id")["rank"].max() <= 4).all()
     for row in tsv.itertuples():
         assert row.pattern_class == PATTERN_CLASSES[row.latent % 9]
+        if row.latent % 3 == 0:
+            assert row.description == f"planted {row.latent}"
+        else:
+            assert row.description != row.description  # empty -> NaN
         if row.latent % 2 == 0:
             assert row.family == f"IPR9{row.latent:05d}"
             assert row.f1 == pytest.approx(row.latent / 1000)

@@ -140,7 +140,8 @@ def read_records(
 def read_annotations(sae: SaeFolder) -> pa.Table | None:
     """``latent, pattern_class, family, f1, family_threshold, family_specific, latent_max`` from
     the SAE's latent tables, or None. ``latent_max`` is the latent's maximum over the train split
-    of the evaluation set (``top_examples`` rank 0), the scale family thresholds are fractions of."""
+    of the evaluation set (``top_examples`` rank 0), the scale family thresholds are fractions of;
+    ``description`` the generated one of ``descriptions.parquet``."""
     folder = sae.latents_dir
     if folder is None:
         return None
@@ -161,6 +162,10 @@ def read_annotations(sae: SaeFolder) -> pa.Table | None:
         top = top.filter(pc.equal(top["split"], "train"))
         maxima = top.group_by("latent").aggregate([("max_act", "max")])
         tables.append(maxima.rename_columns(["latent", "latent_max"]))
+    if (folder / "descriptions.parquet").is_file():
+        tables.append(
+            pq.read_table(folder / "descriptions.parquet", columns=["latent", "description"])
+        )
     if not tables:
         return None
     tables = [t.set_column(0, "latent", t["latent"].cast(pa.int32())) for t in tables]
@@ -187,6 +192,7 @@ def annotate(row: dict, note: dict) -> dict:
         "family_threshold": threshold,
         "family_specific": note.get("family_specific"),
         "predicted_member": member,
+        "description": note.get("description"),
     }
 
 

@@ -38,6 +38,7 @@ SUMMARY_COLUMNS = [
     "family_threshold",
     "family_specific",
     "predicted_member",
+    "description",
 ]
 
 
