@@ -132,6 +132,7 @@ def encode(
     *,
     results: str | os.PathLike[str] | None = None,
     model: str | os.PathLike[str] | None = None,
+    force_model: bool = False,
     html: bool = False,
     html_latent: int | None = None,
     skip_long: bool = False,
@@ -143,7 +144,8 @@ def encode(
     (and ``out``/ HTML pages with ``html``). See the module docstring and the README.
 
     ``results`` is the results folder whose ``latents/`` annotate the latents (default: the one
-    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model;
+    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model,
+    refused when it is not the ESM-2 the SAE was trained on unless ``force_model``;
     ``html_latent`` the latent that colours every page (default: each sequence's strongest);
     ``top`` the latents per sequence in the TSV.
     """
@@ -152,7 +154,7 @@ def encode(
         raise ValueError(f"top must be positive, got {top}")
     logger = get_logger()
     folder = sae_folder(sae, results)
-    checkpoint = find_checkpoint(folder, model)
+    checkpoint = find_checkpoint(folder, model, force_model, logger)
     records, skipped, cropped = read_records(fasta, skip_long, logger)
     annotations = read_annotations(folder)
     notes = {} if annotations is None else {r["latent"]: r for r in annotations.to_pylist()}

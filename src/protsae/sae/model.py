@@ -55,6 +55,8 @@ class SAEConfig:
     layer: int = -1
     training: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    esm: dict[str, Any] = field(default_factory=dict)
+    """The ESM-2 it was trained on (``protsae.esm.checkpoint.model_record``); empty when unknown."""
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZATIONS:
