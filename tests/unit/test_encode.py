@@ -485,6 +485,34 @@ def test_an_sae_outside_the_results_tree_takes_results_and_model(grid, tmp_path)
     assert (tsv["pattern_class"] == [PATTERN_CLASSES[lat % 9] for lat in tsv["latent"]]).all()
 
 
+def test_switcher_shows_only_the_checked_latents_track(chromium, tmp_path):
+    """Latent 7 is active on every residue, latent 9 on one: the page checked at 7 paints a
+    whole line red, the page checked at 9 one residue (the other track stays hidden)."""
+    from PIL import Image
+
+    from protsae.encoding.pages import render_page
+    from protsae.encoding.types import SaeFolder, SequenceLatents
+
+    n = 60
+    item = SequenceLatents(
+        "P",
+        "A" * n,
+        np.r_[np.arange(n), [5]],
+        np.r_[np.full(n, 7), [9]],
+        np.r_[np.full(n, 2.0), [2.0]].astype(np.float32),
+    )
+    notes = {7: {"latent_max": 2.0}, 9: {"latent_max": 2.0}}
+    sae = SaeFolder(tmp_path, "m", 2, 8, 16, None)
+    red = {}
+    for latent in (7, 9):
+        page = tmp_path / f"checked-{latent}.html"
+        page.write_text(render_page(item, sae, notes, latent, tmp_path))
+        shot = chromium.screenshot(page.as_uri(), tmp_path / f"{latent}.png", size="900,500")
+        pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+        red[latent] = int(((pixels[..., 0] > 180) & (pixels[..., 1] < 80)).sum())
+    assert red[9] > 0 and red[7] > 20 * red[9]
+
+
 # --------------------------------------------------------------------------- the ESM-2 of sae.json
 
 
