@@ -413,8 +413,8 @@ def test_report_jobs_and_disk_by_hand(config):
     from protsae.costs.downstream import FIGURE_BYTES
 
     plan = build_plan(config)
-    # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation
-    # and one best-concepts and one steering figure per SAE; no probe task: no probe figures
+    # both sweeps vary an axis (layer; k): two sweep figures; SAE quality; one max-activation,
+    # one best-concepts and one steering figure per SAE; no probe task configured: no probe figures
     figures = {
         "figure_sweep": 2,
         "figure_sae_quality": 1,

@@ -1,7 +1,7 @@
 """Your own proteins through a trained SAE: per-residue latents, annotated with what the grid learned.
 
 :func:`encode` reads a FASTA file, runs ESM-2 up to the SAE's layer and the SAE's top-k encoder
-(the same :func:`protsae.latents.stats.esm_sae_encoder` the latent-statistics stage uses), and
+(the same :func:`protsae.sae.at_layer.esm_sae_encoder` the latent-statistics stage uses), and
 writes ``OUT.parquet`` (one row per sequence, residue and active latent), ``OUT.tsv`` (each
 sequence's strongest latents, ranked by their value as a fraction of the latent's own train
 maximum, with pattern class, family, F1, the family threshold and whether the value passes it,
@@ -71,8 +71,8 @@ def encode_records(
 ) -> Iterator[SequenceLatents]:
     """Yield each record's active latents, in input order, with progress (sequences/s) on stderr."""
     from protsae.esm import load_model, resolve_device
-    from protsae.latents.stats import esm_sae_encoder
     from protsae.sae import load_sae
+    from protsae.sae.at_layer import esm_sae_encoder
 
     logger = get_logger()
     dev = resolve_device(device)
@@ -132,6 +132,7 @@ def encode(
     *,
     results: str | os.PathLike[str] | None = None,
     model: str | os.PathLike[str] | None = None,
+    force_model: bool = False,
     html: bool = False,
     html_latent: int | None = None,
     skip_long: bool = False,
@@ -143,7 +144,8 @@ def encode(
     (and ``out``/ HTML pages with ``html``). See the module docstring and the README.
 
     ``results`` is the results folder whose ``latents/`` annotate the latents (default: the one
-    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model;
+    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model,
+    refused when it is not the ESM-2 the SAE was trained on unless ``force_model``;
     ``html_latent`` the latent that colours every page (default: each sequence's strongest);
     ``top`` the latents per sequence in the TSV.
     """
@@ -152,7 +154,7 @@ def encode(
         raise ValueError(f"top must be positive, got {top}")
     logger = get_logger()
     folder = sae_folder(sae, results)
-    checkpoint = find_checkpoint(folder, model)
+    checkpoint = find_checkpoint(folder, model, force_model, logger)
     records, skipped, cropped = read_records(fasta, skip_long, logger)
     annotations = read_annotations(folder)
     notes = {} if annotations is None else {r["latent"]: r for r in annotations.to_pylist()}

@@ -38,6 +38,7 @@ SUMMARY_COLUMNS = [
     "family_threshold",
     "family_specific",
     "predicted_member",
+    "description",
 ]
 
 
@@ -51,6 +52,8 @@ class SaeFolder:
     k: int
     width: int
     results: Path | None
+    esm: dict = field(default_factory=dict)
+    """sae.json's record of the ESM-2 it was trained on (empty for SAEs written before it)."""
 
     @property
     def name(self) -> str:
