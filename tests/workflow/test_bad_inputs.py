@@ -54,6 +54,7 @@ def test_unreadable_ft_line_stops_parse_swissprot_naming_the_source(tmp_path: Pa
     assert not (workdir / target).exists()
 
 
+@pytest.mark.heavy  # runs the demo's jobs (probes included) until the cluster job fails
 def test_evaluation_set_without_test_cluster_stops_before_any_esm_job(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     entry = (ROOT / "resources/demo/uniprot_sprot.dat").read_text().split("//\n")[0] + "//\n"
