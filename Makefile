@@ -2,8 +2,10 @@
 # Each sets itself up.
 VENV := .venv/bin
 SNAKEMAKE := $(VENV)/snakemake
+# Extra flags for the peer benchmarks, e.g. make bench-peers BENCH_FLAGS=--quick
+BENCH_FLAGS ?=
 
-.PHONY: setup demo test test-all lint bench clean-demo lock
+.PHONY: setup demo test test-all lint bench bench-full bench-peers clean-demo lock
 
 setup:
 	@bash tools/setup.sh
@@ -30,10 +32,30 @@ lint: setup
 	$(VENV)/snakefmt --check .
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
 
+# Benchmarks (docs/performance.md): `make bench` is the quick tier, every benchmarks/bench_*.py
+# with --quick (reduced sizes, the same ratios; <= 15 min on 2 cores); `make bench-full` runs
+# the full sizes (over an hour on 2 cores). `make bench-peers` sets up .venv-peers and
+# .venv-faesm (tools/setup_peers.sh) and runs protsae against the libraries in
+# benchmarks/peers/requirements-*.txt.
 bench: setup
+	@for script in benchmarks/bench_*.py; do \
+		echo "== $$script --quick"; \
+		$(VENV)/python $$script --quick || exit 1; \
+	done
+
+bench-full: setup
 	@for script in benchmarks/bench_*.py; do \
 		echo "== $$script"; \
 		$(VENV)/python $$script || exit 1; \
+	done
+
+bench-peers:
+	@bash tools/setup_peers.sh
+	@for pair in .venv-peers:benchmarks/peers/sae.py .venv-faesm:benchmarks/peers/extraction.py; do \
+		env=$${pair%%:*}; script=$${pair#*:}; \
+		echo "== $$script ($$env)"; \
+		if [ -x $$env/bin/python ]; then $$env/bin/python $$script $(BENCH_FLAGS) || exit 1; \
+		else echo "PEER NOT RUN: $$env could not be created (tools/setup_peers.sh)"; fi; \
 	done
 
 clean-demo:

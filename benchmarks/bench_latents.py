@@ -9,21 +9,25 @@ Both run the same ESM-2 forward; a second comparison leaves ESM-2 out (both star
 layer representations computed beforehand, both run the SAE encoder). Prints sequences/s
 of each and the ratios.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_latents.py [--sequences 400]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_latents.py [--quick] [--sequences 400]
+
+``--quick``: 100 sequences, one round; otherwise 400 sequences, three interleaved rounds.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Interleaved, tier_parser  # noqa: E402
 
 from protsae.esm import layer_representations, load_model, save_random_init
 from protsae.latents import EvalRecord, stream_latent_stats
@@ -107,17 +111,13 @@ def dense_pipeline(reps, sae: TopKSAE, split: dict[str, str], out: Path) -> int:
     return n
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=400)
+    parser = tier_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, help="sequences (quick 100, full 400)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    args.sequences = args.sequences or (100 if args.quick else 400)
+    rounds = 1 if args.quick else 3
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -139,10 +139,10 @@ def main() -> None:
             return dense_pipeline(reps, sae, split, d / "dense.parquet")
 
         dense()  # warm-up (allocator, thread pools)
-        (n_stream, n_rows), t_stream = timed(streaming)
-        n_dense, t_dense = timed(dense)
-        assert n_stream == n_dense == args.sequences
+        n_stream, n_rows = streaming()
+        assert n_stream == dense() == args.sequences
         assert pq.read_metadata(d / "dense.parquet").num_rows == n_rows
+        whole = Interleaved({"streaming": streaming, "dense": dense}).run(rounds, warmup=0)
 
         # Without ESM-2: both start from layer representations computed beforehand.
         reps = list(layer_representations(model, alphabet, records, LAYER, 8192, "cpu"))
@@ -163,16 +163,18 @@ def main() -> None:
         def stats_only_dense():
             return dense_pipeline(iter(reps), sae, split, d / "dense2.parquet")
 
-        _, t_stats_stream = timed(stats_only_stream)
-        _, t_stats_dense = timed(stats_only_dense)
+        stats = Interleaved({"streaming": stats_only_stream, "dense": stats_only_dense})
+        stats.run(rounds, warmup=0)
 
     n = args.sequences
     print(f"latent stats, {n} sequences (50-300 aa), ESM-2 4x64 random, SAE w{WIDTH} k{K}, CPU")
-    print(f"  whole stage  streaming: {n / t_stream:8.1f} seq/s   dense baseline: "
-          f"{n / t_dense:8.1f} seq/s   ratio {t_dense / t_stream:5.2f}x")  # fmt: skip
-    print(f"  stats only   streaming: {n / t_stats_stream:8.1f} seq/s   dense baseline: "
-          f"{n / t_stats_dense:8.1f} seq/s   ratio {t_stats_dense / t_stats_stream:5.2f}x")  # fmt: skip
-    print(f"  seq_stats rows: {n_rows}")
+    for label, timing in (("whole stage", whole), ("stats only ", stats)):
+        best = {name: n / min(seconds) for name, seconds in timing.seconds.items()}
+        print(
+            f"  {label}  streaming: {best['streaming']:8.1f} seq/s   dense baseline: "
+            f"{best['dense']:8.1f} seq/s (best rounds)   ratio {timing.ratio_line('dense', 'streaming')}"
+        )
+    print(f"  seq_stats rows: {n_rows}; {whole.load()}")
 
 
 if __name__ == "__main__":

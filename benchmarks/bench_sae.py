@@ -1,28 +1,41 @@
-"""TopK SAE training speed on CPU: protsae's sparse implementation vs a dense baseline.
+"""TopK SAE training on CPU: protsae's step against a dense baseline and against its floor.
 
-The baseline is InterProt-style plain autograd: top-k scattered into a dense [N, width]
-latent matrix, dense decoder matmul, dense encoder backward. Both start from the same
-weights (b_dec at the geometric median), train with the same loss, Adam, learning-rate
-schedule and decoder-norm invariants on the same synthetic planted activations (sparse
-non-negative combinations of random unit atoms), so only the implementation differs.
-Prints tokens/s of both, their ratio (goal >= 3x) and each final MSE on held-out tokens
-(goal: ours within 1% of the baseline).
+1. Against a dense baseline: InterProt-style plain autograd (top-k scattered into a dense
+   [N, width] latent matrix, dense decoder matmul, dense encoder backward). Both start from
+   the same weights (b_dec at the geometric median) and train with the same loss, Adam,
+   learning rate and decoder-norm invariants on the same planted activations, one step of
+   each per round, so only the implementation differs. Prints the per-round speed-up and
+   each final held-out MSE (they must agree).
+2. Distance to the floor: every TopK step computes all pre-activations, so one
+   [N, d] x [d, width] matmul is the floor no step can beat. At 4096-token batches, for
+   d=320/width 16384 and d=1280/width 10240 (k=64), each round times that matmul and one
+   training step; prints step/floor per round (goal <= 1.5x).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_sae.py [--quick] [--steps N]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_sae.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
 
-from protsae.sae.config import lr_at
-from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE
-from protsae.sae.train import geometric_median, make_optimizer, train_step
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Interleaved, load_line, planted_batches, tier_parser  # noqa: E402
+
+from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE  # noqa: E402
+from protsae.sae.train import (  # noqa: E402
+    geometric_median,
+    keep_freed_memory,
+    make_optimizer,
+    train_step,
+)
+
+FLOOR_SHAPES = ((320, 16384, 64), (1280, 10240, 64))
+FLOOR_GOAL = 1.5
 
 
 class DenseTopKSAE(TopKSAE):
@@ -38,90 +51,96 @@ class DenseTopKSAE(TopKSAE):
         return SAEOutput(x_hat, top.values, top.indices, sse / x.numel(), fvu, sse.new_zeros(()))
 
 
-def planted_batches(
-    steps: int, batch: int, d: int, n_atoms: int, active: int, seed: int
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    atoms = rng.standard_normal((n_atoms, d)).astype(np.float32)
-    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
-
-    def sample(n: int) -> torch.Tensor:
-        chosen = rng.integers(0, n_atoms, (n, active))
-        coefficients = rng.exponential(1.0, (n, active)).astype(np.float32)
-        x = np.einsum("nk,nkd->nd", coefficients, atoms[chosen]) + 1.0
-        return torch.from_numpy(x + 0.05 * rng.standard_normal((n, d)).astype(np.float32))
-
-    return [sample(batch) for _ in range(steps)], sample(batch)
-
-
-def train(model: TopKSAE, batches: list[torch.Tensor], lr: float) -> tuple[float, float]:
-    """Tokens/s over all steps but the first (warm-up), and the seconds they took."""
+def stepper(model: TopKSAE, batches: list[torch.Tensor], lr: float):
+    """A callable that runs the next training step on the next batch (constant rate)."""
     optimizer = make_optimizer(model, lr)
-    start = 0.0
-    for step, x in enumerate(batches):
-        if step == 1:
-            start = time.perf_counter()
-        train_step(model, optimizer, x, None, lr_at(step, len(batches), lr, 0, 0.0))
-    elapsed = time.perf_counter() - start
-    return sum(len(x) for x in batches[1:]) / elapsed, elapsed
+    position = iter(range(len(batches)))
+
+    def step() -> None:
+        train_step(model, optimizer, batches[next(position)], None, lr)
+
+    return step
 
 
-def encoder_matmul_rate(batches: list[torch.Tensor], w_enc: torch.Tensor) -> float:
-    """Tokens/s of the encoder matmul alone ([tokens, d] x [d, width]), timed like ``train``:
-    the floor no TopK step can beat, since every step must compute all pre-activations."""
-    with torch.no_grad():
-        batches[0] @ w_enc  # warm-up
-        start = time.perf_counter()
-        for x in batches[1:]:
-            x @ w_enc
-        elapsed = time.perf_counter() - start
-    return sum(len(x) for x in batches[1:]) / elapsed
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few, smaller steps (CI)")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--batch-tokens", type=int, default=None)
-    parser.add_argument("--d-model", type=int, default=320)
-    parser.add_argument("--width", type=int, default=16384)
-    parser.add_argument("--k", type=int, default=64)
-    args = parser.parse_args()
-    steps = args.steps or (4 if args.quick else 12)
-    batch = args.batch_tokens or (1024 if args.quick else 4096)
-    d, width, k = args.d_model, args.width, args.k
-
-    batches, held_out = planted_batches(steps, batch, d, n_atoms=4 * width, active=k // 2, seed=0)
+def against_dense(steps: int, batch: int, d: int, width: int, k: int) -> None:
+    batches, held_out = planted_batches(steps + 1, batch, d, 4 * width, k // 2, seed=0)
     ours = TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=0)
     with torch.no_grad():
         ours.b_dec.copy_(geometric_median(batches[0]))
     baseline = DenseTopKSAE(copy.deepcopy(ours.cfg))
     baseline.load_state_dict(ours.state_dict())
     lr = 2e-4 / (width / 16384) ** 0.5 * 4  # a few steps: a larger rate so MSE moves visibly
-
     with torch.no_grad():
         mse_init = float(ours(held_out).mse)
-    base_rate, base_time = train(baseline, batches, lr)
-    our_rate, our_time = train(ours, batches, lr)
-    floor_rate = encoder_matmul_rate(batches, ours.W_enc.detach())
+    timing = Interleaved(
+        {"dense": stepper(baseline, batches, lr), "protsae": stepper(ours, batches, lr)}
+    ).run(rounds=steps, warmup=1)
     with torch.no_grad():
-        mse_ours = float(ours(held_out).mse)
-        mse_base = float(baseline(held_out).mse)
+        mse_ours, mse_base = float(ours(held_out).mse), float(baseline(held_out).mse)
     print(
-        f"TopK SAE training, CPU ({torch.get_num_threads()} threads): d={d} width={width} k={k}, "
-        f"{steps} steps x {batch} tokens (first step not timed)"
-    )
-    print(f"  dense baseline  : {base_rate:9.0f} tokens/s  ({base_time:.1f} s)")
-    print(f"  protsae (sparse): {our_rate:9.0f} tokens/s  ({our_time:.1f} s)")
-    print(f"  speed-up        : {our_rate / base_rate:9.2f}x  (goal >= 3x)")
-    print(
-        f"  encoder matmul  : {floor_rate:9.0f} tokens/s alone; a training step takes "
-        f"{floor_rate / our_rate:.2f}x its time (distance to the floor; 1.0 is the limit)"
+        f"\n1. protsae vs dense baseline: d={d} width={width} k={k}, {batch}-token steps, "
+        f"{steps} rounds after 1 warm-up; {timing.load()}"
     )
     print(
-        f"  held-out MSE    : ours {mse_ours:.6f}, baseline {mse_base:.6f} (at init {mse_init:.6f}), "
-        f"relative difference {abs(mse_ours - mse_base) / mse_base:.2e} (goal < 1e-2)"
+        f"  step time (min / median) : dense {timing.times('dense')}, ours {timing.times('protsae')}"
     )
+    print(f"  speed-up                 : {timing.ratio_line('dense', 'protsae')}")
+    print(
+        f"  held-out MSE             : ours {mse_ours:.6f}, dense {mse_base:.6f} "
+        f"(at init {mse_init:.6f}), relative difference {abs(mse_ours - mse_base) / mse_base:.1e}"
+    )
+
+
+def to_floor(rounds: int, batch: int, d: int, width: int, k: int) -> None:
+    """Step/floor per round, twice: wall time with this process's torch threads, and CPU
+    time on one thread (``time.thread_time``), which other processes' load barely changes."""
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randn(batch, d, generator=generator) + 1.0 for _ in range(2 * rounds + 2)]
+    model = TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=0)
+    w_enc = torch.randn(d, width, generator=generator)
+    bias = torch.zeros(width)
+    out = torch.empty(batch, width)
+    x = batches[0]
+    step = stepper(model, batches, 1e-4)
+    threads = torch.get_num_threads()
+    for label, n_threads, clock in (
+        (f"wall, {threads} threads", threads, time.perf_counter),
+        ("CPU, 1 thread", 1, time.thread_time),
+    ):
+        torch.set_num_threads(n_threads)
+        contenders = {"floor": lambda: torch.addmm(bias, x, w_enc, out=out), "step": step}
+        timing = Interleaved(contenders, clock=clock).run(rounds=rounds, warmup=1)
+        mid = timing.ratios("step", "floor")[1]
+        print(
+            f"  d={d:4d} width={width:5d} k={k} ({label:14s}): step {timing.times('step')}, "
+            f"matmul {timing.times('floor')}; step/floor {timing.ratio_line('step', 'floor')} "
+            f"[{'ok' if mid <= FLOOR_GOAL else 'above'} goal <= {FLOOR_GOAL}x]; {timing.load()}"
+        )
+    torch.set_num_threads(threads)
+
+
+def main() -> None:
+    parser = tier_parser(__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, help="rounds of part 1 (quick 6, full 12)")
+    parser.add_argument("--batch-tokens", type=int, help="tokens per step of part 1 (1024/4096)")
+    parser.add_argument("--floor-rounds", type=int, help="rounds per shape of part 2 (4/10)")
+    parser.add_argument("--d-model", type=int, default=320)
+    parser.add_argument("--width", type=int, default=16384)
+    parser.add_argument("--k", type=int, default=64)
+    args = parser.parse_args()
+    steps = args.steps or (6 if args.quick else 12)
+    batch = args.batch_tokens or (1024 if args.quick else 4096)
+    floor_rounds = args.floor_rounds or (4 if args.quick else 10)
+    keep_freed_memory()  # what train_sae does on CPU; the same for every contender here
+
+    print(f"TopK SAE training on CPU, {torch.get_num_threads()} threads; {load_line()}")
+    against_dense(steps, batch, args.d_model, args.width, args.k)
+    print(
+        f"\n2. distance to the floor: one step over one [4096, d] x [d, width] matmul, "
+        f"{floor_rounds} rounds per shape after 1 warm-up (1.0 is the limit)"
+    )
+    for d, width, k in FLOOR_SHAPES:
+        to_floor(floor_rounds, 4096, d, width, k)
 
 
 if __name__ == "__main__":

@@ -6,22 +6,24 @@ no length or alphabet filtering, so it does less work per record than the sample
 Prints records/s and MB/s (uncompressed FASTA) of the best of a few runs of each, and
 the ratio.
 
-    python benchmarks/bench_sampling.py [--records 200000] [--sample 10000] [--repeats 3]
+    python benchmarks/bench_sampling.py [--quick] [--records 200000] [--sample 10000] [--repeats 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import logging
 import random
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from protsae.sequences import esm_residue_letters, sample_uniref50
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Interleaved, tier_parser  # noqa: E402
+
+from protsae.sequences import esm_residue_letters, sample_uniref50  # noqa: E402
 
 AMINO = b"ACDEFGHIKLMNPQRSTVWY"
 
@@ -52,44 +54,41 @@ def baseline(path: Path, sample_size: int, seed: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=200_000)
+    parser = tier_parser(__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, help="records in the FASTA (quick 50k, full 200k)")
     parser.add_argument("--sample", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="interleaved rounds (quick 2, full 3)")
     args = parser.parse_args()
+    n_records = args.records or (50_000 if args.quick else 200_000)
+    rounds = args.repeats or (2 if args.quick else 3)
     esm_residue_letters()  # import esm/torch before timing
     quiet = logging.getLogger("bench.quiet")
     quiet.setLevel(logging.ERROR)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.fasta.gz"
-        raw_bytes = write_fasta(path, args.records)
+        raw_bytes = write_fasta(path, n_records)
         print(
-            f"input: {args.records:,} records, {raw_bytes / 1e6:.1f} MB FASTA, "
+            f"input: {n_records:,} records, {raw_bytes / 1e6:.1f} MB FASTA, "
             f"{path.stat().st_size / 1e6:.1f} MB gzipped; sample {args.sample:,}"
         )
-        timings = {}
-        for name, run in (
-            ("baseline (SeqIO + list + random.sample)", lambda: baseline(path, args.sample, 0)),
-            (
-                "sample_uniref50",
-                lambda: sample_uniref50(path, args.sample, 1022, 0, logger=quiet).num_rows,
-            ),
-        ):
-            wall, cpu = [], []
-            for _ in range(args.repeats):
-                start, start_cpu = time.perf_counter(), time.process_time()
-                run()
-                wall.append(time.perf_counter() - start)
-                cpu.append(time.process_time() - start_cpu)
-            timings[name] = elapsed = min(wall)
+        timing = Interleaved(
+            {
+                "baseline (SeqIO + list + random.sample)": lambda: baseline(path, args.sample, 0),
+                "sample_uniref50": lambda: (
+                    sample_uniref50(path, args.sample, 1022, 0, logger=quiet).num_rows
+                ),
+            }
+        ).run(rounds=rounds, warmup=0)
+        for name, seconds in timing.seconds.items():
+            best = min(seconds)
             print(
-                f"{name:42s} {elapsed:6.2f} s  {args.records / elapsed:10,.0f} records/s  "
-                f"{raw_bytes / 1e6 / elapsed:6.1f} MB/s  (best of {args.repeats}; "
-                f"CPU {min(cpu):.2f} s)"
+                f"{name:42s} {n_records / best:10,.0f} records/s  "
+                f"{raw_bytes / 1e6 / best:6.1f} MB/s  (best round; {timing.times(name)})"
             )
-        base, ours = timings.values()
-        print(f"speed-up of sample_uniref50 over the baseline: {base / ours:.2f}x")
+        base, ours = timing.seconds
+        print(f"speed-up of sample_uniref50 over the baseline: {timing.ratio_line(base, ours)}")
+        print(f"  {timing.load()}")
 
 
 if __name__ == "__main__":

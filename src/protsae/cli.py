@@ -30,7 +30,13 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         help="ESM-2 checkpoint path, fair-esm name, hf:<hub id> (converted by the workflow) or "
-        "a save_pretrained folder (default: sae.json's)",
+        "a save_pretrained folder (default: the one sae.json records); refused when its layers "
+        "or sha256 differ from the SAE's",
+    )
+    p.add_argument(
+        "--force-model",
+        action="store_true",
+        help="encode with --model even when it is not the ESM-2 the SAE was trained on (warns)",
     )
     p.add_argument("--html", action="store_true", help="write one static page per sequence")
     p.add_argument(
@@ -51,6 +57,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         args.out,
         results=args.results,
         model=args.model,
+        force_model=args.force_model,
         html=args.html,
         html_latent=args.html_latent,
         skip_long=args.skip_long,

@@ -158,8 +158,30 @@ def steering(results: Path) -> list[str]:
     return lines
 
 
+def residue_concepts(results: Path) -> list[str]:
+    """Per SAE: latents specific to a Swiss-Prot residue concept, and how many of them to a
+    MOTIF (the demo's planted motifs are its FT MOTIF lines); then the motif total."""
+    from protsae.latents.concepts import CONCEPT_F1_THRESHOLD
+
+    lines, motif_total, n_saes = [], 0, 0
+    for path in sorted((results / "latents").glob("*/L*/k*-w*/concepts.parquet")):
+        concepts = pd.read_parquet(path, columns=["latent", "concept", "f1_test"])
+        specific = concepts[concepts.f1_test > CONCEPT_F1_THRESHOLD]
+        motif = specific[specific.concept.str.startswith("MOTIF")].latent.nunique()
+        motif_total, n_saes = motif_total + motif, n_saes + 1
+        lines.append(
+            f"SAE {path.parent.parent.name}-{path.parent.name}: {specific.latent.nunique()} latents "
+            f"concept-specific (test F1 > {CONCEPT_F1_THRESHOLD} on a Swiss-Prot feature, "
+            f"threshold chosen on train; {concepts.concept.nunique()} concepts scored), "
+            f"{motif} on a MOTIF"
+        )
+    if n_saes:
+        lines.append(f"motif-specific latents over {n_saes} SAEs (test F1 > 0.5): {motif_total}")
+    return lines
+
+
 #: The findings printed, in order; a stage adds its own by appending here.
-FINDINGS: list[Finding] = [sae_quality, latent_classes, probes, steering]
+FINDINGS: list[Finding] = [sae_quality, latent_classes, residue_concepts, probes, steering]
 
 
 def findings(results: str | os.PathLike[str]) -> list[str]:

@@ -31,12 +31,7 @@ EXTRACTION_COSINE = 0.9995
 TRAINING_FVE = 0.01
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_bf16_extraction_matches_float32() -> None:

@@ -8,6 +8,9 @@ computed.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -101,10 +104,17 @@ def grid(tmp_path_factory):
                 "latent": even,
                 "family": [f"IPR9{lat:05d}" for lat in even],
                 "f1": [lat / 1000 for lat in even],
+                "threshold": [0.5] * len(even),
                 "family_specific": [lat % 4 == 0 for lat in even],
             }
         ),
         lat_dir / "families.parquet",
+    )
+    # Descriptions for a third of the latents only: the others stay empty.
+    described = [lat for lat in latents if lat % 3 == 0]
+    pq.write_table(
+        pa.table({"latent": described, "description": [f"planted {lat}" for lat in described]}),
+        lat_dir / "descriptions.parquet",
     )
     fasta = write_fasta(tmp / "mine.fasta", zip(ids, seqs, strict=True))
     yield tmp, sae_dir, lat_dir, fasta, dict(zip(ids, seqs, strict=True))
@@ -151,18 +161,65 @@ def test_tsv_joins_planted_annotations(encoded, grid):
     assert (tsv.groupby("id")["rank"].max() <= 4).all()
     for row in tsv.itertuples():
         assert row.pattern_class == PATTERN_CLASSES[row.latent % 9]
+        if row.latent % 3 == 0:
+            assert row.description == f"planted {row.latent}"
+        else:
+            assert row.description != row.description  # empty -> NaN
         if row.latent % 2 == 0:
             assert row.family == f"IPR9{row.latent:05d}"
             assert row.f1 == pytest.approx(row.latent / 1000)
             assert str(row.family_specific) == str(row.latent % 4 == 0)
         else:
             assert row.family != row.family and row.f1 != row.f1  # empty -> NaN
-    # Strongest first, and the max value is the one in the parquet.
+    # Ranked by the fraction of each latent's own train maximum; max values from the parquet.
     table = pq.read_table(encoded.parquet).to_pandas()
+    top = pq.read_table(grid[2] / "top_examples.parquet").to_pandas()
+    latent_max = top[top.split == "train"].groupby("latent").max_act.max()
+    assert tsv.fraction_of_latent_max.notna().any()
     for seq_id, group in tsv.groupby("id"):
-        assert group.sort_values("rank")["max_value"].is_monotonic_decreasing
-        top = group.sort_values("rank").iloc[0]
-        assert top.max_value == pytest.approx(table[table["id"] == seq_id]["value"].max(), rel=1e-5)
+        ranked = group.sort_values("rank")
+        known = ranked.fraction_of_latent_max.dropna()
+        assert known.is_monotonic_decreasing
+        assert ranked.fraction_of_latent_max.isna().tolist() == sorted(
+            ranked.fraction_of_latent_max.isna().tolist()
+        )  # latents without a known max come last
+        mine = table[table["id"] == seq_id]
+        for row in ranked.itertuples():
+            assert row.max_value == pytest.approx(
+                mine[mine.latent == row.latent].value.max(), rel=1e-5
+            )
+            if row.latent in latent_max.index:
+                expected = row.max_value / latent_max[row.latent]
+                assert row.fraction_of_latent_max == pytest.approx(expected, rel=1e-5)
+            if row.latent % 2 == 0 and row.fraction_of_latent_max == row.fraction_of_latent_max:
+                assert row.family_threshold == 0.5
+                assert str(row.predicted_member) == str(row.fraction_of_latent_max >= 0.5)
+
+
+def test_an_always_on_latent_does_not_hide_a_family_hit():
+    """Raw value ranks an always-on latent first; its fraction of its own max does not."""
+    from protsae.encoding.inputs import ranked_latents
+    from protsae.encoding.types import SequenceLatents
+
+    item = SequenceLatents(
+        "P", "ACDEF", np.array([0, 1, 2, 3]), np.array([7, 7, 9, 9]), np.array([10.0, 9, 2, 1])
+    )
+    notes = {
+        7: {
+            "latent_max": 100.0,
+            "family_threshold": 0.3,
+            "family": "IPR1",
+            "family_specific": True,
+        },
+        9: {"latent_max": 2.5, "family_threshold": 0.5, "family": "IPR2", "family_specific": True},
+    }
+    first, second = ranked_latents(item, notes)
+    assert (first["latent"], first["fraction_of_latent_max"]) == (9, pytest.approx(0.8))
+    assert first["predicted_member"] is True
+    assert (second["latent"], second["predicted_member"]) == (7, False)  # 0.1 < 0.3
+    unknown = ranked_latents(item, {})
+    assert [r["latent"] for r in unknown] == [7, 9]  # no maxima: raw value
+    assert unknown[0]["predicted_member"] is None
 
 
 def pd_read_tsv(path):
@@ -230,19 +287,30 @@ def test_browser_links_point_at_the_results_browser(grid, tmp_path):
         assert sae == f"L{LAYER}-k{K}-w{WIDTH}"
 
 
-def test_html_colours_by_the_chosen_latent(encoded, grid):
+def test_html_colours_each_latent_on_its_own_scale_with_a_switcher(encoded, grid):
+    import re
+
     table = pq.read_table(encoded.parquet).to_pandas()
+    tsv = pd_read_tsv(encoded.tsv)
+    top = pq.read_table(grid[2] / "top_examples.parquet").to_pandas()
+    latent_max = top[top.split == "train"].groupby("latent").max_act.max()
     seq_id = "Q00002"
     rows = table[table["id"] == seq_id]
-    strongest = int(rows.loc[rows["value"].idxmax(), "latent"])
+    first = int(tsv[(tsv.id == seq_id) & (tsv["rank"] == 0)].latent.iloc[0])
     text = (encoded.html_dir / f"{seq_id}.html").read_text()
-    assert f"latent {strongest} (max" in text
-    lit = rows[rows["latent"] == strongest]["position"].tolist()
-    # Residues of the chosen latent are coloured (alpha > 0), the others are not.
-    spans = text.split('<p class="seq">')[1].split("</p>")[0].split("</span>")[:-1]
-    assert len(spans) == len(grid[4][seq_id])
-    coloured = [i for i, s in enumerate(spans) if "rgba(214,39,40,0.000)" not in s]
-    assert coloured == sorted(lit)
+    assert re.search(rf'<input type="radio" name="latent" id="l{first}" checked>', text)
+    switchable = re.findall(r'<div class="track t(\d+)">', text)
+    assert len(switchable) == min(20, rows.latent.nunique()) and str(first) in switchable
+    for latent in map(int, switchable[:3]):
+        block = text.split(f'<div class="track t{latent}">')[1].split("</div>")[0]
+        spans = block.split('<p class="seq">')[1].split("</p>")[0].split("</span>")[:-1]
+        assert len(spans) == len(grid[4][seq_id])
+        mine = rows[rows.latent == latent].set_index("position").value
+        scale = latent_max.get(latent, mine.max())
+        for pos, span in enumerate(spans):
+            alpha = float(re.search(r"rgba\(214,39,40,([0-9.]+)\)", span).group(1))
+            assert alpha == pytest.approx(min(1.0, mine.get(pos, 0.0) / scale), abs=1e-3)
+        assert f"#l{latent}:checked~.tracks .t{latent}{{display:block}}" in text
 
 
 # --------------------------------------------------------------------------- bad input
@@ -415,3 +483,166 @@ def test_an_sae_outside_the_results_tree_takes_results_and_model(grid, tmp_path)
     )
     tsv = pd_read_tsv(annotated.tsv)
     assert (tsv["pattern_class"] == [PATTERN_CLASSES[lat % 9] for lat in tsv["latent"]]).all()
+
+
+def test_switcher_shows_only_the_checked_latents_track(chromium, tmp_path):
+    """Latent 7 is active on every residue, latent 9 on one: the page checked at 7 paints a
+    whole line red, the page checked at 9 one residue (the other track stays hidden)."""
+    from PIL import Image
+
+    from protsae.encoding.pages import render_page
+    from protsae.encoding.types import SaeFolder, SequenceLatents
+
+    n = 60
+    item = SequenceLatents(
+        "P",
+        "A" * n,
+        np.r_[np.arange(n), [5]],
+        np.r_[np.full(n, 7), [9]],
+        np.r_[np.full(n, 2.0), [2.0]].astype(np.float32),
+    )
+    notes = {7: {"latent_max": 2.0}, 9: {"latent_max": 2.0}}
+    sae = SaeFolder(tmp_path, "m", 2, 8, 16, None)
+    red = {}
+    for latent in (7, 9):
+        page = tmp_path / f"checked-{latent}.html"
+        page.write_text(render_page(item, sae, notes, latent, tmp_path))
+        shot = chromium.screenshot(page.as_uri(), tmp_path / f"{latent}.png", size="900,500")
+        pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+        red[latent] = int(((pixels[..., 0] > 180) & (pixels[..., 1] < 80)).sum())
+    assert red[9] > 0 and red[7] > 20 * red[9]
+
+
+# --------------------------------------------------------------------------- the ESM-2 of sae.json
+
+
+@pytest.fixture
+def recorded(grid, tmp_path):
+    """A checkout whose esm.model is a local path (as the demo's), with an SAE whose sae.json
+    records it the way the train_sae job does."""
+    import shutil
+
+    from protsae.esm.checkpoint import model_record
+    from protsae.sae.formats import record_esm_model
+
+    tmp, sae_dir, *_ = grid
+    checkout = tmp_path / "checkout"
+    (checkout / "models").mkdir(parents=True)
+    shutil.copy(tmp / "resources" / "downloads" / f"{MODEL}.pt", checkout / "models" / "my_esm.pt")
+    folder = checkout / "results" / "sae" / "my_esm" / f"L{LAYER}" / f"k{K}-w{WIDTH}"
+    shutil.copytree(sae_dir, folder)
+    with (folder / "sae.json").open() as fh:
+        before = json.load(fh)
+    cwd = Path.cwd()
+    os.chdir(checkout)  # the job runs in the checkout: the record keeps the path as written
+    try:
+        record = model_record("models/my_esm.pt", "models/my_esm.pt", "my_esm")
+    finally:
+        os.chdir(cwd)
+    record_esm_model(folder / "sae.json", record)
+    after = json.loads((folder / "sae.json").read_text())
+    assert after == {**before, "esm": record}  # every other key kept
+    return checkout, folder, record
+
+
+def _other_model(path: Path, layers: int, dim: int, seed: int) -> Path:
+    esm_mod.save_random_init(path, layers, dim, 4, seed=seed)
+    return path
+
+
+def test_sae_json_records_the_esm2_it_was_trained_on(recorded):
+    checkout, _, record = recorded
+    weights = (checkout / "models" / "my_esm.pt").read_bytes()
+    assert record == {
+        "model_name": "my_esm",
+        "model": "models/my_esm.pt",
+        "model_sha256": hashlib.sha256(weights).hexdigest(),
+        "n_layers": 4,
+        "d_model": 64,
+    }
+
+
+def test_encode_finds_the_recorded_weights_from_anywhere(recorded, grid, tmp_path, monkeypatch):
+    """The demo's case: esm.model is a path relative to the checkout; encode run elsewhere
+    finds it through the results folder's parents, with no --model."""
+    _, folder, _ = recorded
+    _, _, _, fasta, _ = grid
+    monkeypatch.chdir(tmp_path)
+    result = protsae.encode(fasta, folder, tmp_path / "found", device="cpu")
+    assert result.n_rows > 0
+
+
+def test_encode_refuses_other_weights_of_the_same_shape(recorded, grid, tmp_path):
+    _, folder, record = recorded
+    _, _, _, fasta, _ = grid
+    other = _other_model(tmp_path / "other.pt", 4, 64, seed=1)
+    with pytest.raises(InputError) as info:
+        protsae.encode(fasta, folder, tmp_path / "o", model=other, device="cpu")
+    sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    assert str(info.value) == (
+        f"--model {other}: not the ESM-2 the SAE in {folder} was trained on "
+        f"(sha256 {sha}, not {record['model_sha256']}); it was trained on my_esm "
+        f"(models/my_esm.pt, 4 layers x 64, sha256 {record['model_sha256']}). "
+        "Pass --force-model to encode with these weights anyway"
+    )
+    assert_nothing_written(tmp_path, {"other.pt", "other-contact-regression.pt", "checkout"})
+
+
+def test_encode_refuses_another_shape_and_force_model_warns(recorded, grid, tmp_path, capsys):
+    _, folder, record = recorded
+    _, _, _, fasta, _ = grid
+    deeper = _other_model(tmp_path / "deeper.pt", 6, 64, seed=0)
+    sha = hashlib.sha256(deeper.read_bytes()).hexdigest()
+    expected = (
+        f"--model {deeper}: not the ESM-2 the SAE in {folder} was trained on (6 layers, not 4; "
+        f"sha256 {sha}, not {record['model_sha256']}); it was trained on my_esm "
+        f"(models/my_esm.pt, 4 layers x 64, sha256 {record['model_sha256']})"
+    )
+    argv = ["encode", str(fasta), "--sae", str(folder), "-o", str(tmp_path / "forced")]
+    argv += ["--model", str(deeper), "--device", "cpu"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"protsae encode: error: {expected}. Pass --force-model to encode with these weights "
+        "anyway\n"
+    )
+    assert not (tmp_path / "forced.parquet").exists()
+    logged = _log_lines(lambda: main([*argv, "--force-model"]) == 0 or pytest.fail("failed"))
+    assert f"{expected}; encoding with them anyway (--force-model)" in logged
+    assert (tmp_path / "forced.parquet").is_file()
+    # A d_model the SAE cannot read is refused even with --force-model.
+    narrow = _other_model(tmp_path / "narrow.pt", 4, 32, seed=0)
+    with pytest.raises(InputError) as info:
+        protsae.encode(fasta, folder, tmp_path / "n", model=narrow, force_model=True)
+    assert str(info.value) == (
+        f"--model {narrow}: an ESM-2 with d_model 32; the SAE in {folder} was trained on my_esm "
+        f"(models/my_esm.pt, 4 layers x 64, sha256 {record['model_sha256']}) and cannot read "
+        "its activations (--force-model cannot help)"
+    )
+
+
+def test_encode_logs_the_stops_it_strips(grid, tmp_path):
+    _, sae_dir, *_ = grid
+    fasta = tmp_path / "stops.fasta"
+    fasta.write_text(">with_stop\nMKVLAAG*\n>plain\nMKWL\n>also\nMKKE*\n")
+    logged = _log_lines(lambda: protsae.encode(fasta, sae_dir, tmp_path / "o", device="cpu"))
+    assert (
+        f"{fasta}: a trailing '*' (stop) stripped from 2 record(s), ESM-2 has no stop token: "
+        "with_stop, also"
+    ) in logged
+
+
+def _log_lines(run) -> str:
+    """What the protsae logger writes while ``run()`` runs."""
+    import io
+    import logging
+
+    from protsae.progress import get_logger
+
+    logger, stream = get_logger(), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        run()
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()

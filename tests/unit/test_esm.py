@@ -23,12 +23,7 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def random_records(

@@ -16,12 +16,7 @@ TOL = 1e-4
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _records(n: int, seed: int) -> list[tuple[str, str]]:

@@ -25,12 +25,7 @@ def random_records(n: int, seed: int) -> list[tuple[str, str]]:
 RECORDS = [("rare", "MXBZUOACDEFGHIKXLMNPQ"), ("one", "W"), *random_records(14, seed=4)]
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -92,3 +92,25 @@ def test_a_finding_can_be_added_and_absent_tables_print_nothing(tmp_path, monkey
     assert "motif: 1" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no tables/"):
         findings(tmp_path / "nothing")
+
+
+def test_residue_concepts_count_latents_and_motif_latents(tmp_path):
+    from protsae.findings import residue_concepts
+
+    root = tmp_path / "results"
+    for name, rows in {
+        "k8-w256": [(3, "MOTIF:planted motif A.m1", 0.8), (3, "HELIX", 0.6), (5, "HELIX", 0.7)],
+        "k4-w256": [(1, "MOTIF:planted motif B.m2", 0.51), (2, "MOTIF:x", 0.5), (7, "TURN", 0.1)],
+    }.items():
+        folder = root / "latents" / "m" / "L2" / name
+        folder.mkdir(parents=True)
+        pd.DataFrame(rows, columns=["latent", "concept", "f1_test"]).to_parquet(
+            folder / "concepts.parquet"
+        )
+    lines = residue_concepts(root)
+    assert lines[0].startswith("SAE L2-k4-w256: 1 latents concept-specific") and lines[0].endswith(
+        "3 concepts scored), 1 on a MOTIF"
+    )  # 0.5 is not above 0.5
+    assert lines[1].startswith("SAE L2-k8-w256: 2 latents") and lines[1].endswith("1 on a MOTIF")
+    assert lines[2] == "motif-specific latents over 2 SAEs (test F1 > 0.5): 2"
+    assert residue_concepts(tmp_path / "none") == []

@@ -23,6 +23,7 @@ from protsae.latents import (
 esm_mod = pytest.importorskip("protsae.esm", reason="protsae.esm not available")
 sae_mod = pytest.importorskip("protsae.sae", reason="protsae.sae not available")
 encode_mod = pytest.importorskip("protsae.latents.stats")
+from protsae.sae.at_layer import esm_sae_encoder  # noqa: E402
 
 LAYER, WIDTH, K = 2, 128, 8
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -160,7 +161,7 @@ def test_encoder_uses_the_sae_activation_convention(tmp_path, convention):
     cfg = sae_mod.SAEConfig(d_model=32, width=64, k=4, activation_convention=convention)
     sae = sae_mod.TopKSAE(cfg, seed=2)
     records = [("a", "MKTAYIAKQR"), ("b", "GSHMLEDPVDAFQ"), ("c", "W")]
-    encoder = encode_mod.esm_sae_encoder(model, alphabet, sae, 3, 64, "cpu")
+    encoder = esm_sae_encoder(model, alphabet, sae, 3, 64, "cpu")
     got = {seq_id: (values, indices) for seq_id, values, indices in encoder(records)}
     for other in ("fair-esm", "interprot"):
         reps = dict(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protsae.sae.model import SAEConfig, TopKSAE, sparse_decode
+from protsae.sae.model import SAEConfig, TopKSAE, _topk_groups, sparse_decode, topk_rows
+from protsae.sae.train import make_optimizer, train_step
 
 torch.set_num_threads(1)
 
@@ -181,8 +182,6 @@ def test_config_round_trip_and_validation() -> None:
 
 def test_bf16_autocast_step_tracks_float32() -> None:
     """The mixed-precision path (used on GPUs) runs and trains like float32."""
-    from protsae.sae.train import make_optimizer, train_step
-
     torch.manual_seed(0)
     x = torch.randn(256, 24) * 2
     dead = torch.zeros(96, dtype=torch.bool)
@@ -198,3 +197,77 @@ def test_bf16_autocast_step_tracks_float32() -> None:
         assert float(last.fvu) < 0.8 * float(first.fvu)
         losses[dtype] = float(last.fvu)
     assert losses[torch.bfloat16] == pytest.approx(losses[None], rel=0.05)
+
+
+@pytest.mark.parametrize(("n", "width", "k"), [(64, 2048, 16), (33, 10240, 64), (5, 96, 6)])
+def test_topk_rows_has_exactly_torch_topk_values(n: int, width: int, k: int) -> None:
+    """The grouped selection returns the values torch.topk returns, with indices that point at
+    them, also with ties across groups, a row of equal values and masked (-inf) columns."""
+    torch.manual_seed(0)
+    pre = torch.randn(n, width)
+    pre[0] = 1.5  # every entry tied
+    pre[1, ::5] = pre[1, 0]  # ties spread over many groups
+    pre[2, : width // 2] = -torch.inf  # AuxK masks live latents this way
+    if n > 3:
+        pre[3, torch.randperm(width)[:k]] += 100.0  # planted: exactly these k columns win
+    values, indices = topk_rows(pre, k)
+    reference = pre.topk(k, dim=1).values
+    assert torch.equal(values.sort(dim=1).values, reference.sort(dim=1).values)
+    assert torch.equal(pre.gather(1, indices), values)
+    assert all(len(set(row.tolist())) == k for row in indices)
+    if n > 3:
+        assert set(indices[3].tolist()) == set((pre[3] > 50).nonzero().flatten().tolist())
+
+
+def test_topk_groups_engage_at_training_widths_only() -> None:
+    assert _topk_groups(16384, 64) == 1024 and _topk_groups(10240, 64) is not None
+    assert _topk_groups(96, 6) is None  # too narrow to gain: plain torch.topk
+    assert _topk_groups(2053, 16) is None  # prime width: no equal groups
+
+
+def _reference_step(sae: TopKSAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """The step as first written: dense top-k latents, dense decoder, plain autograd, the
+    six-pass parallel-gradient removal, then Adam and renormalisation."""
+    pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+    top = pre.topk(sae.cfg.k, dim=1)
+    z = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
+    x_hat = z @ sae.W_dec + sae.b_dec
+    loss = (x_hat - x).pow(2).sum() / (x - x.mean(dim=0)).pow(2).sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    with torch.no_grad():
+        rows, grad = sae.W_dec.data, sae.W_dec.grad
+        grad.sub_((grad * rows).sum(1, keepdim=True) * rows / rows.pow(2).sum(1, keepdim=True))
+    optimizer.step()
+    with torch.no_grad():
+        sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True))
+    return float(loss.detach())
+
+
+def test_optimised_step_equals_reference_step() -> None:
+    """train_step (grouped top-k, strided W_enc, sparse backward, fused Adam, three-pass
+    projection) follows the plain reference step: the same loss to 1e-6 relative at every
+    step and the same weights after them, on a shape where the grouped top-k is used."""
+    d, width, k = 32, 2048, 16
+    assert _topk_groups(width, k) is not None
+    torch.manual_seed(0)
+    batches = [torch.randn(512, d) * 2 + 0.3 for _ in range(4)]
+    ours = TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=5)
+    reference = TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=5)
+    with torch.no_grad():
+        reference.W_enc.data = reference.W_enc.data.contiguous()  # the old, row-major layout
+    assert not ours.W_enc.is_contiguous() and ours.W_enc.t().is_contiguous()
+    optimizer = make_optimizer(ours, 1e-3)
+    reference_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3, foreach=False)
+    for x in batches:
+        expected = _reference_step(reference, reference_optimizer, x)
+        got = float(train_step(ours, optimizer, x, None, 1e-3).fvu)
+        assert got == pytest.approx(expected, rel=1e-6)
+    assert expected < 0.99 * _reference_loss_at_init(d, width, k, batches[-1])
+    for name, param in ours.named_parameters():
+        torch.testing.assert_close(param, getattr(reference, name), atol=2e-6, rtol=1e-5)
+
+
+def _reference_loss_at_init(d: int, width: int, k: int, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=5)(x).fvu)

@@ -106,8 +106,11 @@ def test_sae_outputs(run):
         for column in ("step", "tokens", "mse", "fve", "l0", "dead_fraction", "auxk_loss", "lr"):
             assert column in log.column_names
         assert log["tokens"].to_pylist()[-1] >= config["sae"]["training"]["total_tokens"]
+        training = json.loads((folder / "sae.json").read_text())["training"]
+        assert training["epochs"] <= training["max_epochs"]  # one pass unless epochs says more
         metrics = json.loads((folder / "eval.json").read_text())
         assert set(metrics) == set(EVAL_KEYS)  # (write_json sorts the keys)
+        assert metrics["mask_draws"] == 5 and metrics["loss_recovered_std"] is not None
         assert metrics["activation_convention"] == "fair-esm"
         assert metrics["l0"] <= spec.k and metrics["n_tokens"] > 0
         assert not (folder / "checkpoint").exists()  # removed once training finished

@@ -4,6 +4,8 @@ nothing of the group. Run for real (extraction and one small SAE) on a random-in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -106,6 +108,16 @@ def test_the_pass_writes_every_group_layer_and_the_saes_train_on_them(extracted)
             info = shard_info(workdir / path)
             assert info.layer == layer and info.num_rows > 0
         assert (workdir / sae_path(config, layer)).is_file()
+        # sae.json names the ESM-2 the SAE was trained on, as train_sae found it
+        record = json.loads((workdir / sae_path(config, layer)).with_suffix(".json").read_text())
+        checkpoint = workdir / "resources" / "downloads" / f"{model}.pt"
+        assert record["esm"] == {
+            "model_name": model,
+            "model": f"resources/downloads/{model}.pt",
+            "model_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "n_layers": config["esm"]["random_init"]["layers"],
+            "d_model": config["esm"]["random_init"]["embed_dim"],
+        }
     # the same residues (ids and positions) in each layer's shard
     for low, high in zip(*(shard_paths(config, layer) for layer in GROUP), strict=True):
         rows = [residues(workdir / path) for path in (low, high)]

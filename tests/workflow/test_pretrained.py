@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import torch
@@ -9,7 +10,7 @@ from safetensors.torch import save_file
 
 from protsae.sae.formats import load_sae
 
-from .conftest import run_snakemake
+from .conftest import ROOT, run_snakemake
 from .test_dag import job_counts
 
 
@@ -44,6 +45,15 @@ def test_pretrained_sae_is_imported_and_analysed_not_trained(demo_config, tmp_pa
     meta = json.loads(target.with_name("sae.json").read_text())
     assert (meta["layer"], meta["k"], meta["width"], meta["d_model"]) == (3, 8, 128, 64)
     assert meta["activation_convention"] == "interprot"
+    # the ESM-2 it is paired with here: the random init, named by its file
+    checkpoint = "resources/downloads/random-t4-d64-s0.pt"
+    assert meta["esm"] == {
+        "model_name": "random-t4-d64-s0",
+        "model": checkpoint,
+        "model_sha256": hashlib.sha256((ROOT / checkpoint).read_bytes()).hexdigest(),
+        "n_layers": 4,
+        "d_model": 64,
+    }
     sae = load_sae(target)
     assert sae.cfg.normalize == "token_standardize"
     assert sae.cfg.activation_convention == "interprot"

@@ -10,6 +10,7 @@ ruleorder: import_sae > train_sae
 rule train_sae:
     input:
         shards=layer_shards,
+        model=esm_checkpoint,
     output:
         safetensors=f"{SAE_DIR}/sae.safetensors",
         json=f"{SAE_DIR}/sae.json",
@@ -27,6 +28,7 @@ rule train_sae:
         runtime=1440,
     params:
         model_name=MODEL,
+        esm_model=esm_as_given,
         layer=wildcard_int("layer"),
         training=training_settings,
         checkpoint_dir=f"{SAE_DIR}/checkpoint",
@@ -37,6 +39,7 @@ rule train_sae:
 rule import_sae:
     input:
         weights=pretrained_weights,
+        model=esm_checkpoint,
     output:
         safetensors=f"{SAE_DIR}/sae.safetensors",
         json=f"{SAE_DIR}/sae.json",
@@ -50,6 +53,7 @@ rule import_sae:
         "../../envs/protsae.yaml"
     params:
         model_name=MODEL,
+        esm_model=esm_as_given,
         layer=wildcard_int("layer"),
         k=pretrained_k,
     script:

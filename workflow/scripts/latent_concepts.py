@@ -22,10 +22,10 @@ table = concepts_from_files(
     clusters_path=inputs.clusters,
     features_path=inputs.features,
     seq_stats_path=inputs.seq_stats,
-    layer=int(params.layer),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    layer=params.layer,
+    max_tokens_per_batch=params.max_tokens_per_batch,
     fractions=[float(t) for t in params.thresholds],
-    min_proteins=int(params.min_proteins),
+    min_proteins=params.min_proteins,
 )
 write_parquet(table, snakemake.output[0])
 get_logger().info(

@@ -18,9 +18,9 @@ latent_stats_from_files(
     model_path=snakemake.input.model,
     swissprot_path=snakemake.input.swissprot,
     clusters_path=snakemake.input.clusters,
-    layer=int(params.layer),
-    top_examples=int(params.top_examples),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    layer=params.layer,
+    top_examples=params.top_examples,
+    max_tokens_per_batch=params.max_tokens_per_batch,
     seq_stats_path=snakemake.output.seq_stats,
     top_examples_path=snakemake.output.top_examples,
 )

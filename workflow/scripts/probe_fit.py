@@ -17,10 +17,10 @@ settings = settings_for_task(snakemake.wildcards.task, params.grid, params.train
 probe_from_files(
     snakemake.input.data,
     snakemake.input.model,
-    int(params.layer),
+    params.layer,
     snakemake.output.json,
     snakemake.output.coef,
     sae_path=snakemake.input.sae[0] if snakemake.input.sae else None,
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    max_tokens_per_batch=params.max_tokens_per_batch,
     settings=settings,
 )

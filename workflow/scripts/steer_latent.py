@@ -17,9 +17,9 @@ steer_latent_from_files(
     conservation_path=snakemake.input.conservation,
     sae_path=snakemake.input.sae,
     model_path=snakemake.input.model,
-    layer=int(params.layer),
+    layer=params.layer,
     multipliers=[float(m) for m in params.multipliers],
     out_path=snakemake.output[0],
-    only_where_active=bool(params.only_where_active),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    only_where_active=params.only_where_active,
+    max_tokens_per_batch=params.max_tokens_per_batch,
 )

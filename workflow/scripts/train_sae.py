@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from protsae.esm.checkpoint import model_record
 from protsae.io import claim_outputs
+from protsae.sae.formats import record_esm_model
 from protsae.sae.train import TrainConfig, TrainOutputs, train_sae
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
@@ -26,4 +28,9 @@ train_sae(
     checkpoint_dir=params.checkpoint_dir,
     model_name=params.model_name,
     layer=params.layer,
+)
+# Which ESM-2 the SAE was trained on: `protsae encode` finds and checks the weights by it.
+record_esm_model(
+    snakemake.output.json,
+    model_record(snakemake.input.model, params.esm_model, params.model_name),
 )

@@ -1,5 +1,10 @@
-"""Static HTML pages of encoded sequences: residues coloured by one latent, every active latent listed.
+"""Static HTML pages of encoded sequences: residues coloured by one latent at a time, every
+active latent listed.
 
+Colours are on each latent's own scale: a residue's shade is its value / the latent's maximum
+over the train split of the evaluation set (when the SAE's latent tables exist; otherwise the
+sequence's own maximum, said on the page), so a weak hit looks weak. A switcher (radio buttons
+and CSS, no script) shows the track of any of the :data:`SWITCHER_LATENTS` strongest latents.
 Pages load nothing: no scripts, fonts or styles from elsewhere, and a Content-Security-Policy
 that forbids any fetch. Every id, name and annotation is HTML-escaped. Latents link to the
 feature browser's page for them, ``results/browser/latent.html#sae=L{layer}-k{k}-w{width}&latent={n}``
@@ -51,6 +56,10 @@ def browser_link(sae: SaeFolder, latent: int, page_dir: Path) -> str | None:
     return f"{where}#sae=L{sae.layer}-{quote(sae.name)}&latent={latent}"
 
 
+#: Latents a page can switch between (the strongest, by fraction of their own maximum).
+SWITCHER_LATENTS = 20
+
+
 def _colour(value: float, vmax: float) -> str:
     alpha = 0.0 if vmax <= 0 else min(1.0, value / vmax)
     return f"rgba(214,39,40,{alpha:.3f})"
@@ -62,6 +71,63 @@ def _cell(value: object) -> str:
     return escape(f"{value:.3g}" if isinstance(value, float) else str(value))
 
 
+def _track_html(item: SequenceLatents, latent: int, scale: float) -> str:
+    track = item.track(latent)
+    return "".join(
+        f'<span style="background:{_colour(float(track[pos]), scale)}" '
+        f'title="{pos} {escape(aa)}: {float(track[pos]):.3g}">{escape(aa)}</span>'
+        for pos, aa in enumerate(item.sequence)
+    )
+
+
+_ROW_KEYS = (
+    "max_value",
+    "fraction_of_latent_max",
+    "argmax",
+    "n_active",
+    "pattern_class",
+    "family",
+    "f1",
+    "predicted_member",
+)
+
+
+def _switcher(
+    item: SequenceLatents, notes: dict[int, dict], shown: list[int], latent: int | None
+) -> tuple[list[str], list[str], str]:
+    """(radio buttons, one shaded track per latent, the CSS that shows the checked one)."""
+    radios, tracks, rules = [], [], []
+    for lat in shown:
+        latent_max = notes.get(lat, {}).get("latent_max")
+        scale = float(latent_max) if latent_max else float(item.track(lat).max())
+        basis = f"latent max {scale:.3g}" if latent_max else f"this sequence's max {scale:.3g}"
+        checked = " checked" if lat == latent else ""
+        radios.append(
+            f'<input type="radio" name="latent" id="l{lat}"{checked}>'
+            f'<label for="l{lat}">{lat}</label>'
+        )
+        tracks.append(
+            f'<div class="track t{lat}"><p>latent {lat}, shaded by value / {basis}</p>'
+            f'<p class="seq">{_track_html(item, lat, scale)}</p></div>'
+        )
+        rules.append(f"#l{lat}:checked~.tracks .t{lat}{{display:block}}")
+    return radios, tracks, ".track{display:none}" + "".join(rules)
+
+
+def _latent_rows(
+    ranked: list[dict], sae: SaeFolder, page_dir: Path, latent: int | None
+) -> list[str]:
+    rows = []
+    for row in ranked:
+        link = browser_link(sae, row["latent"], page_dir)
+        label = str(row["latent"])
+        label = f'<a href="{escape(link, quote=True)}">{label}</a>' if link else label
+        chosen = ' class="chosen"' if row["latent"] == latent else ""
+        cells = [label] + [_cell(row[key]) for key in _ROW_KEYS]
+        rows.append(f"<tr{chosen}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return rows
+
+
 def render_page(
     item: SequenceLatents,
     sae: SaeFolder,
@@ -69,53 +135,39 @@ def render_page(
     latent: int | None,
     page_dir: Path,
 ) -> str:
-    """One sequence's page; ``latent`` colours the residues (default: its strongest latent)."""
-    strongest = item.strongest().to_pylist()
-    if latent is None and strongest:
-        latent = strongest[0]["latent"]
-    track = item.track(latent) if latent is not None else None
-    vmax = float(track.max()) if track is not None and len(track) else 0.0
-    residues = []
-    for pos, aa in enumerate(item.sequence):
-        value = float(track[pos]) if track is not None else 0.0
-        residues.append(
-            f'<span style="background:{_colour(value, vmax)}" '
-            f'title="{pos} {escape(aa)}: {value:.3g}">{escape(aa)}</span>'
-        )
-    rows = []
-    for row in strongest:
-        note = notes.get(row["latent"], {})
-        link = browser_link(sae, row["latent"], page_dir)
-        label = str(row["latent"])
-        label = f'<a href="{escape(link, quote=True)}">{label}</a>' if link else label
-        chosen = ' class="chosen"' if row["latent"] == latent else ""
-        cells = [label] + [
-            _cell(v)
-            for v in (
-                row["max_value"],
-                row["argmax"],
-                row["n_active"],
-                note.get("pattern_class"),
-                note.get("family"),
-                note.get("f1"),
-            )
-        ]
-        rows.append(f"<tr{chosen}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    """One sequence's page; ``latent`` is the track shown first (default: the strongest by
+    fraction of its own maximum); the switcher offers the strongest SWITCHER_LATENTS."""
+    from protsae.encoding.inputs import ranked_latents
+
+    ranked = ranked_latents(item, notes)
+    if latent is None and ranked:
+        latent = ranked[0]["latent"]
+    shown = [r["latent"] for r in ranked[:SWITCHER_LATENTS]]
+    if latent is not None and latent not in shown:
+        shown.insert(0, latent)
+    radios, tracks, switch_css = _switcher(item, notes, shown, latent)
+    rows = _latent_rows(ranked, sae, page_dir, latent)
     title = escape(item.id)
-    chosen_text = "no active latent" if latent is None else f"latent {latent} (max {vmax:.3g})"
     return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-            f"<title>{title}</title><style>{_STYLE}</style></head><body>",
+            f"<title>{title}</title><style>{_STYLE}{switch_css}</style></head><body>",
             f"<h1>{title}</h1>",
             f"<p>{len(item.sequence)} residues; SAE {escape(sae.model)} layer {sae.layer} "
-            f"{escape(sae.name)}. Residues coloured by {chosen_text}; position 0-based.</p>",
-            f'<p class="seq">{"".join(residues)}</p>',
+            f"{escape(sae.name)}. Residues shaded by one latent on that latent's own scale; "
+            "position 0-based. Choose the latent:</p>",
+            '<div class="switcher">' if shown else "<p>no active latent</p>",
+            *radios,
+            '<div class="tracks">',
+            *tracks,
+            "</div>",
+            "</div>" if shown else "",
             "<h2>Active latents</h2>",
-            "<table><tr><th>latent</th><th>max</th><th>argmax</th><th>active residues</th>"
-            "<th>pattern class</th><th>family</th><th>F1</th></tr>",
+            "<table><tr><th>latent</th><th>max</th><th>fraction of latent max</th><th>argmax</th>"
+            "<th>active residues</th><th>pattern class</th><th>family</th><th>F1</th>"
+            "<th>predicted member</th></tr>",
             *rows,
             "</table>",
             '<p><a href="index.html">all sequences</a></p>',

@@ -1,10 +1,12 @@
 """Your own proteins through a trained SAE: per-residue latents, annotated with what the grid learned.
 
 :func:`encode` reads a FASTA file, runs ESM-2 up to the SAE's layer and the SAE's top-k encoder
-(the same :func:`protsae.latents.stats.esm_sae_encoder` the latent-statistics stage uses), and
+(the same :func:`protsae.sae.at_layer.esm_sae_encoder` the latent-statistics stage uses), and
 writes ``OUT.parquet`` (one row per sequence, residue and active latent), ``OUT.tsv`` (each
-sequence's strongest latents with their pattern class, family and F1 when the latent tables of
-the SAE exist) and, on request, one static HTML page per sequence under ``OUT/``.
+sequence's strongest latents, ranked by their value as a fraction of the latent's own train
+maximum, with pattern class, family, F1, the family threshold and whether the value passes it,
+when the latent tables of the SAE exist) and, on request, one static HTML page per sequence
+under ``OUT/``, shaded on each latent's own scale with a switcher between latents.
 
 Everything that can be checked is checked before any compute: the SAE folder, the ESM-2 weights
 and every FASTA record (:mod:`.inputs`). Each output file is written atomically.
@@ -20,7 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from protsae.encoding.inputs import find_checkpoint, read_annotations, read_records, sae_folder
+from protsae.encoding.inputs import (
+    find_checkpoint,
+    ranked_latents,
+    read_annotations,
+    read_records,
+    sae_folder,
+)
 from protsae.encoding.pages import HtmlPages
 from protsae.encoding.types import (
     ENCODED_SCHEMA,
@@ -63,8 +71,8 @@ def encode_records(
 ) -> Iterator[SequenceLatents]:
     """Yield each record's active latents, in input order, with progress (sequences/s) on stderr."""
     from protsae.esm import load_model, resolve_device
-    from protsae.latents.stats import esm_sae_encoder
     from protsae.sae import load_sae
+    from protsae.sae.at_layer import esm_sae_encoder
 
     logger = get_logger()
     dev = resolve_device(device)
@@ -98,22 +106,10 @@ def encode_records(
 
 
 def _summary_rows(item: SequenceLatents, top: int, notes: dict[int, dict]) -> list[dict]:
-    rows = []
-    for rank, row in enumerate(item.strongest().slice(0, top).to_pylist()):
-        note = notes.get(row["latent"], {})
-        rows.append(
-            {
-                "id": item.id,
-                "length": len(item.sequence),
-                "rank": rank,
-                **row,
-                "pattern_class": note.get("pattern_class"),
-                "family": note.get("family"),
-                "f1": note.get("f1"),
-                "family_specific": note.get("family_specific"),
-            }
-        )
-    return rows
+    return [
+        {"id": item.id, "length": len(item.sequence), "rank": rank, **row}
+        for rank, row in enumerate(ranked_latents(item, notes)[:top])
+    ]
 
 
 def _format_tsv(rows: list[dict]) -> str:
@@ -136,6 +132,7 @@ def encode(
     *,
     results: str | os.PathLike[str] | None = None,
     model: str | os.PathLike[str] | None = None,
+    force_model: bool = False,
     html: bool = False,
     html_latent: int | None = None,
     skip_long: bool = False,
@@ -147,7 +144,8 @@ def encode(
     (and ``out``/ HTML pages with ``html``). See the module docstring and the README.
 
     ``results`` is the results folder whose ``latents/`` annotate the latents (default: the one
-    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model;
+    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model,
+    refused when it is not the ESM-2 the SAE was trained on unless ``force_model``;
     ``html_latent`` the latent that colours every page (default: each sequence's strongest);
     ``top`` the latents per sequence in the TSV.
     """
@@ -156,7 +154,7 @@ def encode(
         raise ValueError(f"top must be positive, got {top}")
     logger = get_logger()
     folder = sae_folder(sae, results)
-    checkpoint = find_checkpoint(folder, model)
+    checkpoint = find_checkpoint(folder, model, force_model, logger)
     records, skipped, cropped = read_records(fasta, skip_long, logger)
     annotations = read_annotations(folder)
     notes = {} if annotations is None else {r["latent"]: r for r in annotations.to_pylist()}

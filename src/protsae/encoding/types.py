@@ -29,12 +29,16 @@ SUMMARY_COLUMNS = [
     "rank",
     "latent",
     "max_value",
+    "fraction_of_latent_max",
     "argmax",
     "n_active",
     "pattern_class",
     "family",
     "f1",
+    "family_threshold",
     "family_specific",
+    "predicted_member",
+    "description",
 ]
 
 
@@ -48,6 +52,8 @@ class SaeFolder:
     k: int
     width: int
     results: Path | None
+    esm: dict = field(default_factory=dict)
+    """sae.json's record of the ESM-2 it was trained on (empty for SAEs written before it)."""
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ init exercise the same code.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import warnings
@@ -19,7 +20,7 @@ from esm.model.esm2 import ESM2
 
 from protsae.config import regression_path
 from protsae.device import resolve_device
-from protsae.huggingface import load_hf_files, load_hf_folder
+from protsae.huggingface import esm_shape, load_hf_files, load_hf_folder, read_config
 from protsae.io import atomic_path
 
 
@@ -162,3 +163,62 @@ def save_hf_as_fairesm(
     """Write a Hugging Face ESM-2 as a fair-esm checkpoint (``out`` and its contact-regression
     file beside it), the file every ESM job then loads."""
     save_esm2_checkpoint(load_hf_files(config_path, weights_path, vocab_path, where), out)
+
+
+# ---- which ESM-2 an SAE was trained on (sae.json "esm") ---------------------------------
+
+#: Weight files of a Hugging Face ``save_pretrained`` folder.
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(weights: str | os.PathLike[str]) -> str:
+    """The sha256 of an ESM-2's weights: of the checkpoint file's bytes, or for a
+    ``save_pretrained`` folder, of its weight files' ``<name> <sha256>`` lines in name order."""
+    path = Path(weights)
+    if not path.is_dir():
+        return _file_sha256(path)
+    files = sorted(f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+    if not files:
+        raise FileNotFoundError(f"{path}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+    lines = "".join(f"{f.name} {_file_sha256(f)}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def model_shape(weights: str | os.PathLike[str]) -> tuple[int, int]:
+    """(layers, d_model) of an ESM-2 checkpoint in fair-esm's format (its ``cfg``, read
+    memory-mapped) or of a ``save_pretrained`` folder (its ``config.json``)."""
+    path = Path(weights)
+    if path.is_dir():
+        shape = esm_shape(read_config(path / "config.json", str(path)), str(path))
+        return shape.layers, shape.embed_dim
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, OSError, ValueError):  # not a zip checkpoint: mmap needs one
+        data = _load_torch_file(path)
+    _check_esm2_layout(path, data)
+    cfg = data["cfg"]["model"]
+    return int(cfg.encoder_layers), int(cfg.encoder_embed_dim)
+
+
+def model_record(weights: str | os.PathLike[str], as_given: str, name: str) -> dict[str, object]:
+    """What ``sae.json`` keeps of the ESM-2 an SAE was trained on: ``model_name`` (the
+    ``{model}`` of the paths), ``model`` (``esm.model`` as the user wrote it, or where the
+    workflow made the weights), ``model_sha256`` (:func:`weights_sha256`), ``n_layers`` and
+    ``d_model``."""
+    n_layers, d_model = model_shape(weights)
+    return {
+        "model_name": name,
+        "model": as_given,
+        "model_sha256": weights_sha256(weights),
+        "n_layers": n_layers,
+        "d_model": d_model,
+    }

@@ -155,8 +155,8 @@ def probe_from_files(
         encode = esm_encoder(model, alphabet, layer, max_tokens_per_batch, device)
         n_features, sparse_k, name = model.embed_dim, None, feature_name()
     else:
-        from protsae.latents.stats import load_sae_for_model
         from protsae.probes.features import sae_encoder
+        from protsae.sae.at_layer import load_sae_for_model
 
         sae = load_sae_for_model(sae_path, model, model_path, layer, device)
         encode = sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)

@@ -95,6 +95,15 @@ def save_sae(
     write_json(sae.cfg.to_dict(), json_path)
 
 
+def record_esm_model(json_path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Set ``sae.json``'s ``esm`` record (the ESM-2 the SAE was trained on) in place,
+    atomically; every other key stays as it is."""
+    path = Path(json_path)
+    data = json.loads(path.read_text())
+    data["esm"] = record
+    write_json(data, path)
+
+
 def load_sae(
     safetensors_path: str | os.PathLike[str],
     json_path: str | os.PathLike[str] | None = None,

@@ -16,7 +16,7 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -51,6 +51,8 @@ class FastaStats:
     records: int = 0
     duplicates: int = 0
     nonascii_headers: int = 0
+    stop_stripped: list[str] = field(default_factory=list)
+    """Ids of the records whose trailing ``*`` (a stop) was stripped."""
 
 
 def _read_ahead(path: str | os.PathLike[str], depth: int = 4) -> Iterator[bytes]:
@@ -118,13 +120,16 @@ def _read_block(fh: IO[bytes], put: Callable[[bytes], None]) -> bytes:
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def _record_batches(path: str | os.PathLike[str]) -> Iterator[list[tuple[bytes, bytes]]]:
+def _record_batches(
+    path: str | os.PathLike[str], stops: list[bytes] | None = None
+) -> Iterator[list[tuple[bytes, bytes]]]:
     """Yield lists of ``(header, cleaned sequence)`` as bytes, one list per block read.
 
     Reads blocks and cuts them at the last ``\\n>`` so records are split in C rather
     than line by line in Python; memory holds a block or two plus the longest record.
     Every piece handed to ``split`` after the first starts right after a header's ``>``.
-    Sequences come back upper-cased without line breaks or a trailing stop ``*``.
+    Sequences come back upper-cased without line breaks or a trailing stop ``*``; with
+    ``stops`` the headers of the records that had one are appended to it.
     """
     number = 0  # records returned so far
     last_header = b""
@@ -148,7 +153,10 @@ def _record_batches(path: str | os.PathLike[str]) -> Iterator[list[tuple[bytes, 
         batch = []
         for chunk in data.split(b"\n>"):
             header, _, body = chunk.partition(b"\n")
-            sequence = body.translate(_UPPER, _WHITESPACE).rstrip(b"*")
+            cleaned = body.translate(_UPPER, _WHITESPACE)
+            sequence = cleaned.rstrip(b"*")
+            if stops is not None and len(sequence) != len(cleaned):
+                stops.append(header)
             if not sequence:
                 name = header.decode("utf-8", "replace").split(maxsplit=1)
                 raise InputError(
@@ -209,7 +217,8 @@ def read_fasta(
     logger = logger or get_logger()
     stats = stats if stats is not None else FastaStats()
     seen: set[str] = set()
-    records = (record for batch in _record_batches(path) for record in batch)
+    stops: list[bytes] = []
+    records = (record for batch in _record_batches(path, stops) for record in batch)
     for number, (raw_header, raw_sequence) in enumerate(records, start=1):
         header = _decode_header(raw_header, stats)
         words = header.split(maxsplit=1)
@@ -231,6 +240,15 @@ def read_fasta(
             )
         stats.records += 1
         yield FastaRecord(record_id, header, raw_sequence.decode("ascii"))
+    if stops:
+        stats.stop_stripped = [_decode_header(h, FastaStats()).split(maxsplit=1)[0] for h in stops]
+        logger.info(
+            "%s: a trailing '*' (stop) stripped from %d record(s), ESM-2 has no stop token: %s%s",
+            path,
+            len(stops),
+            ", ".join(stats.stop_stripped[:10]),
+            ", ..." if len(stops) > 10 else "",
+        )
     if stats.duplicates or stats.nonascii_headers:
         logger.warning(
             "%s: %d duplicate ids dropped, %d headers with non-ASCII bytes",

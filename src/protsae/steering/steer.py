@@ -13,10 +13,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from protsae.esm import load_model, resolve_device
 from protsae.io import write_parquet
-from protsae.latents.stats import load_sae_for_model
 from protsae.progress import get_logger
+from protsae.sae.at_layer import EsmSae
 from protsae.steering.clamp import steered_sequences
 from protsae.steering.homologs import (
     CONSERVATION_SCHEMA,
@@ -122,9 +121,8 @@ def steer_latent_from_files(
         logger.warning("latent %d skipped: %s", latent, meta.get(META_SKIP, b"no rows").decode())
         write_parquet(LATENT_SCHEMA.empty_table().replace_schema_metadata(meta), out_path)
         return 0
-    device = resolve_device(device)
-    model, alphabet = load_model(model_path, device)
-    sae = load_sae_for_model(sae_path, model, model_path, layer, device)
+    esm_sae = EsmSae.load(model_path, sae_path, layer, device)
+    model, alphabet, sae, device = esm_sae.model, esm_sae.alphabet, esm_sae.sae, esm_sae.device
     records = conserved_records(conservation)
     values = [None] + [m * max_activation for m in multipliers]
     logger.info(
