@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from protsae.esm import layer_representations, load_model, save_random_init
+from protsae.esm import ForwardOptions, layer_representations, load_model, save_random_init
 from protsae.probes.control import CONTROLS, control_from_files
 from protsae.probes.data import task_data_from_file
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
@@ -92,9 +92,8 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
             out / f"{name}.json",
             out / f"{name}.coef.parquet",
             sae_path=sae_path,
-            max_tokens_per_batch=600,
+            forward=ForwardOptions(600, "cpu"),
             settings=settings,
-            device="cpu",
         )
     result = json.loads((out / "esm.json").read_text())
     counts = loaded.split_counts()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import esm
 import numpy as np
@@ -32,6 +33,19 @@ _MASK_RATIO_TRAIN = 0.15 * 0.8
 
 Record = tuple[str, str]
 Edit = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ForwardOptions:
+    """How ESM-2 forward passes run, for every stage that runs them: batches of at most
+    ``max_tokens_per_batch`` padded tokens on ``device`` (``"auto"``: CUDA when there is one;
+    None, where a loaded model is given: wherever it already is), bf16 autocast as ``bf16`` says
+    (None: on CUDA only), tokenized in ``loader_workers`` worker processes."""
+
+    max_tokens_per_batch: int = 4096
+    device: str | torch.device | None = "auto"
+    bf16: bool | None = None
+    loader_workers: int = 0
 
 
 def check_records(records: Sequence[Record]) -> None:
