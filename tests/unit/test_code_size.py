@@ -25,8 +25,6 @@ PARAMETER_DEBT = frozenset(
         "activations.py:extract_shard",
         "activations.py:extract_shard_layers",
         "encoding/run.py:encode",
-        "esm/forward.py:layer_representations",
-        "esm/forward.py:multi_layer_representations",
         "esm/mlm.py:masked_lm_cross_entropy",
         "latents/collect.py:stream_latent_stats",
         "latents/stats.py:latent_stats_from_files",

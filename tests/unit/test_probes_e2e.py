@@ -63,7 +63,9 @@ def test_pooled_features_match_a_dense_reference(tiny):
         data, sae_encoder(model, alphabet, sae, LAYER, 200, "cpu"), WIDTH, chunk_records=7
     )
     records = [(r.id, r.sequence) for r in data.records]
-    reps = dict(layer_representations(model, alphabet, records, LAYER, 10_000, "cpu"))
+    reps = dict(
+        layer_representations(model, alphabet, records, LAYER, ForwardOptions(10_000, "cpu"))
+    )
     for i, record in enumerate(data.records):
         rep = reps[record.id]
         np.testing.assert_allclose(esm_rows.X[i], rep.mean(0).numpy(), rtol=1e-4, atol=1e-5)
@@ -180,7 +182,12 @@ def test_sae_features_use_the_sae_activation_convention(tiny):
     for convention, should_match in (("interprot", True), ("fair-esm", False)):
         reps = dict(
             layer_representations(
-                model, alphabet, records, LAYER, 10_000, "cpu", convention=convention
+                model,
+                alphabet,
+                records,
+                LAYER,
+                ForwardOptions(10_000, "cpu"),
+                convention=convention,
             )
         )
         pooled = []

@@ -138,7 +138,13 @@ def test_interprot_sae_is_evaluated_on_interprot_activations(tiny_esm: Path) -> 
     for convention, ends in (("interprot", True), ("fair-esm", False)):
         stats = evaluate.ReconstructionStats(D, 96)
         for _, h in esm_mod.layer_representations(
-            model, alphabet, RECORDS, 2, 64, convention=convention, bos_eos=ends
+            model,
+            alphabet,
+            RECORDS,
+            2,
+            esm_mod.ForwardOptions(64),
+            convention=convention,
+            bos_eos=ends,
         ):
             stats.add(sae, h)
         expected[convention] = stats.result()

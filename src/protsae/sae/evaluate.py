@@ -156,8 +156,7 @@ def _reconstruction(
         alphabet,
         records,
         layer,
-        max_tokens_per_batch,
-        device,
+        esm_lib.ForwardOptions(max_tokens_per_batch, device),
         convention=convention,
         bos_eos=trains_on_bos_eos(convention),
     ):
