@@ -34,9 +34,7 @@ PARAMETER_DEBT = frozenset(
         "sae/train.py:train_sae",
         "sequences/clusters.py:cluster_sequences",
         "sources.py:fetch",
-        "steering/clamp.py:steered_sequences",
         "steering/homologs.py:latent_conservation",
-        "steering/steer.py:steer_latent_from_files",
     }
 )
 
