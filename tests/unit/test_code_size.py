@@ -25,22 +25,16 @@ PARAMETER_DEBT = frozenset(
         "activations.py:extract_shard",
         "activations.py:extract_shard_layers",
         "encoding/run.py:encode",
-        "esm/forward.py:layer_representations",
-        "esm/forward.py:multi_layer_representations",
         "esm/mlm.py:masked_lm_cross_entropy",
         "latents/collect.py:stream_latent_stats",
         "latents/stats.py:latent_stats_from_files",
         "latents/stats.py:concepts_from_files",
         "probes/data.py:load_task",
-        "probes/fit.py:probe_from_files",
         "probes/interpret.py:interpret_from_files",
-        "sae/evaluate.py:evaluate_sae",
         "sae/train.py:train_sae",
         "sequences/clusters.py:cluster_sequences",
         "sources.py:fetch",
-        "steering/clamp.py:steered_sequences",
         "steering/homologs.py:latent_conservation",
-        "steering/steer.py:steer_latent_from_files",
     }
 )
 

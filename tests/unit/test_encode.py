@@ -450,7 +450,12 @@ def test_the_sae_activation_convention_is_honoured(grid, tmp_path):
     want = {}
     for convention in ("interprot", "fair-esm"):
         ((_, rep),) = esm_mod.layer_representations(
-            model, alphabet, [(seq_id, seqs[seq_id])], LAYER, 4096, convention=convention
+            model,
+            alphabet,
+            [(seq_id, seqs[seq_id])],
+            LAYER,
+            esm_mod.ForwardOptions(4096),
+            convention=convention,
         )
         with torch.no_grad():
             top = sae.encode(rep)

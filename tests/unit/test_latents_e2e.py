@@ -165,7 +165,9 @@ def test_encoder_uses_the_sae_activation_convention(tmp_path, convention):
     got = {seq_id: (values, indices) for seq_id, values, indices in encoder(records)}
     for other in ("fair-esm", "interprot"):
         reps = dict(
-            esm_mod.layer_representations(model, alphabet, records, 3, 64, convention=other)
+            esm_mod.layer_representations(
+                model, alphabet, records, 3, esm_mod.ForwardOptions(64), convention=other
+            )
         )
         same = []
         for seq_id, seq in records:

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import torch
 
 from protsae.activations import holdout_records
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs, write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae
@@ -27,7 +28,7 @@ metrics = evaluate_sae(
     snakemake.input.model,
     records,
     layer=params.layer,
-    max_tokens_per_batch=params.max_tokens_per_batch,
+    forward=ForwardOptions(params.max_tokens_per_batch),
     mask_draws=params.mask_draws,
 )
 write_json(metrics, snakemake.output[0])

@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs
 from protsae.probes.fit import probe_from_files, settings_for_task
 
@@ -21,6 +22,6 @@ probe_from_files(
     snakemake.output.json,
     snakemake.output.coef,
     sae_path=snakemake.input.sae[0] if snakemake.input.sae else None,
-    max_tokens_per_batch=params.max_tokens_per_batch,
+    forward=ForwardOptions(params.max_tokens_per_batch),
     settings=settings,
 )

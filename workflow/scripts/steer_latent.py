@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs
 from protsae.steering.steer import steer_latent_from_files
 
@@ -21,5 +22,5 @@ steer_latent_from_files(
     multipliers=[float(m) for m in params.multipliers],
     out_path=snakemake.output[0],
     only_where_active=params.only_where_active,
-    max_tokens_per_batch=params.max_tokens_per_batch,
+    forward=ForwardOptions(params.max_tokens_per_batch),
 )

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
@@ -179,53 +180,63 @@ def _structure_files(out: Path, structures_dir: str | os.PathLike[str] | None) -
     return info
 
 
+@dataclass(frozen=True)
+class PageSources:
+    """The files one SAE's pages draw on besides its latents folder: Swiss-Prot's table and
+    entry list, the probes' ``top_latents.parquet`` files, the per-latent steering tables, and
+    optionally the feature table, the latent descriptions and the structures folder."""
+
+    swissprot_path: str | os.PathLike[str]
+    entry_list_path: str | os.PathLike[str]
+    probe_paths: Sequence[str | os.PathLike[str]] = ()
+    steering_tables: Sequence[str | os.PathLike[str]] = ()
+    features_path: str | os.PathLike[str] | None = None
+    descriptions_path: str | os.PathLike[str] | None = None
+    structures_dir: str | os.PathLike[str] | None = None
+
+
 def build_sae_pages(
     out_dir: str | os.PathLike[str],
     sae: Mapping[str, object],
-    swissprot_path: str | os.PathLike[str],
-    entry_list_path: str | os.PathLike[str],
+    sources: PageSources,
     top_sequences: int = 10,
     quantile_bins: int = 4,
     per_quantile: int = 2,
     threads: int = 1,
-    probe_paths: Sequence[str | os.PathLike[str]] = (),
-    steering_tables: Sequence[str | os.PathLike[str]] = (),
-    features_path: str | os.PathLike[str] | None = None,
-    descriptions_path: str | os.PathLike[str] | None = None,
-    structures_dir: str | os.PathLike[str] | None = None,
 ) -> int:
     """Write one SAE's folder of the browser: ``{latent}.js`` per latent, its structures and
     ``rows.json`` (its rows of the index); return the number of Clustal Omega alignments run.
 
     ``sae``: ``layer``, ``k``, ``width``, ``latents`` (its latents folder) and optionally
-    ``steering`` (its steering ``summary.parquet``); ``probe_paths`` are the probes'
-    ``top_latents.parquet`` files, ``steering_tables`` its per-latent steering tables."""
+    ``steering`` (its steering ``summary.parquet``); ``sources`` the other files it reads."""
     log = get_logger("protsae.browser")
     binary = clustalo_binary()
     coords = (int(sae["layer"]), int(sae["k"]), int(sae["width"]))
     name = "L{}-k{}-w{}".format(*coords)
-    membership = Membership.from_swissprot(swissprot_path)
-    names = {acc: label for acc, (_, label) in read_entry_list(entry_list_path).items()}
+    membership = Membership.from_swissprot(sources.swissprot_path)
+    names = {acc: label for acc, (_, label) in read_entry_list(sources.entry_list_path).items()}
     tables = read_sae_tables(sae["latents"], name, coords, membership, top_sequences)
-    tables.probes = _probe_rows(_read_tables(probe_paths), tables)
+    tables.probes = _probe_rows(_read_tables(sources.probe_paths), tables)
     tables.steering = _steering_rows(sae.get("steering"))
     stats = ex.read_latent_stats(Path(sae["latents"]) / "seq_stats.parquet")
     shown = {int(lat): set(rows.id) for lat, rows in tables.top.groupby("latent", sort=False)}
     sections = ex.quantile_examples(stats, shown, quantile_bins, per_quantile)
-    sequences = sequences_for(swissprot_path, {str(i) for i in stats.ids} | set(tables.top.id))
+    sequences = sequences_for(
+        sources.swissprot_path, {str(i) for i in stats.ids} | set(tables.top.id)
+    )
     tables.extras = {
-        "description": ex.descriptions(descriptions_path),
+        "description": ex.descriptions(sources.descriptions_path),
         "quantiles": _example_rows(tables, sections, sequences),
         "enrichment": ex.peak_enrichment(stats, sequences, tables.width),
-        "steered": ex.steered_examples(steering_tables),
+        "steered": ex.steered_examples(sources.steering_tables),
     }
-    tracks = ex.feature_tracks(features_path, set(tables.top.id))
+    tracks = ex.feature_tracks(sources.features_path, set(tables.top.id))
 
     final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
-        info = _structure_files(work, structures_dir)
+        info = _structure_files(work, sources.structures_dir)
         for acc, rows in tracks.items():
             info.setdefault(acc, {})["features"] = rows
         payloads, aligned = _write_latents(work, tables, sequences, names, info, threads, binary)
@@ -333,14 +344,16 @@ def build_browser(
 ) -> None:
     """The whole browser in one call (tests, small runs): :func:`build_sae_pages` for each
     SAE (``structures`` maps an SAE's name to its structures folder), then
-    :func:`build_index`; ``options`` go to :func:`build_sae_pages`."""
+    :func:`build_index`; ``options`` naming a :class:`PageSources` field go there, the others
+    to :func:`build_sae_pages`."""
     out = Path(out_dir)
+    names = {field.name for field in fields(PageSources)}
+    files = {key: options.pop(key) for key in list(options) if key in names}
     folders = []
     for sae in saes:
         name = "L{}-k{}-w{}".format(sae["layer"], sae["k"], sae["width"])
         where = (structures or {}).get(name)
-        build_sae_pages(
-            out / name, sae, swissprot_path, entry_list_path, structures_dir=where, **options
-        )
+        sources = PageSources(swissprot_path, entry_list_path, structures_dir=where, **files)
+        build_sae_pages(out / name, sae, sources, **options)
         folders.append(out / name)
     build_index(out, folders, title=title, viewer=viewer)

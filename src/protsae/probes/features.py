@@ -162,12 +162,11 @@ def esm_encoder(
     model: object, alphabet: object, layer: int, max_tokens_per_batch: int, device: object
 ) -> RowEncoder:
     """ESM-2's layer-``layer`` output per residue (fair-esm convention) as numpy arrays."""
-    from protsae.esm import layer_representations
+    from protsae.esm import ForwardOptions, layer_representations
 
     def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Rows]]:
-        for seq_id, rep in layer_representations(
-            model, alphabet, records, layer, max_tokens_per_batch, device
-        ):
+        options = ForwardOptions(max_tokens_per_batch, device)
+        for seq_id, rep in layer_representations(model, alphabet, records, layer, options):
             yield seq_id, rep.numpy()
 
     return encode

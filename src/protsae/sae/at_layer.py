@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from protsae.device import resolve_device
-from protsae.esm import layer_representations, load_model
+from protsae.esm import ForwardOptions, layer_representations, load_model
 from protsae.sae.formats import load_sae
 from protsae.sae.model import TopKSAE
 
@@ -81,8 +81,7 @@ def esm_sae_encoder(
             alphabet,
             records,
             layer,
-            max_tokens_per_batch,
-            device,
+            ForwardOptions(max_tokens_per_batch, device),
             convention=sae.cfg.activation_convention,
         ):
             pending.append((seq_id, rep))
