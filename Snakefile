@@ -42,6 +42,7 @@ include: "workflow/rules/latents.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/steering.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/browser.smk"
 include: "workflow/rules/targets.smk"
 
 

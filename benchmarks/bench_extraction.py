@@ -94,7 +94,9 @@ def compare(
         kept.update(fair_esm_extract(model, alphabet, chunk, layer, toks))
 
     def ours(chunk):
-        for seq_id, hidden in pesm.layer_representations(model, alphabet, chunk, layer, toks):
+        for seq_id, hidden in pesm.layer_representations(
+            model, alphabet, chunk, layer, pesm.ForwardOptions(toks)
+        ):
             if seq_id in kept:
                 diffs.append((hidden - kept[seq_id]).abs().max().item())
 

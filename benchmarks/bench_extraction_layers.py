@@ -59,7 +59,9 @@ def extract_protsae(model, alphabet, records, layers: list[int], toks: int) -> i
     """protsae's own forward (what the workflow runs): ``layers`` from one pass that stops at
     the deepest (``multi_layer_representations``, a one-layer list is the early exit)."""
     copied = 0
-    for _, hidden in pesm.multi_layer_representations(model, alphabet, records, layers, toks):
+    for _, hidden in pesm.multi_layer_representations(
+        model, alphabet, records, layers, pesm.ForwardOptions(toks)
+    ):
         copied += sum(len(h) for h in hidden.values())
     return copied
 

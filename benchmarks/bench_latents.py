@@ -29,10 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Interleaved, tier_parser  # noqa: E402
 
-from protsae.esm import layer_representations, load_model, save_random_init
+from protsae.esm import ForwardOptions, layer_representations, load_model, save_random_init
 from protsae.latents import EvalRecord, stream_latent_stats
-from protsae.latents.stats import latent_stats_from_files
+from protsae.latents.stats import EvaluationSet, latent_stats_from_files
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
+from protsae.sae.at_layer import EsmSaeFiles
 
 LAYER, WIDTH, K, TOP = 2, 256, 8, 50
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -129,13 +130,18 @@ def main() -> None:
 
         def streaming():
             return latent_stats_from_files(
-                d / "sae.safetensors", d / "esm2_bench.pt", d / "swissprot.parquet",
-                d / "clusters.parquet", LAYER, TOP, 8192, d / "s.parquet", d / "t.parquet",
-                device="cpu",
-            )  # fmt: skip
+                EsmSaeFiles(d / "esm2_bench.pt", d / "sae.safetensors", LAYER),
+                EvaluationSet(d / "swissprot.parquet", d / "clusters.parquet"),
+                TOP,
+                d / "s.parquet",
+                d / "t.parquet",
+                forward=ForwardOptions(8192, "cpu"),
+            )
 
         def dense():
-            reps = layer_representations(model, alphabet, records, LAYER, 8192, "cpu")
+            reps = layer_representations(
+                model, alphabet, records, LAYER, ForwardOptions(8192, "cpu")
+            )
             return dense_pipeline(reps, sae, split, d / "dense.parquet")
 
         dense()  # warm-up (allocator, thread pools)
@@ -145,7 +151,9 @@ def main() -> None:
         whole = Interleaved({"streaming": streaming, "dense": dense}).run(rounds, warmup=0)
 
         # Without ESM-2: both start from layer representations computed beforehand.
-        reps = list(layer_representations(model, alphabet, records, LAYER, 8192, "cpu"))
+        reps = list(
+            layer_representations(model, alphabet, records, LAYER, ForwardOptions(8192, "cpu"))
+        )
         by_id = dict(reps)
         chunk = [EvalRecord(sid, seqs[i], splits[i]) for i, sid in enumerate(ids)]
 

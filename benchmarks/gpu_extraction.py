@@ -156,7 +156,11 @@ def main() -> int:
 
     def ours(subset, workers=args.loader_workers):
         for _ in pesm.layer_representations(
-            model, alphabet, subset, args.layer, budget, device, loader_workers=workers, bf16=True
+            model,
+            alphabet,
+            subset,
+            args.layer,
+            pesm.ForwardOptions(budget, device, loader_workers=workers, bf16=True),
         ):
             pass
 
@@ -221,8 +225,16 @@ def main() -> int:
     print(f"  shard: {rows:,} rows, {size / 1e6:,.0f} MB")
 
     check = records[:32]
-    fp32 = dict(pesm.layer_representations(model, alphabet, check, args.layer, budget, bf16=False))
-    bf16 = dict(pesm.layer_representations(model, alphabet, check, args.layer, budget, bf16=True))
+    fp32 = dict(
+        pesm.layer_representations(
+            model, alphabet, check, args.layer, pesm.ForwardOptions(budget, bf16=False)
+        )
+    )
+    bf16 = dict(
+        pesm.layer_representations(
+            model, alphabet, check, args.layer, pesm.ForwardOptions(budget, bf16=True)
+        )
+    )
     errors = torch.cat([(bf16[k] - fp32[k]).flatten() for k in fp32])
     scale = torch.cat([fp32[k].flatten() for k in fp32])
     print(

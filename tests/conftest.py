@@ -33,6 +33,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.heavy)
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test: on tiny matrices more threads only contend (ten times
+    slower on a busy 2-core machine); the previous count comes back after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
@@ -131,22 +141,29 @@ class HeadlessChromium:
             raise AssertionError(f"chromium failed on {url}: {done.stderr[-2000:]}")
         return done.stdout
 
-    def dom(self, url: str) -> str:
-        """The serialized DOM of ``url`` once its scripts have run."""
-        return self._run(url, "--dump-dom")
+    # WebGL in software (the 3D viewer): SwiftShader, allowed explicitly
+    WEBGL = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
 
-    def screenshot(self, url: str, path: Path, size: str = "1280,1400") -> Path:
-        self._run(url, f"--screenshot={path}", f"--window-size={size}")
+    def dom(self, url: str, webgl: bool = False) -> str:
+        """The serialized DOM of ``url`` once its scripts have run."""
+        return self._run(url, "--dump-dom", *(self.WEBGL if webgl else ()))
+
+    def screenshot(
+        self, url: str, path: Path, size: str = "1280,1400", webgl: bool = False
+    ) -> Path:
+        self._run(
+            url, f"--screenshot={path}", f"--window-size={size}", *(self.WEBGL if webgl else ())
+        )
         assert path.stat().st_size > 0
         return path
 
-    def page_requests(self, url: str) -> list[str]:
+    def page_requests(self, url: str, webgl: bool = False) -> list[str]:
         """http(s) URLs the page asked for (Chromium's own update checks are not the page's:
         they carry no file:// network isolation key)."""
         import json
 
         log = self.workdir / f"netlog-{self.runs + 1}.json"
-        self._run(url, f"--log-net-log={log}", "--dump-dom")
+        self._run(url, f"--log-net-log={log}", "--dump-dom", *(self.WEBGL if webgl else ()))
         events = json.loads(log.read_text())["events"]
         return sorted(
             {
@@ -232,3 +249,38 @@ def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     yield publish
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def helix_structure() -> Callable[..., object]:
+    """``make(sequence, chain_id="A", first=1)``: a Biopython structure of the sequence as an
+    ideal-ish alpha helix (backbone atoms N, CA, C, O), for structure files tests write."""
+    return _helix_structure
+
+
+def _helix_structure(sequence: str, chain_id: str = "A", first: int = 1):
+    """A Biopython structure: an ideal-ish alpha helix with backbone atoms N, CA, C, O."""
+    import math
+
+    import numpy as np
+    from Bio.PDB.StructureBuilder import StructureBuilder
+    from Bio.SeqUtils import seq3
+
+    builder = StructureBuilder()
+    builder.init_structure("planted")
+    builder.init_model(0)
+    builder.init_chain(chain_id)
+    builder.init_seg("    ")
+    for i, letter in enumerate(sequence):
+        builder.init_residue(seq3(letter).upper(), " ", first + i, " ")
+        angle = math.radians(100 * i)
+        for name, radius, turn, rise in (
+            ("N", 1.55, -28, -0.9),
+            ("CA", 2.3, 0, 0.0),
+            ("C", 1.6, 28, 0.9),
+            ("O", 1.8, 32, 2.1),
+        ):
+            a = angle + math.radians(turn)
+            xyz = np.array([1.5 * i + rise, radius * math.cos(a), radius * math.sin(a)])
+            builder.init_atom(name, xyz, 0.0, 1.0, " ", f" {name:<3}", element=name[0])
+    return builder.get_structure()

@@ -2,7 +2,8 @@
 # Idempotent set-up: .venv with the tested Python stack (constraints.txt), and the Debian tools
 # when run as root: mmseqs2, clustalo, ncbi-blast+ for the pipeline, slurm-wlm and munge for
 # the SLURM integration test (SETUP_SLURM=no leaves those two out), chromium for the feature
-# browser's tests (SETUP_BROWSER=no leaves it out).
+# browser's tests and npm for its 3D viewer (SETUP_BROWSER=no leaves them out); then 3Dmol.js at
+# the version locked in tools/viewer/package-lock.json (npm ci), which the browser copies.
 # Fast when everything is already there (a stamp file records what was installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,4 +67,20 @@ fi
 if [ "${SETUP_BROWSER:-yes}" != no ]; then
     # For the feature browser's tests in headless Chromium, which skip without it.
     install_debian "chromium (feature browser tests)" "" chromium:chromium
+    # The browser's molecular viewer (3Dmol.js from the npm registry, version and integrity
+    # from the lock file); needed when structures.source is not none, and by its tests.
+    install_debian "npm (the browser's 3D viewer)" --no-install-recommends npm:npm node:nodejs
+    VIEWER=tools/viewer
+    VIEWER_STAMP=$VIEWER/node_modules/.protsae-stamp
+    if command -v npm >/dev/null 2>&1; then
+        if [ ! -f "$VIEWER_STAMP" ] || ! cmp -s "$VIEWER_STAMP" "$VIEWER/package-lock.json"; then
+            echo "setup: installing 3Dmol.js (npm ci in $VIEWER)"
+            npm ci --prefix "$VIEWER" --ignore-scripts --no-audit --no-fund --loglevel=error
+            cp "$VIEWER/package-lock.json" "$VIEWER_STAMP"
+        else
+            echo "setup: 3Dmol.js up to date"
+        fi
+    else
+        echo "setup: npm missing: the browser's 3D viewer is not installed (structures.source none still works)" >&2
+    fi
 fi

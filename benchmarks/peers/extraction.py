@@ -125,7 +125,7 @@ def compare(name: str, model, alphabet, records, layer: int, chunks: int) -> Non
 
     def ours(chunk):
         for seq_id, hidden in pesm.layer_representations(
-            model, alphabet, chunk, layer, TOKENS_PER_BATCH
+            model, alphabet, chunk, layer, pesm.ForwardOptions(TOKENS_PER_BATCH)
         ):
             for label, kept in (("fair-esm", reference), ("faesm", from_faesm)):
                 if seq_id in kept:

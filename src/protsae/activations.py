@@ -369,7 +369,13 @@ def extract_shard_layers(
     """
     _check_extraction(records, out_paths, dtype, tokens_per_sequence)
     from protsae.device import resolve_device  # deferred: these import torch and fair-esm
-    from protsae.esm import check_layer, check_records, load_model, multi_layer_representations
+    from protsae.esm import (
+        ForwardOptions,
+        check_layer,
+        check_records,
+        load_model,
+        multi_layer_representations,
+    )
 
     check_records(records)
     logger = logger or get_logger()
@@ -386,10 +392,8 @@ def extract_shard_layers(
         alphabet,
         records,
         list(out_paths),
-        max_tokens_per_batch,
-        device,
+        ForwardOptions(max_tokens_per_batch, device, loader_workers=loader_workers),
         batch_order_seed=seed,
-        loader_workers=loader_workers,
     )
     with ExitStack() as stack:
         writers = {

@@ -53,6 +53,14 @@ class DownloadError(RuntimeError):
     """A download failed for good (bad URL, HTTP 4xx, retries exhausted)."""
 
 
+class NotFoundError(DownloadError):
+    """The server has no such file (HTTP 404 or 410): not retried."""
+
+    def __init__(self, message: str, code: int = 404) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ChecksumError(DownloadError):
     """The downloaded bytes do not have the expected md5/sha256."""
 
@@ -119,6 +127,8 @@ def fetch(
         part.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
         if isinstance(exc, DownloadError):
+            if isinstance(exc, NotFoundError):
+                raise NotFoundError(f"{where}: {exc}", exc.code) from exc
             raise type(exc)(f"{where}: {exc}") from exc
         raise
     except _RetriesExhausted as exc:
@@ -371,6 +381,8 @@ class _HttpAttempt:
             raise _Transient(f"HTTP 416 for a range from byte {offset}; starting over")
         if exc.code >= 500 or exc.code in RETRY_STATUSES:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers))
+        if exc.code in (404, 410):
+            raise NotFoundError(f"HTTP {exc.code} {exc.reason} (not retried)", exc.code)
         raise DownloadError(f"HTTP {exc.code} {exc.reason} (not retried)")
 
 

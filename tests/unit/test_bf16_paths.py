@@ -31,12 +31,7 @@ EXTRACTION_COSINE = 0.9995
 TRAINING_FVE = 0.01
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_bf16_extraction_matches_float32() -> None:
@@ -45,9 +40,15 @@ def test_bf16_extraction_matches_float32() -> None:
     rng = random.Random(0)
     records = [(f"s{i}", "".join(rng.choices(AMINO, k=rng.randint(20, 200)))) for i in range(12)]
     layers = [2, 4]
-    full = dict(pesm.multi_layer_representations(model, alphabet, records, layers, 2048, "cpu"))
+    full = dict(
+        pesm.multi_layer_representations(
+            model, alphabet, records, layers, pesm.ForwardOptions(2048, "cpu")
+        )
+    )
     half = dict(
-        pesm.multi_layer_representations(model, alphabet, records, layers, 2048, "cpu", bf16=True)
+        pesm.multi_layer_representations(
+            model, alphabet, records, layers, pesm.ForwardOptions(2048, "cpu", bf16=True)
+        )
     )
     worst_rel, worst_cos, any_difference = 0.0, 1.0, False
     for seq_id, _ in records:

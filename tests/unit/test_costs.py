@@ -423,20 +423,46 @@ def test_report_jobs_and_disk_by_hand(config):
         "figure_steering": 3,
     }
     assert {r: n for r, n in plan.jobs.items() if r.startswith("figure_")} == figures
-    assert plan.jobs["feature_browser"] == 1
+    # the browser: one job per SAE and the index; no structures job (structures.source none)
+    assert (
+        plan.jobs["browser_sae"],
+        plan.jobs["browser_index"],
+        plan.jobs.get("structures", 0),
+    ) == (
+        3,
+        1,
+        0,
+    )
     assert plan.disk["figures/"] == 12 * FIGURE_BYTES
-    # browser: 25 kB static; per latent 1 kB + a 150 B index row; per top sequence shown
+    # browser: 25 kB static; per latent 1.5 kB + a 150 B index row; per top sequence shown
     # (the one evaluation sequence of 40 residues, for each latent active in it) 200 B, its
-    # aligned residues (1.2 B each) and 12 B per active position
+    # aligned residues (1.2 B each) and 12 B per active position; per latent 4 quantile bins
+    # x 2 examples of 150 B and the sequence
     want = 25_000.0
     for k in (2, 2, 4):
         active_latents = 16 * (1 - (1 - k / 16) ** math.sqrt(40))  # < 16 x top_sequences
         positions = 40 * k / active_latents
-        want += 16 * 1150 + active_latents * (200 + 1.2 * 40 + 12 * positions)
+        want += 16 * 1650 + active_latents * (200 + 1.2 * 40 + 12 * positions)
+        want += 16 * 8 * (150 + 40)
     assert plan.disk["browser/"] == pytest.approx(want)
-    stage = {s.rule: s for s in plan.stages}["report (figures, browser)"]
-    assert stage.jobs == 13 and stage.flops == 0 and stage.gpu_hours == 0
-    assert stage.cpu_hours > 0  # the browser's Clustal Omega alignment per latent
+    assert not any(key.startswith("structures/") for key in plan.disk)
+    stage = {s.rule: s for s in plan.stages}["browser (one job per SAE, Clustal Omega; index)"]
+    assert stage.jobs == 4 and stage.flops == 0 and stage.gpu_hours == 0
+    # the Clustal Omega bound: one alignment of top_sequences sequences per latent, per SAE
+    top = config["browser"]["top_sequences"]
+    assert stage.cpu_hours == pytest.approx(3 * 16 * 8e-5 * top * 40 / 3600)
+    assert {s.rule: s for s in plan.stages}["figures"].jobs == 12
+
+
+def test_structures_disk_at_paper_scale_is_bounded_per_latent(config):
+    from protsae.costs.downstream import STRUCTURE_BYTES_PER_RESIDUE
+
+    config["structures"] = {**config["structures"], "source": "alphafold", "top_sequences": 1}
+    plan = build_plan(config)
+    assert plan.jobs["structures"] == 3
+    # at most one model per latent, each accession stored once: the one evaluation sequence
+    structures = plan.disk["structures/ (top sequences' models, each once, at most)"]
+    assert structures == pytest.approx(1 * STRUCTURE_BYTES_PER_RESIDUE * 40)
 
 
 def test_probe_features_memory_by_hand():

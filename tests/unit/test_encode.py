@@ -32,6 +32,7 @@ from protsae.sequences import InputError
 esm_mod = pytest.importorskip("protsae.esm")
 sae_mod = pytest.importorskip("protsae.sae")
 encode_mod = pytest.importorskip("protsae.latents.stats")
+from protsae.sae.at_layer import EsmSaeFiles  # noqa: E402
 
 LAYER, WIDTH, K, MODEL = 2, 128, 8, "esm2_tiny"
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -73,17 +74,14 @@ def grid(tmp_path_factory):
     lat_dir = tmp / "results" / "latents" / MODEL / f"L{LAYER}" / f"k{K}-w{WIDTH}"
     lat_dir.mkdir(parents=True)
     encode_mod.latent_stats_from_files(
-        sae_dir / "sae.safetensors",
-        tmp / "resources" / "downloads" / f"{MODEL}.pt",
-        tmp / "swissprot.parquet",
-        tmp / "clusters.parquet",
-        layer=LAYER,
+        EsmSaeFiles(
+            tmp / "resources" / "downloads" / f"{MODEL}.pt", sae_dir / "sae.safetensors", LAYER
+        ),
+        encode_mod.EvaluationSet(tmp / "swissprot.parquet", tmp / "clusters.parquet", chunk_size=5),
         top_examples=3,
-        max_tokens_per_batch=300,
         seq_stats_path=lat_dir / "seq_stats.parquet",
         top_examples_path=lat_dir / "top_examples.parquet",
-        device="cpu",
-        chunk_size=5,
+        forward=esm_mod.ForwardOptions(300, "cpu"),
     )
     # Planted annotations: class and family are functions of the latent; odd latents have no
     # families row at all, so the join must leave them empty rather than shift rows.
@@ -450,7 +448,12 @@ def test_the_sae_activation_convention_is_honoured(grid, tmp_path):
     want = {}
     for convention in ("interprot", "fair-esm"):
         ((_, rep),) = esm_mod.layer_representations(
-            model, alphabet, [(seq_id, seqs[seq_id])], LAYER, 4096, convention=convention
+            model,
+            alphabet,
+            [(seq_id, seqs[seq_id])],
+            LAYER,
+            esm_mod.ForwardOptions(4096),
+            convention=convention,
         )
         with torch.no_grad():
             top = sae.encode(rep)
@@ -483,6 +486,34 @@ def test_an_sae_outside_the_results_tree_takes_results_and_model(grid, tmp_path)
     )
     tsv = pd_read_tsv(annotated.tsv)
     assert (tsv["pattern_class"] == [PATTERN_CLASSES[lat % 9] for lat in tsv["latent"]]).all()
+
+
+def test_switcher_shows_only_the_checked_latents_track(chromium, tmp_path):
+    """Latent 7 is active on every residue, latent 9 on one: the page checked at 7 paints a
+    whole line red, the page checked at 9 one residue (the other track stays hidden)."""
+    from PIL import Image
+
+    from protsae.encoding.pages import render_page
+    from protsae.encoding.types import SaeFolder, SequenceLatents
+
+    n = 60
+    item = SequenceLatents(
+        "P",
+        "A" * n,
+        np.r_[np.arange(n), [5]],
+        np.r_[np.full(n, 7), [9]],
+        np.r_[np.full(n, 2.0), [2.0]].astype(np.float32),
+    )
+    notes = {7: {"latent_max": 2.0}, 9: {"latent_max": 2.0}}
+    sae = SaeFolder(tmp_path, "m", 2, 8, 16, None)
+    red = {}
+    for latent in (7, 9):
+        page = tmp_path / f"checked-{latent}.html"
+        page.write_text(render_page(item, sae, notes, latent, tmp_path))
+        shot = chromium.screenshot(page.as_uri(), tmp_path / f"{latent}.png", size="900,500")
+        pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+        red[latent] = int(((pixels[..., 0] > 180) & (pixels[..., 1] < 80)).sum())
+    assert red[9] > 0 and red[7] > 20 * red[9]
 
 
 # --------------------------------------------------------------------------- the ESM-2 of sae.json

@@ -23,12 +23,7 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def random_records(
@@ -219,7 +214,9 @@ def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, lay
 
 def test_layer_zero_is_the_scaled_embedding(loaded):
     reference = fair_esm_representations(*loaded, RECORDS[:4], 0)
-    for seq_id, hidden in pesm.layer_representations(*loaded, RECORDS[:4], 0, 1000):
+    for seq_id, hidden in pesm.layer_representations(
+        *loaded, RECORDS[:4], 0, pesm.ForwardOptions(1000)
+    ):
         assert torch.allclose(hidden, reference[seq_id], atol=TOL, rtol=0)
 
 
@@ -247,7 +244,7 @@ def test_early_exit_runs_no_later_layer(loaded):
     for tag, module in [("final_norm", model.emb_layer_norm_after), ("lm_head", model.lm_head)]:
         handles.append(module.register_forward_hook(lambda *_, tag=tag: fired.add(tag)))
     try:
-        list(pesm.layer_representations(model, alphabet, RECORDS, layer, 300))
+        list(pesm.layer_representations(model, alphabet, RECORDS, layer, pesm.ForwardOptions(300)))
     finally:
         for handle in handles:
             handle.remove()
@@ -257,8 +254,8 @@ def test_early_exit_runs_no_later_layer(loaded):
 
 def test_batch_composition_does_not_change_vectors(loaded):
     records = RECORDS + random_records(20, seed=2, max_len=300)
-    one_at_a_time = dict(pesm.layer_representations(*loaded, records, 2, max_tokens_per_batch=1))
-    batched = list(pesm.layer_representations(*loaded, records, 2, max_tokens_per_batch=2000))
+    one_at_a_time = dict(pesm.layer_representations(*loaded, records, 2, pesm.ForwardOptions(1)))
+    batched = list(pesm.layer_representations(*loaded, records, 2, pesm.ForwardOptions(2000)))
     assert len(batched) == len(records)
     for seq_id, hidden in batched:
         assert hidden.dtype == torch.float32 and hidden.device.type == "cpu"
@@ -266,7 +263,10 @@ def test_batch_composition_does_not_change_vectors(loaded):
 
 
 def test_yield_order_is_longest_first_by_batch(loaded):
-    order = [seq_id for seq_id, _ in pesm.layer_representations(*loaded, RECORDS, 1, 400)]
+    order = [
+        seq_id
+        for seq_id, _ in pesm.layer_representations(*loaded, RECORDS, 1, pesm.ForwardOptions(400))
+    ]
     lengths = dict(RECORDS)
     assert [len(lengths[i]) for i in order] == sorted((len(s) for _, s in RECORDS), reverse=True)
 
@@ -283,19 +283,21 @@ def test_token_batches_respect_the_budget():
 def test_too_long_sequence_is_named(loaded):
     records = [*RECORDS[:2], ("giant", "A" * 1023)]
     with pytest.raises(ValueError, match="'giant' has 1023 residues"):
-        list(pesm.layer_representations(*loaded, records, 1, 4096))
+        list(pesm.layer_representations(*loaded, records, 1, pesm.ForwardOptions(4096)))
 
 
 def test_foreign_characters_are_named(loaded):
     with pytest.raises(ValueError, match="'lower'.*'ak'"):
-        list(pesm.layer_representations(*loaded, [("lower", "MKakV")], 1, 4096))
+        list(
+            pesm.layer_representations(*loaded, [("lower", "MKakV")], 1, pesm.ForwardOptions(4096))
+        )
     with pytest.raises(ValueError, match="'blank' is empty"):
-        list(pesm.layer_representations(*loaded, [("blank", "")], 1, 4096))
+        list(pesm.layer_representations(*loaded, [("blank", "")], 1, pesm.ForwardOptions(4096)))
 
 
 def test_layer_out_of_range(loaded):
     with pytest.raises(ValueError, match="layer 4 out of range"):
-        list(pesm.layer_representations(*loaded, RECORDS, LAYERS + 1, 4096))
+        list(pesm.layer_representations(*loaded, RECORDS, LAYERS + 1, pesm.ForwardOptions(4096)))
 
 
 def test_duplicate_ids_are_refused(tmp_path, checkpoint):

@@ -16,12 +16,7 @@ TOL = 1e-4
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _records(n: int, seed: int) -> list[tuple[str, str]]:
@@ -58,13 +53,23 @@ def test_interprot_convention_equals_the_literal_reference(loaded, layer):
     # A small budget puts several sequences of different lengths (so padding) in each batch.
     with_ends = dict(
         pesm.layer_representations(
-            model, alphabet, RECORDS, layer, 150, convention="interprot", bos_eos=True
+            model,
+            alphabet,
+            RECORDS,
+            layer,
+            pesm.ForwardOptions(150),
+            convention="interprot",
+            bos_eos=True,
         )
     )
     residues = dict(
-        pesm.layer_representations(model, alphabet, RECORDS, layer, 150, convention="interprot")
+        pesm.layer_representations(
+            model, alphabet, RECORDS, layer, pesm.ForwardOptions(150), convention="interprot"
+        )
     )
-    fair = dict(pesm.layer_representations(model, alphabet, RECORDS, layer, 150))
+    fair = dict(
+        pesm.layer_representations(model, alphabet, RECORDS, layer, pesm.ForwardOptions(150))
+    )
     for seq_id, seq in RECORDS:
         reference = interprot_reference(model, alphabet, seq, layer)
         assert with_ends[seq_id].shape == (len(seq) + 2, DIM)

@@ -32,12 +32,7 @@ SEQUENCES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def esm_config(**overrides):
@@ -114,7 +109,11 @@ def test_activations_and_logits_equal_transformers(hf_model, hf_folder):
     model, alphabet = pesm.load_model(hf_folder)
     records = list(SEQUENCES.items())
     for layer in range(1, LAYERS + 1):
-        ours = dict(pesm.layer_representations(model, alphabet, records, layer, 4096, "cpu"))
+        ours = dict(
+            pesm.layer_representations(
+                model, alphabet, records, layer, pesm.ForwardOptions(4096, "cpu")
+            )
+        )
         for seq_id, sequence in records:
             hidden, _ = hf_outputs(hf_model, sequence)
             expected = hidden[layer][0, 1 : len(sequence) + 1]
@@ -166,7 +165,11 @@ def test_gamma_beta_names_and_per_layer_rotary_buffers(hf_model, hf_folder, tmp_
     save_file(renamed, str(folder / "model.safetensors"))
     model, alphabet = pesm.load_model(folder)
     hidden, _ = hf_outputs(hf_model, SEQUENCES["long"])
-    ours = dict(pesm.layer_representations(model, alphabet, [("x", SEQUENCES["long"])], 2, 4096))
+    ours = dict(
+        pesm.layer_representations(
+            model, alphabet, [("x", SEQUENCES["long"])], 2, pesm.ForwardOptions(4096)
+        )
+    )
     torch.testing.assert_close(ours["x"], hidden[2][0, 1:-1], atol=TOL, rtol=0)
 
 

@@ -25,12 +25,7 @@ def random_records(n: int, seed: int) -> list[tuple[str, str]]:
 RECORDS = [("rare", "MXBZUOACDEFGHIKXLMNPQ"), ("one", "W"), *random_records(14, seed=4)]
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +63,11 @@ def test_multi_layer_representations_match_fair_esm(checkpoint):
     _, _, tokens = alphabet.get_batch_converter()(records)
     with torch.no_grad():
         reference = model(tokens, repr_layers=[0, 2, 3])["representations"]
-    got = dict(pesm.multi_layer_representations(model, alphabet, records, [3, 0, 2], 10_000))
+    got = dict(
+        pesm.multi_layer_representations(
+            model, alphabet, records, [3, 0, 2], pesm.ForwardOptions(10_000)
+        )
+    )
     assert set(got) == {seq_id for seq_id, _ in records}
     for i, (seq_id, seq) in enumerate(records):
         assert set(got[seq_id]) == {0, 2, 3}
@@ -86,7 +85,11 @@ def test_the_pass_runs_each_layer_once_up_to_the_deepest(checkpoint):
     ]
     try:
         batches = len(pesm.token_batches([len(s) for _, s in RECORDS], 200))
-        list(pesm.multi_layer_representations(model, alphabet, RECORDS, [1, 2], 200))
+        list(
+            pesm.multi_layer_representations(
+                model, alphabet, RECORDS, [1, 2], pesm.ForwardOptions(200)
+            )
+        )
     finally:
         for handle in handles:
             handle.remove()

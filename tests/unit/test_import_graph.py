@@ -24,6 +24,7 @@ LAYERS = [
     "device",
     "filetypes",
     "ids",
+    "tools",
     "huggingface",
     "config",
     # inputs

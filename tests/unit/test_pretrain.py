@@ -24,13 +24,7 @@ ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 TINY = PretrainSettings(layers=2, embed_dim=32, heads=4, steps=6, batch_tokens=1024, lr=3e-3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: more threads only contend (ten times slower on a busy 2-core machine)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _repeats(n: int, seed: int, unit: str = "WCHGPYKE") -> list[tuple[str, str]]:

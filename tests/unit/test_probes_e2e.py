@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from protsae.esm import layer_representations, load_model, save_random_init
+from protsae.esm import ForwardOptions, layer_representations, load_model, save_random_init
 from protsae.probes.control import CONTROLS, control_from_files
 from protsae.probes.data import task_data_from_file
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
@@ -63,7 +63,9 @@ def test_pooled_features_match_a_dense_reference(tiny):
         data, sae_encoder(model, alphabet, sae, LAYER, 200, "cpu"), WIDTH, chunk_records=7
     )
     records = [(r.id, r.sequence) for r in data.records]
-    reps = dict(layer_representations(model, alphabet, records, LAYER, 10_000, "cpu"))
+    reps = dict(
+        layer_representations(model, alphabet, records, LAYER, ForwardOptions(10_000, "cpu"))
+    )
     for i, record in enumerate(data.records):
         rep = reps[record.id]
         np.testing.assert_allclose(esm_rows.X[i], rep.mean(0).numpy(), rtol=1e-4, atol=1e-5)
@@ -92,9 +94,8 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
             out / f"{name}.json",
             out / f"{name}.coef.parquet",
             sae_path=sae_path,
-            max_tokens_per_batch=600,
+            forward=ForwardOptions(600, "cpu"),
             settings=settings,
-            device="cpu",
         )
     result = json.loads((out / "esm.json").read_text())
     counts = loaded.split_counts()
@@ -181,7 +182,12 @@ def test_sae_features_use_the_sae_activation_convention(tiny):
     for convention, should_match in (("interprot", True), ("fair-esm", False)):
         reps = dict(
             layer_representations(
-                model, alphabet, records, LAYER, 10_000, "cpu", convention=convention
+                model,
+                alphabet,
+                records,
+                LAYER,
+                ForwardOptions(10_000, "cpu"),
+                convention=convention,
             )
         )
         pooled = []

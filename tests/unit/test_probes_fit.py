@@ -16,15 +16,7 @@ from protsae.probes.tasks import ProbeRecord, TaskData
 WIDTH, K = 64, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: more torch threads only contend."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def sparse_latents(

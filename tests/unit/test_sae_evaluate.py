@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from protsae.esm import ForwardOptions
 from protsae.sae.model import SAEConfig, TopKSAE
 
 esm_mod = pytest.importorskip("protsae.esm", reason="protsae.esm (another module) is not there yet")
@@ -55,8 +56,7 @@ def test_lossless_sae_recovers_all_of_the_loss(tiny_esm: Path, convention: str) 
         tiny_esm,
         RECORDS,
         LAYER,
-        max_tokens_per_batch=64,
-        device="cpu",
+        forward=ForwardOptions(64, "cpu"),
     )
     assert list(result) == list(evaluate.EVAL_KEYS)
     ends = 2 * len(RECORDS) if convention == "interprot" else 0  # BOS/EOS are trained positions
@@ -80,9 +80,7 @@ def test_zero_output_sae_recovers_none_and_dead_latents_count(tiny_esm: Path) ->
         sae.W_dec.zero_()  # reconstruction = b_dec = 0, i.e. the zero ablation
         sae.b_enc[D:] = -1e6  # the relu(-x) half can never fire
     sae.cfg.training = {"dead_fraction_train": 0.25}
-    result = evaluate.evaluate_sae(
-        sae, tiny_esm, RECORDS, LAYER, max_tokens_per_batch=64, device="cpu"
-    )
+    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, LAYER, forward=ForwardOptions(64, "cpu"))
     for suffix in ("", "_unmasked"):
         assert result[f"ce_sae{suffix}"] == pytest.approx(result[f"ce_zero{suffix}"], abs=1e-4)
         assert result[f"loss_recovered{suffix}"] == pytest.approx(0.0, abs=1e-3)
@@ -113,7 +111,7 @@ def test_sae_exact_on_residues_wrong_on_bos_eos_recovers_all_under_the_new_rule(
 ) -> None:
     model, alphabet = esm_mod.load_model(tiny_esm)
     sae = _token_dictionary_sae(model, alphabet)
-    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 0, max_tokens_per_batch=64, device="cpu")
+    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 0, forward=ForwardOptions(64, "cpu"))
     assert result["fve"] == pytest.approx(1.0, abs=1e-5)  # exact on every residue
     assert abs(result["ce_zero"] - result["ce_clean"]) > 1e-3
     assert result["loss_recovered"] == pytest.approx(1.0, abs=1e-3)
@@ -135,12 +133,18 @@ def test_sae_exact_on_residues_wrong_on_bos_eos_recovers_all_under_the_new_rule(
 def test_interprot_sae_is_evaluated_on_interprot_activations(tiny_esm: Path) -> None:
     model, alphabet = esm_mod.load_model(tiny_esm)
     sae = TopKSAE(SAEConfig(d_model=D, width=96, k=4, activation_convention="interprot"), seed=3)
-    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 2, max_tokens_per_batch=64, device="cpu")
+    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 2, forward=ForwardOptions(64, "cpu"))
     expected = {}
     for convention, ends in (("interprot", True), ("fair-esm", False)):
         stats = evaluate.ReconstructionStats(D, 96)
         for _, h in esm_mod.layer_representations(
-            model, alphabet, RECORDS, 2, 64, convention=convention, bos_eos=ends
+            model,
+            alphabet,
+            RECORDS,
+            2,
+            esm_mod.ForwardOptions(64),
+            convention=convention,
+            bos_eos=ends,
         ):
             stats.add(sae, h)
         expected[convention] = stats.result()
@@ -151,7 +155,7 @@ def test_interprot_sae_is_evaluated_on_interprot_activations(tiny_esm: Path) -> 
 
 def test_masked_keys_are_means_over_seeded_draws_with_their_spread(tiny_esm: Path) -> None:
     sae = TopKSAE(SAEConfig(d_model=D, width=96, k=4), seed=3)  # untrained: a lossy SAE
-    run = dict(max_tokens_per_batch=64, device="cpu")
+    run = dict(forward=ForwardOptions(64, "cpu"))
     single = [
         evaluate.evaluate_sae(sae, tiny_esm, RECORDS, LAYER, seed=seed, mask_draws=1, **run)
         for seed in (7, 8, 9)
@@ -213,7 +217,7 @@ def test_at_the_last_layer_only_the_unmasked_variant_is_defined(tiny_esm: Path) 
     sae = _lossless_sae()
     with torch.no_grad():
         sae.W_dec.mul_(0.5)  # a poor reconstruction, visible wherever it is spliced
-    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 2, max_tokens_per_batch=64, device="cpu")
+    result = evaluate.evaluate_sae(sae, tiny_esm, RECORDS, 2, forward=ForwardOptions(64, "cpu"))
     assert result["ce_sae"] == result["ce_zero"] == result["ce_clean"]
     assert result["loss_recovered"] is None and result["delta_ce"] == 0.0
     assert abs(result["delta_ce_unmasked"]) > 1e-3

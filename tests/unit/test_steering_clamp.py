@@ -9,6 +9,7 @@ from esm.model.esm2 import ESM2
 
 from protsae.esm import forward_with_layer_edit
 from protsae.sae import SAEConfig, TopKSAE
+from protsae.sae.at_layer import EsmSae
 from protsae.steering.clamp import (
     STANDARD_RESIDUES,
     clamp_latent,
@@ -28,12 +29,7 @@ RECORDS = [
 CONVENTIONS = ["fair-esm", "interprot"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +149,8 @@ def test_steered_sequences_are_argmaxes_over_the_standard_residues(model, tokens
     sae = make_sae()
     x = layer_vectors(model, sae, tokens)
     latent = int(dense_latents(sae, x).gt(0).sum(0).argmax())
-    out = steered_sequences(
-        model[0], model[1], sae, RECORDS, LAYER, latent, [None, 200.0], max_tokens_per_batch=40
-    )
+    esm_sae = EsmSae(model[0], model[1], sae, LAYER, torch.device("cpu"))
+    out = steered_sequences(esm_sae, RECORDS, latent, [None, 200.0], max_tokens_per_batch=40)
     assert set(out) == {"a", "b", "c"}
     plain = plain_logits(model[0], sae, tokens, LAYER)
     standard = [model[1].get_idx(r) for r in STANDARD_RESIDUES]

@@ -12,19 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from protsae.sequences import iter_swissprot
-from protsae.steering.blast import (
-    BLAST_DB_SUFFIXES,
-    blastp,
-    build_blast_db,
-    clustal_align,
-    tool_versions,
-)
+from protsae.sequences.align import clustal_align
+from protsae.steering.blast import BLAST_DB_SUFFIXES, blastp, build_blast_db
 from protsae.steering.homologs import (
     LatentTarget,
     latent_conservation,
     read_skip_reason,
     read_target,
 )
+from protsae.tools import tool_versions
 
 pytestmark = pytest.mark.usefixtures("blast_tools")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from protsae import esm as pesm
-from protsae.esm import load_model
+from protsae.esm import ForwardOptions, load_model
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
 from protsae.steering.clamp import STANDARD_RESIDUES, plain_logits
 from protsae.steering.homologs import (
@@ -59,7 +59,7 @@ def test_one_row_per_sequence_multiplier_and_position(files):
         LAYER,
         [0.5, 4.0],
         out,
-        device="cpu",
+        forward=ForwardOptions(device="cpu"),
     )
     table = pq.read_table(out)
     assert n == table.num_rows == 2 * sum(map(len, SEQS.values()))

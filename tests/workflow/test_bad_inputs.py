@@ -33,6 +33,28 @@ def test_empty_swissprot_stops_before_any_job(tmp_path: Path) -> None:
     assert "sources.swissprot: resources/empty.dat: it is empty" in done.stdout + done.stderr
 
 
+def test_unreadable_ft_line_stops_parse_swissprot_naming_the_source(tmp_path: Path) -> None:
+    """Issue 26's bad input: an FT location that cannot be read stops parse_swissprot, naming
+    the sources key, the entry, the line and the switch; no features table is left behind."""
+    workdir = copy_workflow(tmp_path / "repo")
+    dat = (ROOT / "resources/demo/uniprot_sprot.dat").read_text()
+    good = "FT   MOTIF           111..119\n"
+    assert good in dat
+    (workdir / "resources" / "bad_ft.dat").write_text(
+        dat.replace(good, "FT   MOTIF           111..1x9\n", 1)
+    )
+    config = _config(workdir, "resources/bad_ft.dat")
+    target = "results/bad/sequences/swissprot_features.parquet"
+    done = snakemake(workdir, "--configfile", config, "--cores", "1", target, check=False)
+    assert done.returncode != 0
+    log = (workdir / "results/bad/logs/sequences/parse_swissprot.log").read_text()
+    assert "sources.swissprot: resources/bad_ft.dat" in log
+    assert "entry SYNF01M001" in log and "cannot read position '1x9'" in log
+    assert "sequences.swissprot_invalid: skip" in log
+    assert not (workdir / target).exists()
+
+
+@pytest.mark.heavy  # runs the demo's jobs (probes included) until the cluster job fails
 def test_evaluation_set_without_test_cluster_stops_before_any_esm_job(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     entry = (ROOT / "resources/demo/uniprot_sprot.dat").read_text().split("//\n")[0] + "//\n"

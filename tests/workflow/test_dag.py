@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import ROOT, run_snakemake
 
 
@@ -51,6 +53,9 @@ def test_demo_dag_has_every_stage_once_per_sae(demo_config):
     assert counts["probe_fit"] == 16
     assert counts["probe_interpret"] == 8
     assert counts["probes_table"] == 1
+    # the browser: one job per SAE and the index; the demo fetches no structures (synthetic)
+    assert counts["browser_sae"] == 3 and counts["browser_index"] == 1
+    assert "structures" not in counts
 
 
 def test_a_sweep_listed_twice_trains_once(demo_config):
@@ -128,3 +133,18 @@ def test_a_random_init_demo_builds_no_trained_model(demo_config):
     counts = job_counts(proc.stdout)
     assert counts["esm_random_init"] == 1
     assert "pretrain_esm" not in counts
+
+
+def test_structures_from_a_folder_add_one_job_per_sae_and_the_viewer(demo_config, tmp_path):
+    viewer = ROOT / "tools/viewer/node_modules/3dmol/build"
+    if not (viewer / "3Dmol-min.js").is_file():
+        pytest.skip("3Dmol.js not installed (make setup runs npm ci in tools/viewer)")
+    (tmp_path / "models").mkdir()
+    config = demo_config(**{"structures": {"source": "dir", "dir": str(tmp_path / "models")}})
+    proc = run_snakemake("-n", "--configfile", str(config))
+    counts = job_counts(proc.stdout)
+    assert counts["structures"] == 3 and counts["browser_sae"] == 3
+    assert "3Dmol-min.js" in proc.stdout  # the index job copies the viewer
+    config = demo_config(**{"structures": {"source": "dir"}})
+    proc = run_snakemake("-n", "--configfile", str(config), check=False)
+    assert proc.returncode != 0 and "structures.dir is not set" in proc.stdout + proc.stderr

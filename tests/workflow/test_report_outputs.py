@@ -5,6 +5,7 @@ artists carry the table's numbers), the feature browser in headless Chromium, an
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -188,7 +189,7 @@ def test_feature_browser_in_chromium(run, chromium, tmp_path_factory):
     assert len(re.findall(r"<tr data-latent=", dom)) == len(classes) == sum(s.width for s in specs)
     common = classes.pattern_class.value_counts().index[0]
     dom = chromium.dom(index + f"#size=all&class={common}")
-    shown = re.findall(r'<td class="pattern-class">(\w+)</td>', dom)
+    shown = re.findall(r'<td class="pattern-class"[^>]*>(\w+)</td>', dom)
     assert shown == [common] * int((classes.pattern_class == common).sum())
     active = classes[classes.n_sequences > 0].iloc[0]
     page = (results / "browser/latent.html").as_uri() + f"#sae={active.sae}&latent={active.latent}"
@@ -198,6 +199,21 @@ def test_feature_browser_in_chromium(run, chromium, tmp_path_factory):
     shot = tmp_path_factory.mktemp("artifacts") / "browser-latent.png"
     chromium.screenshot(page, shot)
     assert chromium.page_requests(index) == [] and chromium.page_requests(page) == []
+    # one folder per SAE; each page leads with the latent's generated description, the planted
+    # motifs (Swiss-Prot FT MOTIF lines) are drawn as tracks, lower quantiles have examples
+    tracks = quantiles = 0
+    for s in specs:
+        folder = results / "browser" / f"L{s.layer}-k{s.k}-w{s.width}"
+        described = pd.read_parquet(
+            results / f"latents/{MODEL}/L{s.layer}/{s.name}/descriptions.parquet"
+        )
+        for row in described.itertuples():
+            text = (folder / f"{row.latent}.js").read_text()
+            payload = json.loads(text[len("protsaeLatent(") : -3])
+            assert payload["description"] == (row.description or None)
+            tracks += sum(bool(q.get("features")) for q in payload["sequences"])
+            quantiles += bool(payload["quantiles"])
+    assert tracks > 0 and quantiles > 0
 
 
 def test_snakemake_report_builds_from_the_finished_demo(run, finished):
@@ -220,7 +236,7 @@ def test_single_sae_sweep_is_skipped_with_a_log_line(demo_config):
     done = run_snakemake("-n", "--configfile", str(config))
     assert "sweep 1 (layer 2, k 8, width 256) has a single SAE" in done.stdout + done.stderr
     assert "figure_sweep" not in done.stdout
-    assert "figure_sae_quality" in done.stdout and "feature_browser" in done.stdout
+    assert "figure_sae_quality" in done.stdout and "browser_sae" in done.stdout
 
 
 def test_findings_summarise_the_finished_demo(run):

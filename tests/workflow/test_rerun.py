@@ -39,12 +39,13 @@ SMALL = ("--configfile", "config/small.yaml")  # the finished run's config (conf
 RESULTS = DEMO["results"]
 TABLES = {"sae_metrics_table", "latent_summary_table"}
 # Aggregates over the grid that any new SAE changes (figures drawn from the tables, the browser)
-TABLES |= {"figure_sweep", "figure_sae_quality", "feature_browser"}
+TABLES |= {"figure_sweep", "figure_sae_quality", "browser_index"}
 OWN_FIGURES = {
     "figure_max_activation",
     "figure_best_concepts",
     "figure_steering",
-}  # one per SAE, named -L{layer}-k{k}-w{width}
+    "browser_sae",
+}  # one per SAE, named -L{layer}-k{k}-w{width} (the browser: its folder browser/L{layer}-k{k}-w{width})
 SAE_SUBTREE = {
     "train_sae",
     "evaluate_sae",
@@ -75,7 +76,7 @@ def test_adding_a_layer_runs_only_that_layer_and_the_tables(finished: Path):
     pending = pending_files(finished, "--configfile", str(config))
     assert pending, "adding a layer scheduled nothing"
     for path, rule in pending.items():
-        mine = f"/L{new}/" in path or f"-L{new}-" in path  # its folders, its own figure
+        mine = f"/L{new}/" in path or f"-L{new}-" in path or f"/L{new}-" in path
         assert mine or rule in TABLES, f"{path} ({rule}) should not rerun"
     rules = set(pending.values())
     assert rules == SAE_SUBTREE | TABLES | {"extract_activations"} | OWN_FIGURES
@@ -96,11 +97,15 @@ def test_changing_one_sae_k_runs_only_that_sae(finished: Path):
     pending = pending_files(finished, "--configfile", str(config))
     subtree = f"/L{layer}/k{new_k}-w{width}/"
     figure = f"-L{layer}-k{new_k}-w{width}."
+    browser = f"/L{layer}-k{new_k}-w{width}"
     for path, rule in pending.items():
-        assert subtree in path or figure in path or rule in TABLES, (
+        assert subtree in path or figure in path or path.endswith(browser) or rule in TABLES, (
             f"{path} ({rule}) should not rerun"
         )
     assert set(pending.values()) == SAE_SUBTREE | TABLES | OWN_FIGURES
+    # the browser: the new SAE's folder and the index, no other SAE's folder
+    rebuilt = {p for p, r in pending.items() if r == "browser_sae"}
+    assert rebuilt == {f"{RESULTS}/browser/L{layer}-k{new_k}-w{width}"}
 
 
 def test_replacing_swissprot_reruns_its_tables_and_latents_only(finished: Path):
@@ -135,12 +140,13 @@ def test_adding_a_multiplier_reruns_only_steering_and_its_summaries(finished: Pa
     if not steered:  # no family-specific latent in this demo: nothing reads the multipliers
         assert pending == {}
         return
-    # and what draws the summaries: each SAE's steering figure and the browser
+    # and what draws the summaries: each SAE's steering figure, browser folder and the index
     assert set(pending.values()) == {
         "steer_latent",
         "steering_summary",
         "figure_steering",
-        "feature_browser",
+        "browser_sae",
+        "browser_index",
     }, pending
     assert {p for p, r in pending.items() if r == "steer_latent"} == {
         str(p.relative_to(finished)) for p in steered

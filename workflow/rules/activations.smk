@@ -1,6 +1,7 @@
 # ESM-2 residue activations of one layer, in deterministic shards of the UniRef50 sample:
 # one early-exit job per (layer, shard), or for the layers of an activations.layer_passes
 # group one job per shard that runs the forward once and writes each group layer's shard.
+# Both run scripts/extract_activations.py: a lone layer is a group of one.
 # `eval_set` is not read: no ESM job starts before the evaluation set has passed its checks
 # (entries ESM-2 can read, a test cluster); ancient, so a new evaluation set reruns nothing here.
 
@@ -31,7 +32,7 @@ rule extract_activations:
         runtime=720,
     params:
         model_name=MODEL,
-        layer=wildcard_int("layer"),
+        layers=lone_layer,
         shard=wildcard_int("shard"),
         n_shards=config["activations"]["shards"],
         holdout_fraction=config["activations"]["holdout_fraction"],
@@ -89,4 +90,4 @@ for _group in LAYER_PASSES:
             dtype=config["activations"]["dtype"],
             seed=config["activations"]["seed"],
         script:
-            "../scripts/extract_activation_pass.py"
+            "../scripts/extract_activations.py"

@@ -187,34 +187,3 @@ rule figure_steering:
         title=sae_title,
     script:
         "../scripts/figure_steering.py"
-
-
-# The offline feature browser: one static folder, opened from disk (browser/index.html).
-
-
-rule feature_browser:
-    input:
-        classes=all_latent_files("classes.parquet"),
-        families=all_latent_files("families.parquet"),
-        seq_stats=all_latent_files("seq_stats.parquet"),
-        top_examples=all_latent_files("top_examples.parquet"),
-        swissprot=res("sequences", "swissprot.parquet"),
-        entries=source_file("interpro_entries"),
-        entries_record=source_record("interpro_entries"),
-        probes=all_probe_tables("top_latents"),
-        steering=all_steering_summaries,
-    output:
-        directory(res("browser")),
-    log:
-        res("logs", "browser", "feature_browser.log"),
-    benchmark:
-        res("benchmarks", "browser", "feature_browser.tsv")
-    conda:
-        "../../envs/browser.yaml"
-    threads: 4
-    params:
-        saes=browser_saes(),
-        top_sequences=config["browser"]["top_sequences"],
-        title=f"{MODEL}, {len(SAES)} SAEs",
-    script:
-        "../scripts/feature_browser.py"

@@ -17,13 +17,13 @@ params = snakemake.params
 output = Path(snakemake.output[0])
 table = cluster_sequences(
     pq.read_table(snakemake.input.swissprot, columns=["accession", "sequence"]),
-    min_seq_id=float(params.min_seq_id),
-    coverage=float(params.coverage),
-    sensitivity=float(params.sensitivity),
-    max_length=int(params.max_length),
+    min_seq_id=params.min_seq_id,
+    coverage=params.coverage,
+    sensitivity=params.sensitivity,
+    max_length=params.max_length,
     threads=snakemake.threads,
-    test_fraction=float(params.test_fraction),
-    seed=int(params.seed),
+    test_fraction=params.test_fraction,
+    seed=params.seed,
     workdir=output.parent,  # MMseqs2's temporary files beside the output, not in a small /tmp
 )
 write_parquet(table, output)

@@ -13,10 +13,10 @@ claim_outputs(*snakemake.output)  # one writer at a time; a killed one's tempora
 params = snakemake.params
 save_random_init(
     snakemake.output[0],
-    num_layers=int(params.layers),
-    embed_dim=int(params.embed_dim),
-    attention_heads=int(params.heads),
-    seed=int(params.seed),
+    num_layers=params.layers,
+    embed_dim=params.embed_dim,
+    attention_heads=params.heads,
+    seed=params.seed,
 )
 get_logger().info(
     "random ESM-2 (%s layers, %s dims, %s heads, seed %s) saved to %s",

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import torch
 
 from protsae.activations import holdout_records
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs, write_json
 from protsae.sae.evaluate import evaluate_sae
 from protsae.sae.formats import load_sae
@@ -19,15 +20,15 @@ torch.set_num_threads(snakemake.threads)
 sae = load_sae(snakemake.input.safetensors, snakemake.input.json)
 records = holdout_records(
     pq.read_table(snakemake.input.sample, columns=["id", "sequence"]),
-    float(params.holdout_fraction),
-    None if params.max_sequences is None else int(params.max_sequences),
+    params.holdout_fraction,
+    params.max_sequences,
 )
 metrics = evaluate_sae(
     sae,
     snakemake.input.model,
     records,
-    layer=int(params.layer),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
-    mask_draws=int(params.mask_draws),
+    layer=params.layer,
+    forward=ForwardOptions(params.max_tokens_per_batch),
+    mask_draws=params.mask_draws,
 )
 write_json(metrics, snakemake.output[0])

@@ -1,4 +1,5 @@
-"""One activation shard: layer-L ESM-2 vectors of the training sequences that hash to this shard."""
+"""One shard of each layer of params.layers (a lone layer is a group of one) from one ESM-2
+forward that stops at the deepest of them; the outputs are in the order of params.layers."""
 
 import sys
 
@@ -6,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
-from protsae.activations import extract_shard, read_shard_records
+from protsae.activations import extract_shard_layers, read_shard_records
 from protsae.io import claim_outputs
 from protsae.progress import get_logger
 
@@ -14,25 +15,20 @@ claim_outputs(*snakemake.output)  # one writer at a time; a killed one's tempora
 
 params = snakemake.params
 logger = get_logger()
-torch.set_num_threads(max(1, int(snakemake.threads)))
+torch.set_num_threads(max(1, snakemake.threads))
 
+logger.info("layers %s in one pass", params.layers)
 records = read_shard_records(
-    snakemake.input.sample,
-    int(params.shard),
-    int(params.n_shards),
-    float(params.holdout_fraction),
-    logger,
+    snakemake.input.sample, params.shard, params.n_shards, params.holdout_fraction, logger
 )
-tokens_per_sequence = params.tokens_per_sequence
-extract_shard(
+extract_shard_layers(
     snakemake.input.model,
     records,
-    snakemake.output[0],
-    layer=int(params.layer),
-    model_name=str(params.model_name),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
-    dtype=str(params.dtype),
-    tokens_per_sequence=None if tokens_per_sequence is None else int(tokens_per_sequence),
-    seed=int(params.seed),
+    dict(zip(params.layers, snakemake.output, strict=True)),
+    model_name=params.model_name,
+    max_tokens_per_batch=params.max_tokens_per_batch,
+    dtype=params.dtype,
+    tokens_per_sequence=params.tokens_per_sequence,
+    seed=params.seed,
     logger=logger,
 )

@@ -13,7 +13,7 @@ claim_outputs(*snakemake.output)  # one writer at a time; a killed one's tempora
 
 params = snakemake.params
 sae = import_interprot(
-    snakemake.input.weights, k=int(params.k), model=str(params.model_name), layer=int(params.layer)
+    snakemake.input.weights, k=params.k, model=params.model_name, layer=params.layer
 )
 save_sae(sae, snakemake.output.safetensors, snakemake.output.json)
 # The ESM-2 the imported SAE is paired with here: `protsae encode` finds and checks it by this.

@@ -12,15 +12,15 @@ claim_outputs(*snakemake.output)  # one writer at a time; a killed one's tempora
 
 params = snakemake.params
 rules = PatternRules(
-    min_sequences=int(params.min_sequences),
-    periodic_fraction=float(params.periodic_fraction),
-    periodic_min_activations=float(params.periodic_min_activations),
-    periodic_max_region=float(params.periodic_max_region),
+    min_sequences=params.min_sequences,
+    periodic_fraction=params.periodic_fraction,
+    periodic_min_activations=params.periodic_min_activations,
+    periodic_max_region=params.periodic_max_region,
     motif_bounds=tuple(float(b) for b in params.motif_bounds),
-    whole_coverage=float(params.whole_coverage),
+    whole_coverage=params.whole_coverage,
 )
 table = classes_from_files(
-    snakemake.input.seq_stats, snakemake.input.top_examples, int(params.width), rules
+    snakemake.input.seq_stats, snakemake.input.top_examples, params.width, rules
 )
 write_parquet(table, snakemake.output[0])
 get_logger().info("%d latents classified: %s", len(table), rules)

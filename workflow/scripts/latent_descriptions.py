@@ -16,6 +16,6 @@ table = descriptions_from_files(
     inputs.seq_stats,
     inputs.swissprot,
     inputs.clusters,
-    int(snakemake.params.width),
+    snakemake.params.width,
 )
 write_parquet(table, snakemake.output[0])

@@ -14,10 +14,10 @@ table = families_from_files(
     snakemake.input.seq_stats,
     snakemake.input.swissprot,
     snakemake.input.clusters,
-    int(snakemake.params.width),
+    snakemake.params.width,
     thresholds=[float(t) for t in snakemake.params.thresholds],
-    f1_threshold=float(snakemake.params.f1_threshold),
-    min_train_members=int(snakemake.params.min_train_members),
+    f1_threshold=snakemake.params.f1_threshold,
+    min_train_members=snakemake.params.min_train_members,
 )
 write_parquet(table, snakemake.output[0])
 n_specific = sum(table["family_specific"].to_pylist())

@@ -12,6 +12,6 @@ summary = summary_from_files(
     inputs.classes,
     inputs.families,
     inputs.concepts,
-    float(snakemake.params.concept_f1_threshold),
+    snakemake.params.concept_f1_threshold,
 )
 write_json(summary, snakemake.output[0])

@@ -16,21 +16,21 @@ params = snakemake.params
 torch.set_num_threads(snakemake.threads)
 records = training_records(
     pq.read_table(snakemake.input.sample, columns=["id", "sequence"]),
-    float(params.holdout_fraction),
+    params.holdout_fraction,
 )
 settings = PretrainSettings(
-    layers=int(params.layers),
-    embed_dim=int(params.embed_dim),
-    heads=int(params.heads),
-    steps=int(params.steps),
-    batch_tokens=int(params.batch_tokens),
-    lr=float(params.lr),
-    seed=int(params.seed),
+    layers=params.layers,
+    embed_dim=params.embed_dim,
+    heads=params.heads,
+    steps=params.steps,
+    batch_tokens=params.batch_tokens,
+    lr=params.lr,
+    seed=params.seed,
 )
 pretrain_esm(
     records,
     snakemake.output.model,
     settings,
     checkpoint_dir=params.checkpoint_dir,
-    checkpoint_every=int(params.checkpoint_every),
+    checkpoint_every=params.checkpoint_every,
 )

@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs
 from protsae.probes.fit import probe_from_files, settings_for_task
 
@@ -17,10 +18,10 @@ settings = settings_for_task(snakemake.wildcards.task, params.grid, params.train
 probe_from_files(
     snakemake.input.data,
     snakemake.input.model,
-    int(params.layer),
+    params.layer,
     snakemake.output.json,
     snakemake.output.coef,
     sae_path=snakemake.input.sae[0] if snakemake.input.sae else None,
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    forward=ForwardOptions(params.max_tokens_per_batch),
     settings=settings,
 )

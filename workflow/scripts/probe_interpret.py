@@ -11,14 +11,14 @@ claim_outputs(*snakemake.output)  # one writer at a time; a killed one's tempora
 
 inp, params = snakemake.input, snakemake.params
 interpret_from_files(
-    int(params.layer),
+    params.layer,
     snakemake.wildcards.task,
     inp.esm,
     inp.sae,
     params.sae_features,
     inp.classes,
     inp.families,
-    int(params.top_n),
+    params.top_n,
     snakemake.output.top_latents,
     snakemake.output.coefficients,
 )

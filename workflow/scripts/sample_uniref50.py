@@ -14,8 +14,8 @@ params = snakemake.params
 with sources_named({snakemake.input.fasta: snakemake.input.fasta_record}):
     table = sample_uniref50(
         snakemake.input.fasta,
-        sample_size=int(params.sample_size),
-        max_length=int(params.max_length),
-        seed=int(params.seed),
+        sample_size=params.sample_size,
+        max_length=params.max_length,
+        seed=params.seed,
     )
 write_parquet(table, snakemake.output[0])

@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs
 from protsae.steering.steer import steer_latent_from_files
 
@@ -17,9 +18,9 @@ steer_latent_from_files(
     conservation_path=snakemake.input.conservation,
     sae_path=snakemake.input.sae,
     model_path=snakemake.input.model,
-    layer=int(params.layer),
+    layer=params.layer,
     multipliers=[float(m) for m in params.multipliers],
     out_path=snakemake.output[0],
-    only_where_active=bool(params.only_where_active),
-    max_tokens_per_batch=int(params.max_tokens_per_batch),
+    only_where_active=params.only_where_active,
+    forward=ForwardOptions(params.max_tokens_per_batch),
 )

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 
 from protsae.io import claim_outputs
 from protsae.progress import get_logger
-from protsae.steering.blast import build_blast_db, tool_versions
+from protsae.steering.blast import build_blast_db
+from protsae.tools import tool_versions
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from protsae.io import claim_outputs, write_parquet
 from protsae.progress import get_logger
-from protsae.steering.blast import tool_versions
 from protsae.steering.homologs import latent_conservation, read_target
+from protsae.tools import tool_versions
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
@@ -18,11 +18,11 @@ logger = get_logger()
 logger.info("tools: %s", tool_versions(["blastp", "clustalo"]))
 params, inputs, outputs = snakemake.params, snakemake.input, snakemake.output
 target = read_target(
-    int(params.latent),
+    params.latent,
     inputs.families,
     inputs.top_examples,
     inputs.swissprot,
-    n_sequences=int(params.sequences),
+    n_sequences=params.sequences,
 )
 logger.info(
     "latent %d: family %s, max activation %.4g, steered sequences %s",
@@ -35,9 +35,9 @@ conservation, alignments = latent_conservation(
     target,
     inputs.swissprot,
     os.path.splitext(inputs.db[0])[0],  # the database files' common prefix
-    evalue=float(params.evalue),
-    max_hits=int(params.max_hits),
-    min_homologs=int(params.min_homologs),
+    evalue=params.evalue,
+    max_hits=params.max_hits,
+    min_homologs=params.min_homologs,
     threads=snakemake.threads,
     workdir=Path(outputs.conservation).parent,
 )

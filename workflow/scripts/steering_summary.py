@@ -16,8 +16,8 @@ params = snakemake.params
 table = summarize(
     tables,
     bins=[float(b) for b in params.bins],
-    filter_multiplier=float(params.filter_multiplier),
-    min_fraction_unchanged=float(params.min_fraction_unchanged),
+    filter_multiplier=params.filter_multiplier,
+    min_fraction_unchanged=params.min_fraction_unchanged,
 )
 write_parquet(table, snakemake.output[0])
 kept = table["n_latents_kept"][0].as_py() if table.num_rows else 0

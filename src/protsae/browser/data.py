@@ -71,8 +71,10 @@ class SaeTables:
     families: pd.DataFrame
     top: pd.DataFrame  # top_examples, ranked across both splits
     hist: Histograms
+    examples: pd.DataFrame  # every top_examples row (per-residue values), for quantile examples
     probes: dict[int, list[dict]] = field(default_factory=dict)
     steering: dict[int, list[dict]] = field(default_factory=dict)
+    extras: dict[str, dict] = field(default_factory=dict)  # per-latent sections, by name
 
 
 def read_sae_tables(
@@ -98,11 +100,28 @@ def read_sae_tables(
         folder / "top_examples.parquet",
         columns=["latent", "split", "id", "length", "max_act", "positions", "values"],
     ).to_pandas()
+    every = top.sort_values(["latent", "max_act", "id"], ascending=[True, False, True])
+    every = every.drop_duplicates(["latent", "id"])
+    top = every.groupby("latent", sort=False).head(top_sequences)
+    return SaeTables(
+        name,
+        *coords,
+        classes,
+        families.set_index("latent"),
+        top.reset_index(drop=True),
+        hist,
+        every.set_index(["latent", "id"]),
+    )
+
+
+def shown_sequences(
+    top_examples_path: str | os.PathLike[str], top_sequences: int
+) -> dict[int, list[str]]:
+    """latent -> the ids of its top sequences as the browser shows them (strongest first)."""
+    top = pq.read_table(top_examples_path, columns=["latent", "id", "max_act"]).to_pandas()
     top = top.sort_values(["latent", "max_act", "id"], ascending=[True, False, True])
     top = top.drop_duplicates(["latent", "id"]).groupby("latent", sort=False).head(top_sequences)
-    return SaeTables(
-        name, *coords, classes, families.set_index("latent"), top.reset_index(drop=True), hist
-    )
+    return {int(latent): list(rows.id) for latent, rows in top.groupby("latent", sort=False)}
 
 
 def sequences_for(swissprot_path: str | os.PathLike[str], ids: set[str]) -> dict[str, str]:
@@ -132,8 +151,11 @@ def latent_payload(
     aligned: list[str],
     top: pd.DataFrame,
     names: Mapping[str, str],
+    sequence_info: Mapping[str, dict] | None = None,
 ) -> dict:
-    """Everything one latent page shows, JSON-ready."""
+    """Everything one latent page shows, JSON-ready; ``sequence_info[id]`` adds to the row of
+    each top sequence (its annotation tracks, its structure)."""
+    sequence_info = sequence_info or {}
     classes = tables.classes.loc[latent]
     fam = tables.families.loc[latent] if latent in tables.families.index else None
     family = fam.family if fam is not None and isinstance(fam.family, str) else None
@@ -165,11 +187,13 @@ def latent_payload(
                 "aligned": row_aligned,
                 "positions": [int(p) for p in row.positions],
                 "values": [clean(v) for v in row.values],
+                **sequence_info.get(row.id, {}),
             }
             for row, row_aligned in zip(top.itertuples(), aligned, strict=True)
         ],
         "probes": tables.probes.get(latent, []),
         "steering": tables.steering.get(latent, []),
+        **{name: values.get(latent) for name, values in tables.extras.items()},
     }
 
 
@@ -178,6 +202,7 @@ def index_row(payload: dict, sae_index: int) -> list:
     return [
         sae_index,
         payload["latent"],
+        payload.get("description"),
         payload["pattern_class"],
         payload["family"],
         payload["family_name"],
@@ -191,6 +216,7 @@ def index_row(payload: dict, sae_index: int) -> list:
 INDEX_COLUMNS = (
     "sae",
     "latent",
+    "description",
     "pattern_class",
     "family",
     "family_name",

@@ -194,28 +194,58 @@ def steering_disk(
     return db + summaries, steered_latents(config, saes) * per_latent
 
 
+STRUCTURE_BYTES_PER_RESIDUE = 900.0  # an AlphaFold DB mmCIF model: ~9 atom lines per residue
+BACKBONE_BYTES_PER_RESIDUE = 340.0  # the browser's copy: N, CA, C, O lines of PDB text
+
+
 def report_disk(
     config: dict[str, Any], figures: int, saes: list[SaeSpec], n_eval: int, mean_length: float
-) -> tuple[float, float]:
-    """(figures, browser) bytes: :data:`FIGURE_BYTES` per figure; the browser's static files
-    (25 kB), per latent a script (1 kB of stats and histogram) and an index row (150 B), and per
-    top sequence shown (``browser.top_sequences`` per latent, at most the latent's active
-    sequences) its entry: 200 B, the aligned sequence (1.2 B per residue) and 12 B per active
-    position (sizes from the browser's test pages)."""
+) -> tuple[float, float, float]:
+    """(figures, browser, structures) bytes: :data:`FIGURE_BYTES` per figure; the browser's
+    static files (25 kB), per latent a script (1.5 kB of stats, histogram, peak residues) and
+    an index row (150 B), per top sequence shown (``browser.top_sequences`` per latent, at
+    most the latent's active sequences) its entry: 200 B, the aligned sequence (1.2 B per
+    residue) and 12 B per active position, per quantile example (``browser.quantiles``) 150 B
+    and its sequence (sizes from the browser's test pages). Structures (unless
+    ``structures.source`` is none): a model for each of a latent's ``structures.top_sequences``
+    at most (fewer: latents share sequences), :data:`STRUCTURE_BYTES_PER_RESIDUE` in
+    the download cache (each accession once; ``structures/`` hard-links it), the backbone,
+    :data:`BACKBONE_BYTES_PER_RESIDUE`, in the browser."""
     top = config["browser"]["top_sequences"]
+    quantiles = config["browser"]["quantiles"]
+    examples = quantiles["bins"] * quantiles["examples"]
     browser = 25_000.0 if saes else 0.0
+    models = 0.0
     for spec in saes:
         entries = min(seq_stats_rows(spec, n_eval, mean_length), spec.width * top)
         active = mean_length * spec.k / max(1.0, distinct_latents(spec, mean_length))
-        browser += spec.width * 1150 + entries * (200 + 1.2 * mean_length + 12 * active)
-    return figures * FIGURE_BYTES, browser
+        browser += spec.width * 1650 + entries * (200 + 1.2 * mean_length + 12 * active)
+        browser += spec.width * examples * (150 + mean_length)
+        models += min(spec.width * config["structures"]["top_sequences"], entries, n_eval)
+    structures = 0.0
+    if config["structures"]["source"] != "none":
+        # one file per accession: the SAEs' structures/ folders hard-link the download cache
+        structures = min(models, n_eval) * STRUCTURE_BYTES_PER_RESIDUE * mean_length
+        browser += models * BACKBONE_BYTES_PER_RESIDUE * mean_length
+    return figures * FIGURE_BYTES, browser, structures
 
 
 def browser_cpu_hours(config: dict[str, Any], saes: list[SaeSpec], mean_length: float) -> float:
-    """One Clustal Omega alignment of each latent's top sequences (shared ones are reused)."""
+    """One Clustal Omega alignment of each latent's top sequences (shared ones are reused): at
+    most ``width`` alignments of ``browser.top_sequences`` sequences in each SAE's own job."""
+    return sum(browser_job_cpu_hours(config, s, mean_length) for s in saes)
+
+
+# CPU-seconds per aligned residue of a browser alignment (clustalo, one thread): 10 sequences of
+# 350 aa took 0.28 s, 5 of 350 aa 0.17 s, 10 of 150 aa 0.08 s on the 2-core test machine.
+BROWSER_CLUSTALO_S_PER_RESIDUE = 8e-5
+
+
+def browser_job_cpu_hours(config: dict[str, Any], spec: SaeSpec, mean_length: float) -> float:
+    """The Clustal Omega CPU-hours of one SAE's browser job (its bound: one alignment of the
+    ``browser.top_sequences`` top sequences per latent; latents sharing them share it)."""
     top = config["browser"]["top_sequences"]
-    per_latent = CLUSTALO_S_PER_UNIT * top**2 * mean_length
-    return sum(s.width for s in saes) * per_latent / 3600
+    return spec.width * BROWSER_CLUSTALO_S_PER_RESIDUE * top * mean_length / 3600
 
 
 def add_downstream(
@@ -264,15 +294,28 @@ def add_downstream(
             steering_disk(config, saes, n_eval, eval_res)
         )
         figures = sum(n for r, n in jobs.items() if r.startswith("figure_"))
-        disk["figures/"], disk["browser/"] = report_disk(config, figures, saes, n_eval, mean_eval)
+        disk["figures/"], disk["browser/"], structures = report_disk(
+            config, figures, saes, n_eval, mean_eval
+        )
+        if structures:
+            disk["structures/ (top sequences' models, each once, at most)"] = structures
+        stages.append(Stage("figures", figures, 0.0, "cpu"))
         stages.append(
             Stage(
-                "report (figures, browser)",
-                figures + jobs.get("feature_browser", 0),
+                "browser (one job per SAE, Clustal Omega; index)",
+                jobs["browser_sae"] + jobs["browser_index"],
                 0.0,
                 "cpu",
                 cpu_hours=browser_cpu_hours(config, saes, mean_eval),
             )
+        )
+        biggest = max(saes, key=lambda s: s.width)
+        assume.notes.append(
+            f"browser: each SAE's job aligns at most one set of "
+            f"{config['browser']['top_sequences']} top sequences per latent (Clustal Omega, "
+            f"~{browser_job_cpu_hours(config, biggest, mean_eval):.2g} CPU-h for "
+            f"the widest SAE, {biggest.width} latents); adding an SAE runs only its job and "
+            "the index"
         )
         assume.notes.append(
             f"steering: at most {config['steering']['max_latents']} latents per SAE are counted "

@@ -102,8 +102,9 @@ def _steering_jobs(config: dict[str, Any], saes: list[SaeSpec]) -> dict[str, int
 
 def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, int]:
     """Figures (sweeps with more than one SAE, SAE quality, one max-activation, one best-concepts
-    and one steering figure per SAE, the two probe figures) and the feature browser, as the
-    workflow draws them."""
+    and one steering figure per SAE, the two probe figures), the feature browser (one job per
+    SAE and the index) and the structures of its pages (one job per SAE), as the workflow
+    draws them."""
     sweeps, _ = figure_sweeps(config["sae"]["sweeps"])
     return {
         "figure_sweep": len(sweeps),
@@ -113,5 +114,7 @@ def _report_jobs(config: dict[str, Any], saes: int, probes: bool) -> dict[str, i
         "figure_steering": saes,
         "figure_probes": int(probes),
         "figure_probe_coefficients": int(probes),
-        "feature_browser": int(saes > 0),
+        "browser_sae": saes,
+        "browser_index": int(saes > 0),
+        "structures": saes if config["structures"]["source"] != "none" else 0,
     }

@@ -1,7 +1,7 @@
 """Your own proteins through a trained SAE: per-residue latents, annotated with what the grid learned.
 
 :func:`encode` reads a FASTA file, runs ESM-2 up to the SAE's layer and the SAE's top-k encoder
-(the same :func:`protsae.latents.stats.esm_sae_encoder` the latent-statistics stage uses), and
+(the same :func:`protsae.sae.at_layer.esm_sae_encoder` the latent-statistics stage uses), and
 writes ``OUT.parquet`` (one row per sequence, residue and active latent), ``OUT.tsv`` (each
 sequence's strongest latents, ranked by their value as a fraction of the latent's own train
 maximum, with pattern class, family, F1, the family threshold and whether the value passes it,
@@ -71,8 +71,8 @@ def encode_records(
 ) -> Iterator[SequenceLatents]:
     """Yield each record's active latents, in input order, with progress (sequences/s) on stderr."""
     from protsae.esm import load_model, resolve_device
-    from protsae.latents.stats import esm_sae_encoder
     from protsae.sae import load_sae
+    from protsae.sae.at_layer import esm_sae_encoder
 
     logger = get_logger()
     dev = resolve_device(device)

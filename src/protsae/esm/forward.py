@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import esm
 import numpy as np
@@ -32,6 +33,20 @@ _MASK_RATIO_TRAIN = 0.15 * 0.8
 
 Record = tuple[str, str]
 Edit = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ForwardOptions:
+    """How ESM-2 forward passes run, for every stage that runs them: batches of at most
+    ``max_tokens_per_batch`` padded tokens on ``device`` (``"auto"``: CUDA when there is one;
+    None: wherever a given model already is, ``"auto"`` where the function loads the model),
+    bf16 autocast as ``bf16`` says (None: on CUDA only), tokenized in ``loader_workers`` worker
+    processes."""
+
+    max_tokens_per_batch: int = 4096
+    device: str | torch.device | None = None
+    bf16: bool | None = None
+    loader_workers: int = 0
 
 
 def check_records(records: Sequence[Record]) -> None:
@@ -197,12 +212,9 @@ def layer_representations(
     alphabet: esm.data.Alphabet,
     records: Sequence[Record],
     layer: int,
-    max_tokens_per_batch: int,
-    device: str | torch.device | None = None,
+    forward: ForwardOptions,
     *,
     batch_order_seed: int | None = None,
-    loader_workers: int = 0,
-    bf16: bool | None = None,
     convention: str = FAIR_ESM,
     bos_eos: bool = False,
 ) -> Iterator[tuple[str, torch.Tensor]]:
@@ -212,22 +224,20 @@ def layer_representations(
     ["representations"][layer][i, 1:len+1]``, but no layer after ``layer`` runs; under
     ``"interprot"`` the vectors InterProt's SAEs were trained on (see :mod:`protsae.conventions`).
     ``bos_eos=True`` yields ``[len + 2, d_model]``: BOS, the residues, EOS. Sequences are grouped longest first into
-    batches of at most ``max_tokens_per_batch`` padded tokens; results are yielded batch by batch
-    in that order (within a batch, longest first), or with ``batch_order_seed`` set, in a seeded
-    random order of the batches (so a stored shard has no length trend). ``device`` moves the
-    model there (default: where it is); bf16 autocast on CUDA, float32 on CPU unless ``bf16``
-    says otherwise. ``loader_workers`` tokenizes in that many worker processes (for a GPU).
+    batches of at most ``forward.max_tokens_per_batch`` padded tokens; results are yielded batch
+    by batch in that order (within a batch, longest first), or with ``batch_order_seed`` set, in a
+    seeded random order of the batches (so a stored shard has no length trend).
+    ``forward.device`` moves the model there (None: where it is); bf16 autocast on CUDA, float32
+    on CPU unless ``forward.bf16`` says otherwise. ``forward.loader_workers`` tokenizes in that
+    many worker processes (for a GPU).
     """
     for seq_id, hidden in multi_layer_representations(
         model,
         alphabet,
         records,
         [layer],
-        max_tokens_per_batch,
-        device,
+        forward,
         batch_order_seed=batch_order_seed,
-        loader_workers=loader_workers,
-        bf16=bf16,
         convention=convention,
         bos_eos=bos_eos,
     ):
@@ -239,12 +249,9 @@ def multi_layer_representations(
     alphabet: esm.data.Alphabet,
     records: Sequence[Record],
     layers: Sequence[int],
-    max_tokens_per_batch: int,
-    device: str | torch.device | None = None,
+    forward: ForwardOptions,
     *,
     batch_order_seed: int | None = None,
-    loader_workers: int = 0,
-    bf16: bool | None = None,
     convention: str = FAIR_ESM,
     bos_eos: bool = False,
 ) -> Iterator[tuple[str, dict[int, torch.Tensor]]]:
@@ -262,8 +269,8 @@ def multi_layer_representations(
         check_layer(model, layer)
     check_convention(convention)
     check_records(records)
-    device = model_device(model, device)
-    batches = token_batches([len(seq) for _, seq in records], max_tokens_per_batch)
+    device = model_device(model, forward.device)
+    batches = token_batches([len(seq) for _, seq in records], forward.max_tokens_per_batch)
     if batch_order_seed is not None:
         order = np.random.default_rng(batch_order_seed).permutation(len(batches))
         batches = [batches[i] for i in order]
@@ -273,7 +280,7 @@ def multi_layer_representations(
         batch_size=None,
         shuffle=False,
         collate_fn=ResidueBatchConverter(alphabet),
-        num_workers=loader_workers,
+        num_workers=forward.loader_workers,
         pin_memory=device.type == "cuda",
     )
     streams: dict[int, torch.Tensor | None] = {}
@@ -287,7 +294,7 @@ def multi_layer_representations(
         lengths = [len(seq) + 2 * bos_eos for seq in seqs]
         start, width = (0 if bos_eos else 1), max(lengths)
         streams.update(dict.fromkeys(layers))
-        with torch.inference_mode(), _autocast(device, bf16):
+        with torch.inference_mode(), _autocast(device, forward.bf16):
             _run_layers(model, tokens, stop=layers[-1], convention=convention, tap=keep)
             real = (
                 torch.arange(width, device=device)[None, :]

@@ -7,7 +7,7 @@ chunks, so memory is bounded by a chunk and the output, never by the whole task;
 residue-level matrix can live in a memory-mapped file.
 
 The ESM-2 forward is :func:`protsae.esm.layer_representations` and the SAE path is
-:func:`protsae.latents.stats.esm_sae_encoder`: no second encoding loop here.
+:func:`protsae.sae.at_layer.esm_sae_encoder`: no second encoding loop here.
 """
 
 from __future__ import annotations
@@ -162,12 +162,11 @@ def esm_encoder(
     model: object, alphabet: object, layer: int, max_tokens_per_batch: int, device: object
 ) -> RowEncoder:
     """ESM-2's layer-``layer`` output per residue (fair-esm convention) as numpy arrays."""
-    from protsae.esm import layer_representations
+    from protsae.esm import ForwardOptions, layer_representations
 
     def encode(records: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Rows]]:
-        for seq_id, rep in layer_representations(
-            model, alphabet, records, layer, max_tokens_per_batch, device
-        ):
+        options = ForwardOptions(max_tokens_per_batch, device)
+        for seq_id, rep in layer_representations(model, alphabet, records, layer, options):
             yield seq_id, rep.numpy()
 
     return encode
@@ -186,7 +185,7 @@ def sae_encoder(
     That encoder computes the ESM-2 activations in the SAE's own ``activation_convention``
     (an imported InterProt SAE gets InterProt's vectors), so the probe sees what the SAE saw.
     """
-    from protsae.latents.stats import esm_sae_encoder
+    from protsae.sae.at_layer import esm_sae_encoder
 
     inner = esm_sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,9 @@ from protsae.probes.linear import (
 )
 from protsae.probes.tasks import REGRESSION_TASKS, RESIDUE_TASKS, TaskData, read_task_data
 from protsae.progress import get_logger
+
+if TYPE_CHECKING:
+    from protsae.esm import ForwardOptions
 
 COEF_SCHEMA = pa.schema(
     [("output", pa.string()), ("feature", pa.int32()), ("coefficient", pa.float32())]
@@ -138,15 +142,17 @@ def probe_from_files(
     json_path: str | os.PathLike[str],
     coef_path: str | os.PathLike[str],
     sae_path: str | os.PathLike[str] | None = None,
-    max_tokens_per_batch: int = 4096,
+    forward: ForwardOptions | None = None,
     settings: ProbeSettings | None = None,
-    device: str = "auto",
 ) -> ProbeFit:
-    """Encode one task's records at ``layer`` (ESM, or the SAE at ``sae_path``), fit, write."""
-    from protsae.esm import load_model, resolve_device
+    """Encode one task's records at ``layer`` (ESM, or the SAE at ``sae_path``) with ESM-2 run
+    as ``forward`` says (default: 4096 tokens per batch, device "auto"), fit, write."""
+    from protsae.esm import ForwardOptions, load_model, resolve_device
 
     settings = settings or ProbeSettings()
-    device = resolve_device(device)
+    forward = forward or ForwardOptions()
+    max_tokens_per_batch = forward.max_tokens_per_batch
+    device = resolve_device(forward.device or "auto")
     data = read_task_data(data_path)
     model, alphabet = load_model(model_path, device)
     if sae_path is None:
@@ -155,8 +161,8 @@ def probe_from_files(
         encode = esm_encoder(model, alphabet, layer, max_tokens_per_batch, device)
         n_features, sparse_k, name = model.embed_dim, None, feature_name()
     else:
-        from protsae.latents.stats import load_sae_for_model
         from protsae.probes.features import sae_encoder
+        from protsae.sae.at_layer import load_sae_for_model
 
         sae = load_sae_for_model(sae_path, model, model_path, layer, device)
         encode = sae_encoder(model, alphabet, sae, layer, max_tokens_per_batch, device)

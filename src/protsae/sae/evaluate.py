@@ -156,8 +156,7 @@ def _reconstruction(
         alphabet,
         records,
         layer,
-        max_tokens_per_batch,
-        device,
+        esm_lib.ForwardOptions(max_tokens_per_batch, device),
         convention=convention,
         bos_eos=trains_on_bos_eos(convention),
     ):
@@ -228,13 +227,13 @@ def evaluate_sae(
     esm_checkpoint: str | os.PathLike[str],
     records: Sequence[tuple[str, str]],
     layer: int,
-    max_tokens_per_batch: int = 4096,
-    device: str | torch.device = "auto",
+    forward: esm_lib.ForwardOptions | None = None,
     mask_fraction: float = 0.15,
     seed: int = 0,
     mask_draws: int = 5,
 ) -> dict[str, Any]:
-    """Every :data:`EVAL_METRICS` key on held-out ``records``, in the SAE's convention.
+    """Every :data:`EVAL_METRICS` key on held-out ``records``, in the SAE's convention, with
+    ESM-2 run as ``forward`` says (its tokens per batch and device; default: 4096, "auto").
 
     The masked keys are means over ``mask_draws`` mask draws (seeds ``seed``, ``seed + 1``, ...),
     each with its standard deviation: one draw of a few hundred masked residues moves loss
@@ -246,7 +245,9 @@ def evaluate_sae(
         raise ValueError(f"mask_draws must be >= 1, got {mask_draws}")
     if not 0 < mask_fraction <= 1:
         raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
-    device = esm_lib.resolve_device(device)
+    forward = forward or esm_lib.ForwardOptions()
+    device = esm_lib.resolve_device(forward.device or "auto")
+    max_tokens_per_batch = forward.max_tokens_per_batch
     model, alphabet = esm_lib.load_model(esm_checkpoint, device)
     if layer == model.num_layers:
         get_logger().warning(

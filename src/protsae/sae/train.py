@@ -338,6 +338,30 @@ def _finish(
     return log
 
 
+def _log_start(
+    config: TrainConfig,
+    stream: Any,
+    schedule: Schedule,
+    device: torch.device,
+    logger: logging.Logger,
+) -> None:
+    """Log what the run will do: the model, the data, the steps and the token budget."""
+    logger.info(
+        "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
+        "tokens, lr %.3g, device %s",
+        stream.d_model,
+        config.width,
+        config.k,
+        len(stream.paths),
+        f"{stream.tokens_per_epoch:,}",
+        schedule.total_steps,
+        config.batch_tokens,
+        schedule.base_lr,
+        device,
+    )
+    log_budget(config, schedule, stream.tokens_per_epoch, logger)
+
+
 def train_sae(
     shard_paths: Sequence[str | os.PathLike[str]],
     outputs: TrainOutputs | str | os.PathLike[str] | None,
@@ -384,20 +408,7 @@ def train_sae(
             run, stream, checkpoint_path, fingerprint, config, schedule.total_steps, logger
         )
         resumed_from_step = run.step
-        logger.info(
-            "training TopK SAE d_model=%d width=%d k=%d on %d shard(s) of %s tokens: %d steps of %d "
-            "tokens, lr %.3g, device %s",
-            stream.d_model,
-            config.width,
-            config.k,
-            len(stream.paths),
-            f"{stream.tokens_per_epoch:,}",
-            schedule.total_steps,
-            config.batch_tokens,
-            schedule.base_lr,
-            device,
-        )
-        log_budget(config, schedule, stream.tokens_per_epoch, logger)
+        _log_start(config, stream, schedule, device, logger)
         remaining = (schedule.total_steps - run.step) * config.batch_tokens
         progress = Progress("train SAE", remaining, "tokens", logger, interval=30.0)
 

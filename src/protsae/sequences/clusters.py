@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
-import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -18,6 +16,7 @@ import pyarrow as pa
 
 from protsae.progress import get_logger
 from protsae.sequences.common import InputError
+from protsae.tools import find_tool, run_tool
 
 CLUSTERS_SCHEMA = pa.schema(
     [
@@ -26,16 +25,6 @@ CLUSTERS_SCHEMA = pa.schema(
         pa.field("split", pa.string()),
     ]
 )
-
-
-def _mmseqs() -> str:
-    binary = shutil.which("mmseqs")
-    if binary is None:
-        raise RuntimeError(
-            "mmseqs (MMseqs2) was not found on PATH; install it, e.g. `apt-get install mmseqs2` "
-            "(Debian/Ubuntu) or `conda install -c bioconda mmseqs2`"
-        )
-    return binary
 
 
 def split_clusters(representatives: list[str], test_fraction: float, seed: int) -> set[str]:
@@ -62,7 +51,7 @@ def _easy_cluster(
     logger: logging.Logger,
 ) -> dict[str, str]:
     """Run ``mmseqs easy-cluster`` on ``(accession, sequence)`` pairs: member -> representative."""
-    binary = _mmseqs()
+    binary = find_tool("mmseqs")
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=workdir) as tmp:
@@ -89,13 +78,7 @@ def _easy_cluster(
             str(threads),
         ]
         logger.info("running %s", " ".join(command[1:2] + command[5:]))
-        run = subprocess.run(command, capture_output=True, text=True, errors="replace")
-        if run.returncode != 0:
-            tail = (run.stdout + run.stderr).strip().splitlines()[-20:]
-            raise RuntimeError(
-                f"mmseqs easy-cluster failed with exit status {run.returncode}; output ends:\n"
-                + "\n".join(tail)
-            )
+        run_tool(command, "mmseqs easy-cluster")
         representative: dict[str, str] = {}
         tsv = tmpdir / "out_cluster.tsv"
         with open(tsv) as fh:

@@ -16,6 +16,7 @@ import torch
 from protsae.esm import MAX_RESIDUES, RESIDUE_LETTERS, forward_with_layer_edit, token_batches
 from protsae.esm.tokens import ResidueBatchConverter
 from protsae.sae import TopKSAE
+from protsae.sae.at_layer import EsmSae
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
@@ -111,18 +112,17 @@ def plain_logits(
 
 
 def steered_sequences(
-    model: torch.nn.Module,
-    alphabet: object,
-    sae: TopKSAE,
+    esm_sae: EsmSae,
     records: Sequence[tuple[str, str]],
-    layer: int,
     latent: int,
     values: Sequence[float | None],
     only_where_active: bool = False,
     max_tokens_per_batch: int = 4096,
 ) -> dict[str, list[str]]:
     """``{id: [argmax sequence per value]}``: the residue (of the 20 standard) ESM-2 predicts at
-    each position with ``latent`` clamped to each value; a value None means no edit at all."""
+    each position with ``latent`` of the SAE at ``esm_sae.layer`` clamped to each value; a value
+    None means no edit at all. Runs wherever ``esm_sae.model`` is."""
+    model, alphabet, sae, layer = esm_sae.model, esm_sae.alphabet, esm_sae.sae, esm_sae.layer
     for seq_id, seq in records:
         if not 0 < len(seq) <= MAX_RESIDUES or set(seq) - RESIDUE_LETTERS:
             raise ValueError(

@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from protsae.progress import get_logger
-from protsae.steering.blast import Record, blastp, clustal_align, family_hits
+from protsae.sequences.align import clustal_align
+from protsae.steering.blast import Record, blastp, family_hits
 from protsae.steering.conservation import sequence_conservation
 
 CONSERVATION_SCHEMA = pa.schema(

@@ -3,7 +3,6 @@ position) out, with the original, unsteered and steered residues beside the fami
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -11,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
-from protsae.esm import load_model, resolve_device
+from protsae.esm import ForwardOptions
 from protsae.io import write_parquet
-from protsae.latents.stats import load_sae_for_model
 from protsae.progress import get_logger
+from protsae.sae.at_layer import EsmSae
 from protsae.steering.clamp import steered_sequences
 from protsae.steering.homologs import (
     CONSERVATION_SCHEMA,
@@ -106,25 +104,23 @@ def steer_latent_from_files(
     multipliers: Sequence[float],
     out_path: str | os.PathLike[str],
     only_where_active: bool = False,
-    max_tokens_per_batch: int = 4096,
-    device: str | torch.device = "auto",
-    logger: logging.Logger | None = None,
+    forward: ForwardOptions | None = None,
 ) -> int:
     """Steer the latent of one conservation table; write the per-latent table; rows written.
 
-    A skipped latent (its reason in the conservation table's metadata) gets an empty table
-    carrying the same reason, and no model is loaded.
+    ESM-2 runs as ``forward`` says (default: 4096 tokens per batch, device "auto"). A skipped
+    latent (its reason in the conservation table's metadata) gets an empty table carrying the
+    same reason, and no model is loaded.
     """
-    logger = logger or get_logger()
+    logger = get_logger()
+    forward = forward or ForwardOptions()
     conservation, meta = read_conservation(conservation_path)
     latent, max_activation = int(meta[META_LATENT]), float(meta[META_MAX])
     if META_SKIP in meta or conservation.num_rows == 0:
         logger.warning("latent %d skipped: %s", latent, meta.get(META_SKIP, b"no rows").decode())
         write_parquet(LATENT_SCHEMA.empty_table().replace_schema_metadata(meta), out_path)
         return 0
-    device = resolve_device(device)
-    model, alphabet = load_model(model_path, device)
-    sae = load_sae_for_model(sae_path, model, model_path, layer, device)
+    esm_sae = EsmSae.load(model_path, sae_path, layer, forward.device or "auto")
     records = conserved_records(conservation)
     values = [None] + [m * max_activation for m in multipliers]
     logger.info(
@@ -139,15 +135,7 @@ def steer_latent_from_files(
         only_where_active,
     )
     predictions = steered_sequences(
-        model,
-        alphabet,
-        sae,
-        records,
-        layer,
-        latent,
-        values,
-        only_where_active,
-        max_tokens_per_batch,
+        esm_sae, records, latent, values, only_where_active, forward.max_tokens_per_batch
     )
     table = steering_table(conservation, predictions, multipliers, max_activation)
     for multiplier in multipliers:

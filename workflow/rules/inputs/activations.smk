@@ -23,3 +23,8 @@ def layer_shards(wildcards):
         res("activations", MODEL, f"L{wildcards.layer}", "shard-{shard}.parquet"),
         shard=SHARDS,
     )
+
+
+def lone_layer(wildcards):
+    """The layers an extract_activations job writes: its own layer, a group of one."""
+    return [int(wildcards.layer)]

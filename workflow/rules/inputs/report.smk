@@ -108,22 +108,3 @@ def steering_figure_targets():
         for s in SAES
         for ext in ("png", "svg")
     ]
-
-
-def browser_saes():
-    """What the browser job needs of each SAE: coordinates, latents folder, steering summary."""
-    return [
-        {
-            "layer": s.layer,
-            "k": s.k,
-            "width": s.width,
-            "latents": latents_dir(s),
-            "steering": f"{steering_dir(s)}/summary.parquet",
-        }
-        for s in SAES
-    ]
-
-
-def browser_targets():
-    """The feature browser folder, when there are SAEs to browse."""
-    return [res("browser")] if SAES else []
