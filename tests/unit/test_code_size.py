@@ -28,7 +28,6 @@ PARAMETER_DEBT = frozenset(
         "probes/interpret.py:interpret_from_files",
         "sae/train.py:train_sae",
         "sequences/clusters.py:cluster_sequences",
-        "sources.py:fetch",
         "steering/homologs.py:latent_conservation",
     }
 )
