@@ -323,6 +323,7 @@ def steering_summary() -> pd.DataFrame:
 
 def test_steering_figure_draws_the_pooled_rows_baseline_and_counts():
     summary = steering_summary().sample(frac=1, random_state=4)
+    summary["n_positions"] = summary.n_positions.astype(float)  # as read with nulls: floats
     figure = steering_figure(summary)
     (ax,) = figure.axes
     lines = {line.get_label(): line for line in ax.get_lines()}
