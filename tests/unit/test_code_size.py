@@ -27,7 +27,6 @@ PARAMETER_DEBT = frozenset(
         "probes/data.py:load_task",
         "probes/interpret.py:interpret_from_files",
         "sae/train.py:train_sae",
-        "steering/homologs.py:latent_conservation",
     }
 )
 
