@@ -25,7 +25,6 @@ PARAMETER_DEBT = frozenset(
         "encoding/run.py:encode",
         "esm/mlm.py:masked_lm_cross_entropy",
         "probes/data.py:load_task",
-        "probes/interpret.py:interpret_from_files",
         "sae/train.py:train_sae",
     }
 )
