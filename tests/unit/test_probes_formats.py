@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protsae.probes.data import load_task, task_data_from_file
+from protsae.probes.data import TaskOptions, load_task, task_data_from_file
 from protsae.probes.formats import (
     DEEPLOC_LOCATIONS,
     read_deeploc,
@@ -231,9 +231,9 @@ def test_carved_splits_are_seeded_and_disjoint(tmp_path):
     rows = [("Pass" if i % 2 else "Fail", "M" + "KV"[i % 2] * (5 + i)) for i in range(40)]
     path = cho_csv(tmp_path / "cho.csv", rows)
     carve = dict(validation_fraction=0.25, test_fraction=0.2, split_identity=None)
-    a = load_task("expression", path, seed=3, **carve)
-    b = load_task("expression", path, seed=3, **carve)
-    c = load_task("expression", path, seed=4, **carve)
+    a = load_task("expression", path, TaskOptions(seed=3, **carve))
+    b = load_task("expression", path, TaskOptions(seed=3, **carve))
+    c = load_task("expression", path, TaskOptions(seed=4, **carve))
     assert [r.split for r in a.records] == [r.split for r in b.records]
     assert [r.split for r in a.records] != [r.split for r in c.records]
     assert a.split_counts() == {"train": 24, "valid": 8, "test": 8}
@@ -256,7 +256,9 @@ def test_expression_is_split_by_whole_40_percent_identity_clusters(tmp_path):
             family_of[f"line-{len(rows) + 2}"] = family  # CSV line of the record (header is 1)
             rows.append(("Pass" if (family + variant) % 2 else "Fail", "M" + "".join(seq)))
     path = cho_csv(tmp_path / "cho.csv", rows)
-    data = load_task("expression", path, validation_fraction=0.25, test_fraction=0.2, seed=1)
+    data = load_task(
+        "expression", path, TaskOptions(validation_fraction=0.25, test_fraction=0.2, seed=1)
+    )
     assert data.counts["identity_clusters"] == 10
     splits = {}
     for record in data.records:
@@ -268,7 +270,7 @@ def test_expression_is_split_by_whole_40_percent_identity_clusters(tmp_path):
 
 def test_given_validation_split_is_not_recarved(tmp_path):
     path = meltome_zip(tmp_path / "splits.zip", {"mixed_split": MELTOME})
-    data = load_task("thermostability", path, validation_fraction=0.5)
+    data = load_task("thermostability", path, TaskOptions(validation_fraction=0.5))
     assert data.split_counts() == {"train": 2, "valid": 1, "test": 1}
     assert data.counts["carved_valid"] == 0
 
@@ -280,9 +282,9 @@ def test_long_sequences_are_cropped_or_dropped_and_counted(tmp_path):
     long = "M" + "A" * 1100
     text = f"sequence,target,set,validation\n{long},1,train,False\nMKV,2,train,False\nMKW,3,test,\n"
     path = meltome_zip(tmp_path / "splits.zip", {"mixed_split": text})
-    cropped = load_task("thermostability", path, long_sequences="crop")
+    cropped = load_task("thermostability", path, TaskOptions(long_sequences="crop"))
     assert len(cropped.records[0].sequence) == 1022 and cropped.counts["cropped"] == 1
-    dropped = load_task("thermostability", path, long_sequences="drop")
+    dropped = load_task("thermostability", path, TaskOptions(long_sequences="drop"))
     assert [r.sequence for r in dropped.records] == ["MKV", "MKW"]
     assert dropped.counts["dropped_too_long"] == 1
 

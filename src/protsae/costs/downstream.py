@@ -71,16 +71,14 @@ def task_sizes(
 ) -> dict[str, TaskSize]:
     """Each task's size: read with the probe reader when its source is a local file, else
     :data:`TASK_DEFAULTS` (noted in the plan's assumptions)."""
-    from protsae.probes.data import load_task
+    from protsae.probes.data import TaskOptions, load_task
 
     probes, out = config["probes"], {}
     for task in tasks:
         url = config["sources"][task]["url"]
         path = Path(local_source_path(url)) if is_local_source(url) else None
         if path is not None and path.is_file():
-            data = load_task(
-                task,
-                path,
+            options = TaskOptions(
                 long_sequences=probes["long_sequences"],
                 validation_fraction=probes["validation_fraction"],
                 test_fraction=probes["test_fraction"],
@@ -89,6 +87,7 @@ def task_sizes(
                 meltome_split=probes["meltome_split"],
                 expression_column=probes["expression_column"],
             )
+            data = load_task(task, path, options)
             lengths = [len(r.sequence) for r in data.records]
             out[task] = TaskSize(
                 len(lengths), float(sum(lengths)), float(sum((n + 2) ** 2 for n in lengths)), True
