@@ -103,9 +103,14 @@ def compare(
     def shard(chunk):
         with tempfile.TemporaryDirectory() as tmp:
             acts.extract_shard(
-                checkpoint, chunk, Path(tmp) / "shard.parquet", layer, "bench", toks,
-                "float16", None, seed=0, device="cpu", logger=quiet,
-            )  # fmt: skip
+                checkpoint,
+                chunk,
+                Path(tmp) / "shard.parquet",
+                layer,
+                acts.ShardFormat("bench", "float16"),
+                pesm.ForwardOptions(toks, "cpu"),
+                quiet,
+            )
 
     methods = {
         "fair-esm extract loop (baseline)": baseline,

@@ -31,8 +31,9 @@ from _common import Interleaved, tier_parser  # noqa: E402
 
 from protsae.esm import ForwardOptions, layer_representations, load_model, save_random_init
 from protsae.latents import EvalRecord, stream_latent_stats
-from protsae.latents.stats import latent_stats_from_files
+from protsae.latents.stats import EvaluationSet, latent_stats_from_files
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
+from protsae.sae.at_layer import EsmSaeFiles
 
 LAYER, WIDTH, K, TOP = 2, 256, 8, 50
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -129,10 +130,13 @@ def main() -> None:
 
         def streaming():
             return latent_stats_from_files(
-                d / "sae.safetensors", d / "esm2_bench.pt", d / "swissprot.parquet",
-                d / "clusters.parquet", LAYER, TOP, 8192, d / "s.parquet", d / "t.parquet",
-                device="cpu",
-            )  # fmt: skip
+                EsmSaeFiles(d / "esm2_bench.pt", d / "sae.safetensors", LAYER),
+                EvaluationSet(d / "swissprot.parquet", d / "clusters.parquet"),
+                TOP,
+                d / "s.parquet",
+                d / "t.parquet",
+                forward=ForwardOptions(8192, "cpu"),
+            )
 
         def dense():
             reps = layer_representations(

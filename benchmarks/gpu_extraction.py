@@ -207,10 +207,14 @@ def main() -> int:
         quiet.propagate = False
         start = time.perf_counter()
         rows = acts.extract_shard(
-            checkpoint, shard_records, Path(tmp) / "shard.parquet", args.layer, "bench",
-            budget, "float16", None, seed=0, device=device, logger=quiet,
-            loader_workers=args.loader_workers,
-        )  # fmt: skip
+            checkpoint,
+            shard_records,
+            Path(tmp) / "shard.parquet",
+            args.layer,
+            acts.ShardFormat("bench", "float16"),
+            pesm.ForwardOptions(budget, device, loader_workers=args.loader_workers),
+            quiet,
+        )
         seconds = time.perf_counter() - start
         size = (Path(tmp) / "shard.parquet").stat().st_size
     report(

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -34,6 +34,8 @@ from protsae.progress import Progress, get_logger
 
 if TYPE_CHECKING:
     import torch
+
+    from protsae.esm import ForwardOptions
 
 DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
 META_PREFIX = "protsae."
@@ -294,40 +296,35 @@ def iter_shard(
         yield ActivationBatch(ids=ids, pos=pos, x=x)
 
 
+@dataclass(frozen=True)
+class ShardFormat:
+    """What an activation shard stores: ``model_name`` (recorded in it), vectors as ``dtype``
+    ("float16" or "float32"), at most ``tokens_per_sequence`` seeded random residues per
+    sequence (None: all), ``seed`` drawing those positions and the order of the batches."""
+
+    model_name: str
+    dtype: str
+    tokens_per_sequence: int | None = None
+    seed: int = 0
+
+
 def extract_shard(
     checkpoint: str | os.PathLike[str],
     records: Sequence[Record],
     out_path: str | os.PathLike[str],
     layer: int,
-    model_name: str,
-    max_tokens_per_batch: int,
-    dtype: str,
-    tokens_per_sequence: int | None,
-    seed: int,
-    device: str | torch.device | None = None,
+    shard: ShardFormat,
+    forward: ForwardOptions,
     logger: logging.Logger | None = None,
-    *,
-    loader_workers: int | None = None,
 ) -> int:
     """Write layer ``layer``'s residue vectors of ``records`` to an activation shard; rows written.
 
-    With ``tokens_per_sequence`` only that many seeded random residues per sequence are stored
-    (positions depend on id and seed, not on batching). Rows follow a seeded random order of
-    length-sorted batches. ``loader_workers`` defaults to 0 on CPU and up to 4 on CUDA.
+    With ``shard.tokens_per_sequence`` only that many seeded random residues per sequence are
+    stored (positions depend on id and seed, not on batching). Rows follow a seeded random order
+    of length-sorted batches. ESM-2 runs as ``forward`` says: its device None means "auto", its
+    ``loader_workers`` None means 0 on CPU and up to 4 on CUDA.
     """
-    rows = extract_shard_layers(
-        checkpoint,
-        records,
-        {layer: out_path},
-        model_name,
-        max_tokens_per_batch,
-        dtype,
-        tokens_per_sequence,
-        seed,
-        device,
-        logger,
-        loader_workers=loader_workers,
-    )
+    rows = extract_shard_layers(checkpoint, records, {layer: out_path}, shard, forward, logger)
     return rows[layer]
 
 
@@ -351,15 +348,9 @@ def extract_shard_layers(
     checkpoint: str | os.PathLike[str],
     records: Sequence[Record],
     out_paths: Mapping[int, str | os.PathLike[str]],
-    model_name: str,
-    max_tokens_per_batch: int,
-    dtype: str,
-    tokens_per_sequence: int | None,
-    seed: int,
-    device: str | torch.device | None = None,
+    shard: ShardFormat,
+    forward: ForwardOptions,
     logger: logging.Logger | None = None,
-    *,
-    loader_workers: int | None = None,
 ) -> dict[int, int]:
     """Write the shard of every layer of ``out_paths`` (``{layer: path}``) from ONE ESM-2
     forward per batch that stops at the deepest layer; ``{layer: rows written}``.
@@ -367,22 +358,23 @@ def extract_shard_layers(
     Each file is the one :func:`extract_shard` writes for its layer alone (same rows, positions
     and order). Every file appears only when all are complete: an error leaves none of them.
     """
+    model_name, dtype, tokens_per_sequence, seed = (
+        shard.model_name,
+        shard.dtype,
+        shard.tokens_per_sequence,
+        shard.seed,
+    )
     _check_extraction(records, out_paths, dtype, tokens_per_sequence)
     from protsae.device import resolve_device  # deferred: these import torch and fair-esm
-    from protsae.esm import (
-        ForwardOptions,
-        check_layer,
-        check_records,
-        load_model,
-        multi_layer_representations,
-    )
+    from protsae.esm import check_layer, check_records, load_model, multi_layer_representations
 
     check_records(records)
     logger = logger or get_logger()
-    device = resolve_device("auto" if device is None else device)
+    device = resolve_device("auto" if forward.device is None else forward.device)
     model, alphabet = load_model(checkpoint, device)
     for layer in out_paths:
         check_layer(model, layer)
+    loader_workers = forward.loader_workers
     if loader_workers is None:
         loader_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
     lengths = {seq_id: len(seq) for seq_id, seq in records}
@@ -392,7 +384,7 @@ def extract_shard_layers(
         alphabet,
         records,
         list(out_paths),
-        ForwardOptions(max_tokens_per_batch, device, loader_workers=loader_workers),
+        replace(forward, device=device, loader_workers=loader_workers),
         batch_order_seed=seed,
     )
     with ExitStack() as stack:

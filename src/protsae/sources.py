@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +80,30 @@ def partial_path(dest: str | os.PathLike[str]) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How :func:`fetch` insists: retries after the first attempt, timeout (s), backoff (s)."""
+
+    retries: int = 5
+    timeout: float = 60
+    backoff: float = 1.0
+
+
 def fetch(
     url: str,
     dest: str | os.PathLike[str],
     md5: str | None = None,
     sha256: str | None = None,
-    retries: int = 5,
-    timeout: float = 60,
-    backoff: float = 1.0,
+    retry: Retry | None = None,
     logger: logging.Logger | None = None,
     kind: str | None = None,
     label: str | None = None,
 ) -> Path:
     """Download ``url`` (http(s)://, ftp://, file:// or a local path) to ``dest``.
 
-    Makes up to ``retries + 1`` attempts, waiting ``backoff * 2**(attempt - 1)`` seconds
-    (at most 5 minutes, or the server's ``Retry-After``) before each retry. Retried:
+    Makes up to ``retry.retries + 1`` attempts (default :class:`Retry`), waiting
+    ``retry.backoff * 2**(attempt - 1)`` seconds (at most 5 minutes, or the server's
+    ``Retry-After``) before each retry. Retried:
     connection errors, timeouts, truncated bodies, HTTP 5xx, 408 and 429. Other 4xx
     responses fail at once. With ``kind`` the bytes must pass that format check (see the
     module docstring). On success the file is renamed onto ``dest`` and its path returned;
@@ -102,6 +111,7 @@ def fetch(
     starts every error message.
     """
     dest = Path(dest)
+    retry = retry or Retry()
     logger = logger or get_logger()
     md5 = md5.strip().lower() if md5 else None
     sha256 = sha256.strip().lower() if sha256 else None
@@ -112,7 +122,7 @@ def fetch(
 
     logger.info("fetching %s -> %s", url, dest)
     start = time.perf_counter()
-    attempt = _attempt_for(url, part, sidecar, timeout, logger, where)
+    attempt = _attempt_for(url, part, sidecar, retry.timeout, logger, where)
     checked: _Checked | None = None
     try:
         if attempt is None:
@@ -120,7 +130,7 @@ def fetch(
             _check_kind(part, kind, served=False)
         else:
             checked = _Checked(attempt, kind, sidecar)
-            _with_retries(checked, url, retries, backoff, logger)
+            _with_retries(checked, url, retry.retries, retry.backoff, logger)
         _verify(part, md5, sha256)
     except (DownloadError, OSError) as exc:
         # Permanent failure (4xx, bad checksum, missing local file): these bytes are useless.
@@ -133,7 +143,7 @@ def fetch(
         raise
     except _RetriesExhausted as exc:
         raise DownloadError(
-            f"{where}: failed after {retries + 1} attempts; last error: {exc}. "
+            f"{where}: failed after {retry.retries + 1} attempts; last error: {exc}. "
             + _what_was_received(part, checked)
         ) from None
 

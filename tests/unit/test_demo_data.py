@@ -19,7 +19,7 @@ import pytest
 from Bio import SwissProt
 from Bio.Align import PairwiseAligner, substitution_matrices
 
-from protsae.sequences import cluster_sequences, parse_swissprot, read_entry_list
+from protsae.sequences import Clustering, cluster_sequences, parse_swissprot, read_entry_list
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
 N_REAL_SWISSPROT = 10  # the real Biopython test records at the start of uniprot_sprot.dat
@@ -226,9 +226,7 @@ def test_mmseqs2_spreads_each_family_over_clusters_and_both_splits(swissprot, tr
     )
     clusters = cluster_sequences(
         table,
-        min_seq_id=0.3,
-        coverage=0.9,
-        sensitivity=7.5,
+        Clustering(min_seq_id=0.3, coverage=0.9, sensitivity=7.5),
         max_length=1022,
         threads=1,
         test_fraction=0.5,

@@ -32,6 +32,7 @@ from protsae.sequences import InputError
 esm_mod = pytest.importorskip("protsae.esm")
 sae_mod = pytest.importorskip("protsae.sae")
 encode_mod = pytest.importorskip("protsae.latents.stats")
+from protsae.sae.at_layer import EsmSaeFiles  # noqa: E402
 
 LAYER, WIDTH, K, MODEL = 2, 128, 8, "esm2_tiny"
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -73,17 +74,14 @@ def grid(tmp_path_factory):
     lat_dir = tmp / "results" / "latents" / MODEL / f"L{LAYER}" / f"k{K}-w{WIDTH}"
     lat_dir.mkdir(parents=True)
     encode_mod.latent_stats_from_files(
-        sae_dir / "sae.safetensors",
-        tmp / "resources" / "downloads" / f"{MODEL}.pt",
-        tmp / "swissprot.parquet",
-        tmp / "clusters.parquet",
-        layer=LAYER,
+        EsmSaeFiles(
+            tmp / "resources" / "downloads" / f"{MODEL}.pt", sae_dir / "sae.safetensors", LAYER
+        ),
+        encode_mod.EvaluationSet(tmp / "swissprot.parquet", tmp / "clusters.parquet", chunk_size=5),
         top_examples=3,
-        max_tokens_per_batch=300,
         seq_stats_path=lat_dir / "seq_stats.parquet",
         top_examples_path=lat_dir / "top_examples.parquet",
-        device="cpu",
-        chunk_size=5,
+        forward=esm_mod.ForwardOptions(300, "cpu"),
     )
     # Planted annotations: class and family are functions of the latent; odd latents have no
     # families row at all, so the join must leave them empty rather than shift rows.

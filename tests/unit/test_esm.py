@@ -190,7 +190,12 @@ def test_resolve_device():
 def test_shard_equals_fair_esm_representations(tmp_path, checkpoint, loaded, layer, read_shard):
     out = tmp_path / "shard.parquet"
     rows = acts.extract_shard(
-        checkpoint, RECORDS, out, layer, "random-t3-d48-s7", 200, "float32", None, seed=0
+        checkpoint,
+        RECORDS,
+        out,
+        layer,
+        acts.ShardFormat("random-t3-d48-s7", "float32"),
+        pesm.ForwardOptions(200),
     )
     reference = fair_esm_representations(*loaded, RECORDS, layer)
     ids, pos, x = read_shard(out)
@@ -222,7 +227,9 @@ def test_layer_zero_is_the_scaled_embedding(loaded):
 
 def test_float16_shard_rounds_the_same_vectors(tmp_path, checkpoint, loaded, read_shard):
     out = tmp_path / "half.parquet"
-    acts.extract_shard(checkpoint, RECORDS[:4], out, 2, "m", 500, "float16", None, seed=0)
+    acts.extract_shard(
+        checkpoint, RECORDS[:4], out, 2, acts.ShardFormat("m", "float16"), pesm.ForwardOptions(500)
+    )
     reference = fair_esm_representations(*loaded, RECORDS[:4], 2)
     ids, pos, x = read_shard(out)
     assert x.dtype == np.float16
@@ -304,14 +311,24 @@ def test_duplicate_ids_are_refused(tmp_path, checkpoint):
     records = [("dup", "MKV"), ("dup", "MKW")]
     with pytest.raises(ValueError, match="'dup' appears more than once"):
         acts.extract_shard(
-            checkpoint, records, tmp_path / "d.parquet", 1, "m", 100, "float32", None, 0
+            checkpoint,
+            records,
+            tmp_path / "d.parquet",
+            1,
+            acts.ShardFormat("m", "float32"),
+            pesm.ForwardOptions(100),
         )
     assert not (tmp_path / "d.parquet").exists()
 
 
 def test_empty_shard_is_valid_parquet(tmp_path, checkpoint, read_shard):
     out = tmp_path / "empty.parquet"
-    assert acts.extract_shard(checkpoint, [], out, 1, "random", 100, "float16", None, seed=0) == 0
+    assert (
+        acts.extract_shard(
+            checkpoint, [], out, 1, acts.ShardFormat("random", "float16"), pesm.ForwardOptions(100)
+        )
+        == 0
+    )
     ids, pos, x = read_shard(out)
     assert ids == [] and pos.shape == (0,) and x.shape == (0, DIM)
     info = shard_info(out)
@@ -331,11 +348,25 @@ def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint, read_shard):
     records = RECORDS + random_records(15, seed=3)
     k = 8
     full = tmp_path / "full.parquet"
-    acts.extract_shard(checkpoint, records, full, 2, "m", 600, "float32", None, seed=5)
+    acts.extract_shard(
+        checkpoint,
+        records,
+        full,
+        2,
+        acts.ShardFormat("m", "float32", None, 5),
+        pesm.ForwardOptions(600),
+    )
     subsets = []
     for name, budget, order in [("a", 600, records), ("b", 150, records[::-1])]:
         out = tmp_path / f"{name}.parquet"
-        acts.extract_shard(checkpoint, order, out, 2, "m", budget, "float32", k, seed=5)
+        acts.extract_shard(
+            checkpoint,
+            order,
+            out,
+            2,
+            acts.ShardFormat("m", "float32", k, 5),
+            pesm.ForwardOptions(budget),
+        )
         subsets.append(read_shard(out))
     full_ids, full_pos, full_x = read_shard(full)
     full_rows = {(i, int(p)): v for i, p, v in zip(full_ids, full_pos, full_x, strict=True)}
@@ -351,7 +382,14 @@ def test_token_subset_is_seeded_per_sequence(tmp_path, checkpoint, read_shard):
         assert len(positions) == min(k, length) == len(set(positions))
         assert all(0 <= p < length for p in positions)
     other_seed = tmp_path / "other.parquet"
-    acts.extract_shard(checkpoint, records, other_seed, 2, "m", 600, "float32", k, seed=6)
+    acts.extract_shard(
+        checkpoint,
+        records,
+        other_seed,
+        2,
+        acts.ShardFormat("m", "float32", k, 6),
+        pesm.ForwardOptions(600),
+    )
     ids, pos, _ = read_shard(other_seed)
     assert sorted(zip(ids, pos.tolist(), strict=True)) != sorted(
         (i, p) for i, ps in by_seq[0].items() for p in ps

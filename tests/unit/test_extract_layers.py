@@ -40,7 +40,7 @@ def test_one_pass_writes_each_layer_as_its_own_job_does(
     tmp_path, checkpoint, read_shard, dtype, tokens
 ):
     layers = [1, 2, LAYERS]  # the last layer takes the final layer norm
-    args = ("random-t3-d32-s3", 300, dtype, tokens, 11)
+    args = (acts.ShardFormat("random-t3-d32-s3", dtype, tokens, 11), pesm.ForwardOptions(300))
     passed = {layer: tmp_path / f"pass-L{layer}.parquet" for layer in layers}
     rows = acts.extract_shard_layers(checkpoint, RECORDS, passed, *args)
     for layer in layers:
@@ -113,7 +113,9 @@ def test_a_failure_mid_pass_leaves_no_shard_of_any_layer(tmp_path, checkpoint, m
     for path in paths.values():
         path.parent.mkdir()
     with pytest.raises(RuntimeError, match="device lost"):
-        acts.extract_shard_layers(checkpoint, RECORDS, paths, "m", 100, "float16", None, 0)
+        acts.extract_shard_layers(
+            checkpoint, RECORDS, paths, acts.ShardFormat("m", "float16"), pesm.ForwardOptions(100)
+        )
     assert sorted(set(seen)) == [1, 3]
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
@@ -121,7 +123,11 @@ def test_a_failure_mid_pass_leaves_no_shard_of_any_layer(tmp_path, checkpoint, m
 def test_bad_layers_are_refused_before_any_file(tmp_path, checkpoint):
     out = {2: tmp_path / "L2.parquet", LAYERS + 1: tmp_path / "L4.parquet"}
     with pytest.raises(ValueError, match="layer 4 out of range"):
-        acts.extract_shard_layers(checkpoint, RECORDS, out, "m", 100, "float16", None, 0)
+        acts.extract_shard_layers(
+            checkpoint, RECORDS, out, acts.ShardFormat("m", "float16"), pesm.ForwardOptions(100)
+        )
     with pytest.raises(ValueError, match="no layers to extract"):
-        acts.extract_shard_layers(checkpoint, RECORDS, {}, "m", 100, "float16", None, 0)
+        acts.extract_shard_layers(
+            checkpoint, RECORDS, {}, acts.ShardFormat("m", "float16"), pesm.ForwardOptions(100)
+        )
     assert list(tmp_path.iterdir()) == []

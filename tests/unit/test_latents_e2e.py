@@ -23,7 +23,7 @@ from protsae.latents import (
 esm_mod = pytest.importorskip("protsae.esm", reason="protsae.esm not available")
 sae_mod = pytest.importorskip("protsae.sae", reason="protsae.sae not available")
 encode_mod = pytest.importorskip("protsae.latents.stats")
-from protsae.sae.at_layer import esm_sae_encoder  # noqa: E402
+from protsae.sae.at_layer import EsmSaeFiles, esm_sae_encoder  # noqa: E402
 
 LAYER, WIDTH, K = 2, 128, 8
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -56,17 +56,12 @@ def pipeline(tmp_path_factory):
         sae.b_enc.fill_(0.05)  # a few latents fire on long runs
     sae_mod.save_sae(sae, tmp / "sae.safetensors", tmp / "sae.json")
     n_seq, n_rows = encode_mod.latent_stats_from_files(
-        tmp / "sae.safetensors",
-        tmp / "esm2_tiny.pt",
-        tmp / "swissprot.parquet",
-        tmp / "clusters.parquet",
-        layer=LAYER,
+        EsmSaeFiles(tmp / "esm2_tiny.pt", tmp / "sae.safetensors", LAYER),
+        encode_mod.EvaluationSet(tmp / "swissprot.parquet", tmp / "clusters.parquet", chunk_size=7),
         top_examples=3,
-        max_tokens_per_batch=300,
         seq_stats_path=tmp / "seq_stats.parquet",
         top_examples_path=tmp / "top_examples.parquet",
-        device="cpu",
-        chunk_size=7,
+        forward=esm_mod.ForwardOptions(300, "cpu"),
     )
     reps = {i: s for i, (a, c, s) in enumerate(zip(ids, clusters, split, strict=True)) if a == c}
     yield tmp, n_seq, n_rows, reps, ids, seqs
@@ -139,16 +134,12 @@ def test_layer_mismatch_is_reported(pipeline, tmp_path):
     tmp, *_ = pipeline
     with pytest.raises(ValueError, match="trained on layer 2, not 3"):
         encode_mod.latent_stats_from_files(
-            tmp / "sae.safetensors",
-            tmp / "esm2_tiny.pt",
-            tmp / "swissprot.parquet",
-            tmp / "clusters.parquet",
-            layer=3,
+            EsmSaeFiles(tmp / "esm2_tiny.pt", tmp / "sae.safetensors", 3),
+            encode_mod.EvaluationSet(tmp / "swissprot.parquet", tmp / "clusters.parquet"),
             top_examples=3,
-            max_tokens_per_batch=300,
             seq_stats_path=tmp_path / "s.parquet",
             top_examples_path=tmp_path / "t.parquet",
-            device="cpu",
+            forward=esm_mod.ForwardOptions(300, "cpu"),
         )
 
 
@@ -200,11 +191,14 @@ def test_concepts_match_the_fair_esm_reference(pipeline, dense_latents):
     )  # fmt: skip
     pq.write_table(features, tmp / "features.parquet")
     table = encode_mod.concepts_from_files(
-        tmp / "sae.safetensors", tmp / "esm2_tiny.pt", tmp / "swissprot.parquet",
-        tmp / "clusters.parquet", tmp / "features.parquet", tmp / "seq_stats.parquet",
-        layer=LAYER, max_tokens_per_batch=300, fractions=(0.0, 0.15, 0.5, 0.6, 0.8),
-        min_proteins=1, device="cpu", chunk_size=7,
-    )  # fmt: skip
+        EsmSaeFiles(tmp / "esm2_tiny.pt", tmp / "sae.safetensors", LAYER),
+        encode_mod.EvaluationSet(tmp / "swissprot.parquet", tmp / "clusters.parquet", chunk_size=7),
+        tmp / "features.parquet",
+        tmp / "seq_stats.parquet",
+        fractions=(0.0, 0.15, 0.5, 0.6, 0.8),
+        min_proteins=1,
+        forward=esm_mod.ForwardOptions(300, "cpu"),
+    )
     assert table.num_rows > 0
     dense = reference_dense(tmp, ids, seqs, reps, dense_latents)
     split = {ids[i]: s for i, s in reps.items()}

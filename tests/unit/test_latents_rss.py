@@ -27,14 +27,19 @@ D_MODEL, WIDTH, LAYER = 64, 256, 2
 CHILD = textwrap.dedent(
     """
     import resource, sys, torch
-    from protsae.latents.stats import latent_stats_from_files
+    from protsae.esm import ForwardOptions
+    from protsae.latents import StreamBounds
+    from protsae.latents.stats import EvaluationSet, latent_stats_from_files
+    from protsae.sae.at_layer import EsmSaeFiles
     torch.set_num_threads(1)
     folder, n = sys.argv[1], sys.argv[2]
     latent_stats_from_files(
-        f"{folder}/sae.safetensors", f"{folder}/esm.pt", f"{folder}/sp{n}.parquet",
-        f"{folder}/cl{n}.parquet", layer=2, top_examples=20, max_tokens_per_batch=4096,
+        EsmSaeFiles(f"{folder}/esm.pt", f"{folder}/sae.safetensors", 2),
+        EvaluationSet(f"{folder}/sp{n}.parquet", f"{folder}/cl{n}.parquet", chunk_size=256),
+        top_examples=20,
         seq_stats_path=f"{folder}/stats{n}.parquet", top_examples_path=f"{folder}/top{n}.parquet",
-        device="cpu", chunk_size=256, batch_activations=20_000, row_group_rows=10_000,
+        forward=ForwardOptions(4096, "cpu"),
+        bounds=StreamBounds(batch_activations=20_000, row_group_rows=10_000),
     )
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
     """

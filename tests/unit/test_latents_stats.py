@@ -14,6 +14,7 @@ import pytest
 from protsae.latents import (
     SPLITS,
     EvalRecord,
+    StreamBounds,
     TopExamples,
     iter_evaluation_set,
     representatives,
@@ -114,7 +115,7 @@ def run_stats(tmp_path, records, top_examples, chunk=7, **kw):
         top_examples,
         tmp_path / "seq_stats.parquet",
         tmp_path / "top_examples.parquet",
-        **kw,
+        bounds=StreamBounds(**kw),
     )
     return (
         n,
@@ -310,8 +311,7 @@ def _streaming_peak(tmp_path, n_sequences: int) -> int:
             5,
             tmp_path / f"s{n_sequences}.parquet",
             tmp_path / f"t{n_sequences}.parquet",
-            batch_activations=20_000,
-            row_group_rows=5_000,
+            bounds=StreamBounds(batch_activations=20_000, row_group_rows=5_000),
         )
         return tracemalloc.get_traced_memory()[1] - base
     finally:

@@ -17,7 +17,7 @@ from protsae.probes.control import CONTROLS, control_from_files
 from protsae.probes.data import task_data_from_file
 from protsae.probes.features import esm_encoder, protein_features, sae_encoder
 from protsae.probes.fit import ProbeSettings, probe_from_files
-from protsae.probes.interpret import interpret_from_files
+from protsae.probes.interpret import ProbePair, interpret_from_files
 from protsae.probes.table import TABLE_COLUMNS, probes_table
 from protsae.probes.tasks import read_task_data
 from protsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
@@ -151,9 +151,9 @@ def test_probe_job_counts_match_the_loader_and_table(tiny, demo_dir):
     interpret_from_files(
         LAYER,
         "secondary_structure",
-        out / "esm.coef.parquet",
-        out / f"sae-k{K}-w{WIDTH}.coef.parquet",
-        f"sae-k{K}-w{WIDTH}",
+        ProbePair(
+            out / "esm.coef.parquet", out / f"sae-k{K}-w{WIDTH}.coef.parquet", f"sae-k{K}-w{WIDTH}"
+        ),
         tiny / "classes.parquet",
         tiny / "families.parquet",
         3,

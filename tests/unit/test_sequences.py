@@ -20,6 +20,7 @@ from scipy.stats import chi2
 
 from protsae import sequences
 from protsae.sequences import (
+    Clustering,
     FastaStats,
     InputError,
     Reservoir,
@@ -549,9 +550,7 @@ def planted() -> tuple[pa.Table, dict[str, str]]:
 def _cluster(table: pa.Table, tmp_path: Path, seed: int) -> pa.Table:
     return cluster_sequences(
         table,
-        min_seq_id=0.3,
-        coverage=0.9,
-        sensitivity=7.5,
+        Clustering(min_seq_id=0.3, coverage=0.9, sensitivity=7.5),
         max_length=1022,
         threads=1,
         test_fraction=0.3,

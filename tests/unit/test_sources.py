@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from protsae.sources import ChecksumError, DownloadError, fetch, partial_path
+from protsae.sources import ChecksumError, DownloadError, Retry, fetch, partial_path
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = random.Random(0).randbytes(300_000)
@@ -118,9 +118,9 @@ def server() -> Iterator[_Server]:
 
 def _fetch(server: _Server, dest: Path, **kwargs: object) -> Path:
     server.watch = dest
-    kwargs.setdefault("backoff", 0.0)
-    kwargs.setdefault("timeout", 5.0)
-    return fetch(server.url, dest, **kwargs)
+    policy = {"backoff": 0.0, "timeout": 5.0}
+    policy |= {key: kwargs.pop(key) for key in ("retries", "timeout", "backoff") if key in kwargs}
+    return fetch(server.url, dest, retry=Retry(**policy), **kwargs)
 
 
 def _leftovers(dest: Path) -> list[str]:
@@ -233,7 +233,11 @@ def test_refused_connection_is_retried_then_reported(tmp_path: Path, scheme: str
         port = probe.getsockname()[1]
     dest = tmp_path / "file.bin"
     with pytest.raises(DownloadError, match="failed after 3 attempts") as info:
-        fetch(f"{scheme}://127.0.0.1:{port}/file.bin", dest, retries=2, backoff=0, timeout=2)
+        fetch(
+            f"{scheme}://127.0.0.1:{port}/file.bin",
+            dest,
+            retry=Retry(retries=2, timeout=2, backoff=0),
+        )
     assert "refused" in str(info.value).lower()
     assert "Nothing was received" in str(info.value)
     assert "kept" not in str(info.value)  # there is no partial file to speak of

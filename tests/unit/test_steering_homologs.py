@@ -15,6 +15,7 @@ from protsae.sequences import iter_swissprot
 from protsae.sequences.align import clustal_align
 from protsae.steering.blast import BLAST_DB_SUFFIXES, blastp, build_blast_db
 from protsae.steering.homologs import (
+    HomologSearch,
     LatentTarget,
     latent_conservation,
     read_skip_reason,
@@ -103,7 +104,7 @@ def test_clustal_aligns_and_keeps_the_sequences(swissprot: Path):
 def test_conservation_follows_the_planted_mutations(swissprot: Path, blast_db: Path):
     target = LatentTarget(7, FAMILY, 3.0, [(QUERY, _sequence(swissprot, QUERY))])
     conservation, alignments = latent_conservation(
-        target, swissprot, blast_db, evalue=1e-5, max_hits=50, min_homologs=2
+        target, swissprot, blast_db, HomologSearch(evalue=1e-5, max_hits=50, min_homologs=2)
     )
     assert target.skip_reason is None and read_skip_reason_of(conservation) is None
     rows = conservation.to_pydict()
@@ -132,7 +133,7 @@ def test_a_family_of_one_is_skipped_with_a_logged_reason(
     logger = logging.getLogger("test_steering_homologs")
     with caplog.at_level(logging.WARNING, logger=logger.name):
         conservation, alignments = latent_conservation(
-            target, swissprot, blast_db, 1e-5, 50, 2, logger=logger
+            target, swissprot, blast_db, HomologSearch(1e-5, 50, 2), logger=logger
         )
     assert conservation.num_rows == 0 and alignments.num_rows == 0
     assert f"0 BLAST hit(s) in {LONE_FAMILY}" in target.skipped[LONE]

@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from workflow_runs import REPO, SKIP, WORKFLOW_ITEMS, random_esm, shrink_demo, write_config  # noqa: E402
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.heavy]  # a whole run
 
 USER = "protsae-demo"
 # What `make demo` needs beyond the workflow: the Makefile, set-up and packaging.

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from matplotlib.container import ErrorbarContainer
+from matplotlib.container import BarContainer, ErrorbarContainer
 
 from protsae.config import expand_sweeps
 from protsae.figures import (
@@ -77,9 +77,11 @@ def test_quality_figure_matches_the_metrics_table(run, tmp_path):
     fve_ax, l0_ax, _, lr_ax = figure.axes
     ordered = metrics.sort_values(["layer", "k", "width"])
     for ax, column in ((fve_ax, "fve"), (l0_ax, "l0"), (lr_ax, "loss_recovered")):
-        heights = [b.get_height() for b in ax.containers[0]]
-        assert np.allclose(heights, ordered[column], equal_nan=True)
+        (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+        assert np.allclose([b.get_height() for b in bars], ordered[column], equal_nan=True)
         assert len(ax.texts) == ordered[column].isna().sum()  # each missing value says n/a
+    spread = [c for c in lr_ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(spread) == 1  # loss recovered: ± sd over the mask draws
     assert len(ordered) == len(expand_sweeps(config["sae"]["sweeps"]))
     assert_same_svg(figure, results / "figures/sae_quality.svg", tmp_path)
 
@@ -250,7 +252,7 @@ def test_findings_summarise_the_finished_demo(run):
     for spec in specs:
         name = f"L{spec.layer}-k{spec.k}-w{spec.width}"
         assert any(line.startswith(f"SAE {name}: loss recovered") and "±" in line for line in lines)
-        assert any(line.startswith(f"steering {MODEL}-L{spec.layer}-k") for line in lines)
+        assert any(line.startswith(f"steering {name} (") for line in lines)
     probes = [line for line in lines if line.startswith("probe ")]
     assert len(probes) == 4 * len(config["probes"]["layers"])
     assert all("SAE − ESM" in line and "controls: majority" in line for line in probes)

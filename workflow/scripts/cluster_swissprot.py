@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from protsae.io import claim_outputs, write_parquet
-from protsae.sequences import cluster_sequences
+from protsae.sequences import Clustering, cluster_sequences
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
@@ -17,9 +17,7 @@ params = snakemake.params
 output = Path(snakemake.output[0])
 table = cluster_sequences(
     pq.read_table(snakemake.input.swissprot, columns=["accession", "sequence"]),
-    min_seq_id=params.min_seq_id,
-    coverage=params.coverage,
-    sensitivity=params.sensitivity,
+    Clustering(params.min_seq_id, params.coverage, params.sensitivity),
     max_length=params.max_length,
     threads=snakemake.threads,
     test_fraction=params.test_fraction,

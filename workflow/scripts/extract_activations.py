@@ -7,7 +7,8 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
-from protsae.activations import extract_shard_layers, read_shard_records
+from protsae.activations import ShardFormat, extract_shard_layers, read_shard_records
+from protsae.esm import ForwardOptions
 from protsae.io import claim_outputs
 from protsae.progress import get_logger
 
@@ -25,10 +26,7 @@ extract_shard_layers(
     snakemake.input.model,
     records,
     dict(zip(params.layers, snakemake.output, strict=True)),
-    model_name=params.model_name,
-    max_tokens_per_batch=params.max_tokens_per_batch,
-    dtype=params.dtype,
-    tokens_per_sequence=params.tokens_per_sequence,
-    seed=params.seed,
+    ShardFormat(params.model_name, params.dtype, params.tokens_per_sequence, params.seed),
+    ForwardOptions(params.max_tokens_per_batch),
     logger=logger,
 )

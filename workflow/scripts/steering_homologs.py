@@ -9,7 +9,7 @@ from pathlib import Path
 
 from protsae.io import claim_outputs, write_parquet
 from protsae.progress import get_logger
-from protsae.steering.homologs import latent_conservation, read_target
+from protsae.steering.homologs import HomologSearch, latent_conservation, read_target
 from protsae.tools import tool_versions
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
@@ -35,9 +35,7 @@ conservation, alignments = latent_conservation(
     target,
     inputs.swissprot,
     os.path.splitext(inputs.db[0])[0],  # the database files' common prefix
-    evalue=params.evalue,
-    max_hits=params.max_hits,
-    min_homologs=params.min_homologs,
+    HomologSearch(params.evalue, params.max_hits, params.min_homologs),
     threads=snakemake.threads,
     workdir=Path(outputs.conservation).parent,
 )

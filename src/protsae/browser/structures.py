@@ -23,7 +23,7 @@ import pyarrow as pa
 from protsae.filetypes import is_html, sniff
 from protsae.io import write_parquet
 from protsae.progress import get_logger
-from protsae.sources import DownloadError, NotFoundError, fetch
+from protsae.sources import DownloadError, NotFoundError, Retry, fetch
 
 ALPHAFOLD_URL = "https://alphafold.ebi.ac.uk/files/AF-{accession}-F1-model_v6.cif"
 FORMATS = {".cif": "cif", ".mmcif": "cif", ".pdb": "pdb", ".ent": "pdb"}
@@ -133,7 +133,7 @@ def _from_url(
         return None, None, _row(accession, "alphafold", "not_found", absent.read_text().strip())
     if not dest.exists():
         try:
-            fetch(url, dest, retries=retries, logger=logger, kind="text", label="structures")
+            fetch(url, dest, retry=Retry(retries), logger=logger, kind="text", label="structures")
         except NotFoundError as exc:
             reason = f"no model at {url} (HTTP {exc.code}; not asked again)"
             absent.parent.mkdir(parents=True, exist_ok=True)

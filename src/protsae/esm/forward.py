@@ -41,12 +41,12 @@ class ForwardOptions:
     ``max_tokens_per_batch`` padded tokens on ``device`` (``"auto"``: CUDA when there is one;
     None: wherever a given model already is, ``"auto"`` where the function loads the model),
     bf16 autocast as ``bf16`` says (None: on CUDA only), tokenized in ``loader_workers`` worker
-    processes."""
+    processes (None: none, except in extraction: up to 4 on CUDA)."""
 
     max_tokens_per_batch: int = 4096
     device: str | torch.device | None = None
     bf16: bool | None = None
-    loader_workers: int = 0
+    loader_workers: int | None = None
 
 
 def check_records(records: Sequence[Record]) -> None:
@@ -280,7 +280,7 @@ def multi_layer_representations(
         batch_size=None,
         shuffle=False,
         collate_fn=ResidueBatchConverter(alphabet),
-        num_workers=forward.loader_workers,
+        num_workers=forward.loader_workers or 0,
         pin_memory=device.type == "cuda",
     )
     streams: dict[int, torch.Tensor | None] = {}

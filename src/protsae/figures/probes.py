@@ -54,7 +54,7 @@ def probe_metrics_figure(probes: pd.DataFrame) -> Figure:
     (label = ``features``) over integer layer ticks, with its 95% bootstrap interval as error
     bars when the table has ``ci_low``/``ci_high``; each control (``majority``,
     ``composition``) a grey horizontal line. The ESM and SAE points are nudged apart on x so
-    neither hides the other; accuracy axes run from 0 to 1, Spearman from min(0, lowest) to 1."""
+    neither hides the other; accuracy axes run from 0 to 1 (1.02, so a point at 1 is whole), Spearman from min(0, lowest)."""
     _require(probes, PROBE_COLUMNS, "probe table")
     tasks = sorted(set(probes.task))
     figure = Figure(figsize=(3.8 * min(len(tasks), 4), 3.6 * -(-len(tasks) // 4)))
@@ -90,7 +90,9 @@ def probe_metrics_figure(probes: pd.DataFrame) -> Figure:
         ax.set_xlim(layers[0] - 0.5, layers[-1] + 0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel(" / ".join(METRIC_LABELS.get(m, m) for m in metric))
-        ax.set_ylim(0.0 if metric == ["accuracy"] else min(0.0, lowest - 0.05), 1.0)
+        ax.set_ylim(
+            0.0 if metric == ["accuracy"] else min(0.0, lowest - 0.05), 1.02
+        )  # 1.02: a point at 1 stays whole
         ax.legend(fontsize="small")
     return figure
 

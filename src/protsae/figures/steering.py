@@ -90,7 +90,7 @@ def steering_figure(summary: pd.DataFrame, title: str = "") -> Figure:
         ax.text((row.bin_low + row.bin_high) / 2, 0.5, f"< {MIN_BIN_POSITIONS} positions",
                 rotation=90, ha="center", va="center", fontsize="x-small", color="0.35")  # fmt: skip
     labels = [
-        f"{row.bin_low:g}–{row.bin_high:g}\nn={row.n_positions} ({row.n_latents} lat.)"
+        f"{row.bin_low:g}–{row.bin_high:g}\nn={int(row.n_positions)} ({int(row.n_latents)} lat.)"
         for row in bins.itertuples()
     ]
     ax.set_xticks(middle, labels, fontsize="x-small")

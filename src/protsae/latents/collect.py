@@ -414,6 +414,15 @@ class LatentStatsCollector:
         self._write()
 
 
+@dataclass(frozen=True)
+class StreamBounds:
+    """What the latent-stats stream holds at once: ``batch_activations`` pending activations
+    and ``row_group_rows`` pending ``seq_stats`` rows (plus the top-example heaps)."""
+
+    batch_activations: int = 1 << 20
+    row_group_rows: int = 1 << 18
+
+
 def stream_latent_stats(
     chunks: Iterable[Sequence[EvalRecord]],
     encode: Encoder,
@@ -422,18 +431,19 @@ def stream_latent_stats(
     seq_stats_path: str | os.PathLike[str],
     top_examples_path: str | os.PathLike[str],
     total_sequences: int | None = None,
-    batch_activations: int = 1 << 20,
-    row_group_rows: int = 1 << 18,
+    bounds: StreamBounds | None = None,
 ) -> tuple[int, int]:
-    """Encode the evaluation set chunk by chunk; write ``seq_stats`` and ``top_examples``.
+    """Encode the evaluation set chunk by chunk; write ``seq_stats`` and ``top_examples``,
+    holding at most what ``bounds`` allow (default :class:`StreamBounds`).
 
     Returns (sequences processed, seq_stats rows). Each encoded sequence's track length
     must equal its sequence length, and every record must come back exactly once.
     """
     logger = get_logger()
     progress = Progress("latent stats", total_sequences, "sequences", logger)
+    bounds = bounds or StreamBounds()
     with LatentStatsCollector(
-        seq_stats_path, width, top_examples, batch_activations, row_group_rows
+        seq_stats_path, width, top_examples, bounds.batch_activations, bounds.row_group_rows
     ) as collector:
         for chunk in chunks:
             by_id = {r.id: r for r in chunk}

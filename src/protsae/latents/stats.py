@@ -8,13 +8,14 @@ summary steps never import torch or fair-esm.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
-from protsae.latents.collect import stream_latent_stats
+from protsae.esm import ForwardOptions
+from protsae.latents.collect import EvalRecord, StreamBounds, stream_latent_stats
 from protsae.latents.concepts import (
     CONCEPTS_SCHEMA,
     concept_instances,
@@ -23,32 +24,44 @@ from protsae.latents.concepts import (
 )
 from protsae.latents.evaluation import iter_evaluation_set, representatives
 from protsae.progress import get_logger
-from protsae.sae.at_layer import EsmSae
+from protsae.sae.at_layer import EsmSaeFiles
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The evaluation set's files: Swiss-Prot's table and the cluster table whose
+    representatives it is, read ``chunk_size`` sequences at a time."""
+
+    swissprot_path: str | os.PathLike[str]
+    clusters_path: str | os.PathLike[str]
+    chunk_size: int = 4096
+
+    def chunks(self, rep_split: dict[str, str]) -> Iterator[list[EvalRecord]]:
+        """:func:`iter_evaluation_set` over these files."""
+        return iter_evaluation_set(
+            self.swissprot_path, self.clusters_path, self.chunk_size, rep_split
+        )
 
 
 def latent_stats_from_files(
-    sae_path: str | os.PathLike[str],
-    model_path: str | os.PathLike[str],
-    swissprot_path: str | os.PathLike[str],
-    clusters_path: str | os.PathLike[str],
-    layer: int,
+    files: EsmSaeFiles,
+    evaluation: EvaluationSet,
     top_examples: int,
-    max_tokens_per_batch: int,
     seq_stats_path: str | os.PathLike[str],
     top_examples_path: str | os.PathLike[str],
-    device: str | torch.device = "auto",
-    chunk_size: int = 4096,
-    batch_activations: int = 1 << 20,
-    row_group_rows: int = 1 << 18,
+    forward: ForwardOptions | None = None,
+    bounds: StreamBounds | None = None,
 ) -> tuple[int, int]:
     """The whole stats stage: load ESM-2 and the SAE, stream the evaluation set, write both tables.
 
-    ``device`` "auto" takes CUDA when there is one. Memory is bounded by ``chunk_size``
-    sequences, ``batch_activations`` pending activations and ``row_group_rows`` pending
-    ``seq_stats`` rows (plus the top-example heaps). Returns (sequences, seq_stats rows).
+    ESM-2 runs as ``forward`` says (default: 4096 tokens per batch, device "auto": CUDA when
+    there is one). Memory is bounded by ``evaluation.chunk_size`` sequences and ``bounds``.
+    Returns (sequences, seq_stats rows).
     """
-    esm_sae = EsmSae.load(model_path, sae_path, layer, device)
-    sae = esm_sae.sae
+    forward = forward or ForwardOptions()
+    esm_sae = files.load(forward.device)
+    sae, sae_path, layer = esm_sae.sae, files.sae_path, files.layer
+    clusters_path = evaluation.clusters_path
     rep_split = representatives(clusters_path)
     get_logger().info(
         "latent stats: %d evaluation sequences, SAE %s (width %d, k %d), layer %d, device %s",
@@ -60,38 +73,33 @@ def latent_stats_from_files(
         esm_sae.device,
     )
     return stream_latent_stats(
-        iter_evaluation_set(swissprot_path, clusters_path, chunk_size, rep_split),
-        esm_sae.encoder(max_tokens_per_batch),
+        evaluation.chunks(rep_split),
+        esm_sae.encoder(forward.max_tokens_per_batch),
         width=sae.cfg.width,
         top_examples=top_examples,
         seq_stats_path=seq_stats_path,
         top_examples_path=top_examples_path,
         total_sequences=len(rep_split),
-        batch_activations=batch_activations,
-        row_group_rows=row_group_rows,
+        bounds=bounds,
     )
 
 
 def concepts_from_files(
-    sae_path: str | os.PathLike[str],
-    model_path: str | os.PathLike[str],
-    swissprot_path: str | os.PathLike[str],
-    clusters_path: str | os.PathLike[str],
+    files: EsmSaeFiles,
+    evaluation: EvaluationSet,
     features_path: str | os.PathLike[str],
     seq_stats_path: str | os.PathLike[str],
-    layer: int,
-    max_tokens_per_batch: int,
     fractions: Sequence[float],
     min_proteins: int,
-    device: str | torch.device = "auto",
-    chunk_size: int = 4096,
+    forward: ForwardOptions | None = None,
 ) -> pa.Table:
     """The concepts table of one SAE: the evaluation set encoded again (as in the stats stage),
     counted against the Swiss-Prot features; thresholds from the latents' train max in
     ``seq_stats``. Without any concept (no FT lines, or none frequent enough) the table is
-    empty and nothing is encoded."""
+    empty and nothing is encoded. ESM-2 runs as ``forward`` says (as in the stats stage)."""
     logger = get_logger()
-    rep_split = representatives(clusters_path)
+    forward = forward or ForwardOptions()
+    rep_split = representatives(evaluation.clusters_path)
     instances = concept_instances(pq.read_table(features_path), rep_split, min_proteins)
     if not instances.concepts:
         logger.warning(
@@ -101,7 +109,7 @@ def concepts_from_files(
             min_proteins,
         )
         return CONCEPTS_SCHEMA.empty_table()
-    esm_sae = EsmSae.load(model_path, sae_path, layer, device)
+    esm_sae = files.load(forward.device)
     sae = esm_sae.sae
     seq_stats = pq.read_table(seq_stats_path, columns=["latent", "split", "max_act"])
     logger.info(
@@ -109,13 +117,13 @@ def concepts_from_files(
         len(instances.concepts),
         int(instances.n_instances[0].sum()),
         int(instances.n_instances[1].sum()),
-        sae_path,
+        files.sae_path,
         sae.cfg.width,
         esm_sae.device,
     )
     return stream_concepts(
-        iter_evaluation_set(swissprot_path, clusters_path, chunk_size, rep_split),
-        esm_sae.encoder(max_tokens_per_batch),
+        evaluation.chunks(rep_split),
+        esm_sae.encoder(forward.max_tokens_per_batch),
         instances,
         train_max_activations(seq_stats, sae.cfg.width),
         fractions,

@@ -10,6 +10,7 @@ task), for the figure of their distributions. Coefficients are in standardised u
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -89,12 +90,20 @@ def _nullable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
+@dataclass(frozen=True)
+class ProbePair:
+    """One task's two fitted probes at a layer: ESM-2's coefficients and an SAE's, with the
+    SAE's feature name (``sae-k{k}-w{width}``)."""
+
+    esm_coef_path: str | os.PathLike[str]
+    sae_coef_path: str | os.PathLike[str]
+    sae_features: str
+
+
 def interpret_from_files(
     layer: int,
     task: str,
-    esm_coef_path: str | os.PathLike[str],
-    sae_coef_path: str | os.PathLike[str],
-    sae_features: str,
+    probes: ProbePair,
     classes_path: str | os.PathLike[str],
     families_path: str | os.PathLike[str],
     top_n: int,
@@ -102,7 +111,8 @@ def interpret_from_files(
     coefficients_path: str | os.PathLike[str],
 ) -> pd.DataFrame:
     """Write ``top_latents.parquet`` and ``coefficients.parquet`` of one (layer, task)."""
-    sae_coef = pd.read_parquet(sae_coef_path)
+    sae_features = probes.sae_features
+    sae_coef = pd.read_parquet(probes.sae_coef_path)
     top = top_latents(
         sae_coef, pd.read_parquet(classes_path), pd.read_parquet(families_path), top_n
     )
@@ -110,7 +120,7 @@ def interpret_from_files(
     top.insert(0, "task", task)
     top.insert(0, "layer", int(layer))
     both = []
-    for name, path in (("esm", esm_coef_path), (sae_features, sae_coef_path)):
+    for name, path in (("esm", probes.esm_coef_path), (sae_features, probes.sae_coef_path)):
         coef = pq.read_table(path).to_pandas()
         coef.insert(0, "features", name)
         coef.insert(0, "task", task)

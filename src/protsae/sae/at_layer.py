@@ -124,3 +124,16 @@ class EsmSae:
         return esm_sae_encoder(
             self.model, self.alphabet, self.sae, self.layer, max_tokens_per_batch, self.device
         )
+
+
+@dataclass(frozen=True)
+class EsmSaeFiles:
+    """Where an :class:`EsmSae` comes from: the ESM-2 checkpoint, the SAE and its layer."""
+
+    model_path: str | os.PathLike[str]
+    sae_path: str | os.PathLike[str]
+    layer: int
+
+    def load(self, device: str | torch.device | None = "auto") -> EsmSae:
+        """:meth:`EsmSae.load` of these files on ``device`` (None or "auto": CUDA when there is one)."""
+        return EsmSae.load(self.model_path, self.sae_path, self.layer, device or "auto")

@@ -3,7 +3,12 @@ Swiss-Prot (:mod:`.swissprot`) and its FT lines (:mod:`.features`), InterPro's e
 (:mod:`.clusters`); shared helpers in :mod:`.common`. Public names are re-exported here.
 """
 
-from protsae.sequences.clusters import CLUSTERS_SCHEMA, cluster_sequences, split_clusters
+from protsae.sequences.clusters import (
+    CLUSTERS_SCHEMA,
+    Clustering,
+    cluster_sequences,
+    split_clusters,
+)
 from protsae.sequences.common import (
     GZIP_MAGIC,
     InputError,
@@ -40,6 +45,7 @@ __all__ = [
     "FastaStats",
     "InputError",
     "Reservoir",
+    "Clustering",
     "cluster_sequences",
     "concept_name",
     "esm_residue_letters",

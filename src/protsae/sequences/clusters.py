@@ -10,6 +10,7 @@ import os
 import random
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,11 +91,18 @@ def _easy_cluster(
     return representative
 
 
+@dataclass(frozen=True)
+class Clustering:
+    """MMseqs2's clustering settings: minimum sequence identity, coverage, sensitivity (-s)."""
+
+    min_seq_id: float = 0.3
+    coverage: float = 0.9
+    sensitivity: float = 8.0
+
+
 def cluster_sequences(
     table: pa.Table,
-    min_seq_id: float = 0.3,
-    coverage: float = 0.9,
-    sensitivity: float = 8.0,
+    clustering: Clustering | None = None,
     max_length: int = 1022,
     threads: int = 1,
     test_fraction: float = 0.1,
@@ -102,7 +110,8 @@ def cluster_sequences(
     workdir: str | os.PathLike[str] | None = None,
     logger: logging.Logger | None = None,
 ) -> pa.Table:
-    """Cluster ``accession``/``sequence`` rows with MMseqs2 and split clusters train/test.
+    """Cluster ``accession``/``sequence`` rows with MMseqs2 as ``clustering`` says (default
+    :class:`Clustering`) and split clusters train/test.
 
     Entries longer than ``max_length`` are left out. Each row names its cluster's
     representative accession; a cluster's members share its split. MMseqs2's
@@ -110,6 +119,7 @@ def cluster_sequences(
     afterwards.
     """
     logger = logger or get_logger()
+    clustering = clustering or Clustering()
     accessions = table.column("accession").to_pylist()
     sequences = table.column("sequence").to_pylist()
     repeated = [acc for acc, n in Counter(accessions).items() if n > 1]
@@ -129,7 +139,13 @@ def cluster_sequences(
             "the evaluation set would be empty"
         )
     representative = _easy_cluster(
-        chosen, min_seq_id, coverage, sensitivity, threads, workdir, logger
+        chosen,
+        clustering.min_seq_id,
+        clustering.coverage,
+        clustering.sensitivity,
+        threads,
+        workdir,
+        logger,
     )
     missing = [a for a, _ in chosen if a not in representative]
     if missing:

@@ -127,20 +127,28 @@ def _tables(target: LatentTarget, rows: list[dict], aligned: list[dict]) -> tupl
     return conservation, alignments
 
 
+@dataclass(frozen=True)
+class HomologSearch:
+    """The BLAST search for a steered sequence's family members: hits up to ``evalue``, at
+    most ``max_hits`` of them, and at least ``min_homologs`` family members to keep it."""
+
+    evalue: float
+    max_hits: int
+    min_homologs: int
+
+
 def latent_conservation(
     target: LatentTarget,
     swissprot_path: str | os.PathLike[str],
     db_prefix: str | os.PathLike[str],
-    evalue: float,
-    max_hits: int,
-    min_homologs: int,
+    search: HomologSearch,
     threads: int = 1,
     workdir: str | os.PathLike[str] | None = None,
     logger: logging.Logger | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(conservation per residue of each steered sequence, the alignments' rows).
 
-    Sequences without ``min_homologs`` family hits are dropped (reason logged, kept in
+    Sequences without ``search.min_homologs`` family hits are dropped (reason logged, kept in
     ``target.skipped``); when none is left ``target.skip_reason`` says why and the tables are
     empty. Both tables carry the target's metadata.
     """
@@ -148,7 +156,8 @@ def latent_conservation(
     if target.skip_reason:
         logger.warning("latent %d skipped: %s", target.latent, target.skip_reason)
         return _tables(target, [], [])
-    hits = blastp(target.sequences, db_prefix, evalue, max_hits, threads, workdir)
+    min_homologs = search.min_homologs
+    hits = blastp(target.sequences, db_prefix, search.evalue, search.max_hits, threads, workdir)
     subjects = {h.subject for found in hits.values() for h in found}
     entries = swissprot_entries(swissprot_path, sorted(subjects))
     families_of = {acc: fams for acc, (_, fams) in entries.items()}
@@ -158,7 +167,7 @@ def latent_conservation(
         homologs = family_hits(hits[seq_id], seq_id, target.family, families_of)
         if len(homologs) < min_homologs:
             reason = (
-                f"{len(homologs)} BLAST hit(s) in {target.family} (e-value <= {evalue}), "
+                f"{len(homologs)} BLAST hit(s) in {target.family} (e-value <= {search.evalue}), "
                 f"{min_homologs} needed"
             )
             target.skipped[seq_id] = reason
