@@ -17,7 +17,7 @@ Prints per-round time ratios peer/protsae (min, median, max), each final held-ou
 must agree: they optimise the same objective from the same start) and the load average.
 A peer that did not install or import is reported, not skipped.
 
-    .venv-peers/bin/python benchmarks/peers/sae.py [--quick]
+    .venv-peers/bin/python benchmarks/peers/sae.py [--quick]   # --quick: 2 rounds, not 8
 """
 
 from __future__ import annotations
@@ -175,9 +175,9 @@ def compare(d: int, width: int, k: int, batch: int, rounds: int) -> list[str]:
 
 def main() -> None:
     parser = tier_parser(__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, help="timed steps per shape (quick 3, full 8)")
+    parser.add_argument("--rounds", type=int, help="timed steps per shape (quick 2, full 8)")
     args = parser.parse_args()
-    rounds = args.rounds or (3 if args.quick else 8)
+    rounds = args.rounds or (2 if args.quick else 8)
     keep_freed_memory()  # what protsae's train_sae does on CPU; applies to the peers alike
     print(f"SAE training peers on CPU, {torch.get_num_threads()} threads; {load_line()}")
     problem = install_problem(".venv-peers")
@@ -192,7 +192,7 @@ def main() -> None:
     print("  " + ", ".join(versions))
     failures = []
     for d, width, k in SHAPES:
-        failures += compare(d, width, k, 1024 if args.quick else 4096, rounds)
+        failures += compare(d, width, k, 4096, rounds)
     for failure in dict.fromkeys(failures):
         print(f"  PEER NOT RUN: {failure}")
 
