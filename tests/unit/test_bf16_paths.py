@@ -20,7 +20,7 @@ import torch
 
 from protsae import esm as pesm
 from protsae.sae.config import TrainConfig
-from protsae.sae.train import train_sae
+from protsae.sae.train import TrainRun, train_sae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_sae_train import _planted_shards  # noqa: E402
@@ -97,7 +97,7 @@ def test_bf16_sae_training_matches_float32(tmp_path: Path) -> None:
             bf16=bf16,
         )
         out = tmp_path / f"sae-bf16-{bf16}"
-        result = train_sae(paths, out, config, device="cpu", bf16_on_cpu=True)
+        result = train_sae(paths, out, config, execution=TrainRun(device="cpu", bf16_on_cpu=True))
         assert result.sae.cfg.training["bf16"] is bf16  # the autocast path ran (or did not)
         results[bf16] = (_fve(result.sae, held_out), _recovered(result.sae, atoms))
     (fve32, found32), (fve16, found16) = results[False], results[True]

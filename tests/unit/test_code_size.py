@@ -24,7 +24,6 @@ PARAMETER_DEBT = frozenset(
     {
         "encoding/run.py:encode",
         "esm/mlm.py:masked_lm_cross_entropy",
-        "sae/train.py:train_sae",
     }
 )
 

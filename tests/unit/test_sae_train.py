@@ -28,7 +28,7 @@ from protsae.sae import load_sae, train_sae
 from protsae.sae import train as train_module
 from protsae.sae.config import TrainConfig, default_lr, lr_at
 from protsae.sae.model import SAEConfig, TopKSAE
-from protsae.sae.train import LOG_SCHEMA, geometric_median
+from protsae.sae.train import LOG_SCHEMA, TrainRun, geometric_median
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,9 @@ def test_planted_dictionary_is_recovered(tmp_path: Path) -> None:
         shuffle_buffer_tokens=8192,
         checkpoint_every=50,
     )
-    result = train_sae(paths, out, config, checkpoint_dir=checkpoints, device="cpu")
+    result = train_sae(
+        paths, out, config, execution=TrainRun(checkpoint_dir=checkpoints, device="cpu")
+    )
     sae = load_sae(out / "sae.safetensors")
     W_dec = sae.W_dec.detach().numpy()
     best_cosine = (atoms @ W_dec.T).max(axis=1)
@@ -108,7 +110,7 @@ def _child_script(tmp_path: Path) -> Path:
     script.write_text(
         "import json, sys, time, torch\n"
         "torch.set_num_threads(1)\n"
-        "from protsae.sae.train import TrainConfig, train_sae\n"
+        "from protsae.sae.train import TrainConfig, TrainRun, train_sae\n"
         "args = json.loads(sys.argv[1])\n"
         "block_at, marker = args.pop('block_at'), args.pop('marker')\n"
         "def on_step(step, tokens):\n"
@@ -118,7 +120,7 @@ def _child_script(tmp_path: Path) -> Path:
         "shards, out = args.pop('shards'), args.pop('out')\n"
         "run = {key: args.pop(key) for key in ('checkpoint_dir', 'device')}\n"
         "config = TrainConfig(**args)\n"
-        "result = train_sae(shards, out, config, on_step=on_step, **run)\n"
+        "result = train_sae(shards, out, config, execution=TrainRun(on_step=on_step, **run))\n"
         "print(json.dumps({'resumed_from_tokens': result.resumed_from_tokens,\n"
         "                  'resumed_from_step': result.resumed_from_step}))\n"
     )
@@ -201,14 +203,19 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
         shuffle_buffer_tokens=500,
         checkpoint_every=10,
     )
-    where = dict(checkpoint_dir=tmp_path / "ckpt", device="cpu")
+    where = dict(execution=TrainRun(checkpoint_dir=tmp_path / "ckpt", device="cpu"))
 
     def crash(step: int, tokens: int) -> None:
         if step == 25:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_sae(paths, tmp_path / "a", TrainConfig(k=4, **settings), on_step=crash, **where)
+        train_sae(
+            paths,
+            tmp_path / "a",
+            TrainConfig(k=4, **settings),
+            execution=dataclasses.replace(where["execution"], on_step=crash),
+        )
     checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
     saved = checkpoint.read_bytes()
     assert train_sae(paths, None, TrainConfig(k=3, **settings), **where).resumed_from_step == 0
@@ -225,7 +232,7 @@ def test_wrong_d_model_is_an_error(tmp_path: Path) -> None:
     paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=500)
     with pytest.raises(ValueError, match="16-d"):
         config = TrainConfig(width=64, k=4, total_tokens=100)
-        train_sae(paths, None, config, d_model=32, device="cpu")
+        train_sae(paths, None, config, execution=TrainRun(device="cpu"), d_model=32)
 
 
 def test_learning_rate_schedule() -> None:
@@ -268,7 +275,7 @@ def test_nan_in_a_shard_stops_training_naming_it(tmp_path: Path) -> None:
                 batch_tokens=100,
                 shuffle_buffer_tokens=5000,
             ),
-            device="cpu",
+            execution=TrainRun(device="cpu"),
         )
     assert not (tmp_path / "out" / "sae.safetensors").exists()
 
@@ -297,7 +304,7 @@ def test_one_pass_budget_and_the_epoch_warning(
     paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
     common = dict(width=64, k=4, batch_tokens=128, shuffle_buffer_tokens=500, dead_tokens=600)
     logger = logging.getLogger("test_sae_train.budget")  # propagates to caplog's handler
-    run = dict(device="cpu", logger=logger)
+    run = dict(execution=TrainRun(device="cpu"), logger=logger)
     with caplog.at_level(logging.INFO, logger=logger.name):
         one_pass = train_sae(paths, tmp_path / "a", TrainConfig(**common), **run)
     # total_tokens None: as many full batches as the 1000 cached tokens hold, none seen twice.
@@ -363,7 +370,9 @@ def test_auxk_revives_planted_dead_latents(
     )
     dead = {}
     for auxk in (0, None):  # 0: AuxK off; None: on, with k_aux = d_model / 2
-        result = train_sae(paths, None, TrainConfig(auxk=auxk, **common), device="cpu")
+        result = train_sae(
+            paths, None, TrainConfig(auxk=auxk, **common), execution=TrainRun(device="cpu")
+        )
         dead[auxk] = result.sae.cfg.training["dead_latents_train"]
         assert result.sae.cfg.training["dead_fraction_train"] == dead[auxk] / 64
     assert dead[0] >= len(planted)  # without AuxK the planted latents never come back
@@ -374,7 +383,7 @@ def test_auxk_revives_planted_dead_latents(
 def test_dead_fraction_train_is_null_for_runs_shorter_than_dead_tokens(tmp_path: Path) -> None:
     paths, _, _ = _planted_shards(tmp_path, d=16, n_atoms=32, active=2, n_tokens=1000)
     config = TrainConfig(width=64, k=4, total_tokens=512, batch_tokens=128, dead_tokens=600)
-    training = train_sae(paths, None, config, device="cpu").sae.cfg.training
+    training = train_sae(paths, None, config, execution=TrainRun(device="cpu")).sae.cfg.training
     assert training["dead_fraction_train"] is None and training["dead_latents_train"] is None
 
 
@@ -412,14 +421,16 @@ def test_second_trainer_on_one_checkpoint_folder_fails_naming_the_first(tmp_path
                 paths,
                 tmp_path / "second",
                 TrainConfig(**settings),
-                checkpoint_dir=tmp_path / "ckpt",
-                device="cpu",
+                execution=TrainRun(checkpoint_dir=tmp_path / "ckpt", device="cpu"),
             )
         assert not (tmp_path / "second").exists()
     finally:
         proc.kill()
         proc.communicate()
     result = train_sae(
-        paths, tmp_path / "second", TrainConfig(**settings), checkpoint_dir=tmp_path / "ckpt"
+        paths,
+        tmp_path / "second",
+        TrainConfig(**settings),
+        execution=TrainRun(checkpoint_dir=tmp_path / "ckpt"),
     )
     assert result.resumed_from_step == 10  # the first one's last checkpoint, now free

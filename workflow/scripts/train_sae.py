@@ -11,7 +11,7 @@ import torch
 from protsae.esm.checkpoint import model_record
 from protsae.io import claim_outputs
 from protsae.sae.formats import record_esm_model
-from protsae.sae.train import TrainConfig, TrainOutputs, train_sae
+from protsae.sae.train import TrainConfig, TrainOutputs, TrainRun, train_sae
 
 claim_outputs(*snakemake.output)  # one writer at a time; a killed one's temporary files go
 
@@ -25,7 +25,7 @@ train_sae(
         Path(snakemake.output.log_table),
     ),
     TrainConfig.from_mapping(params.training),
-    checkpoint_dir=params.checkpoint_dir,
+    execution=TrainRun(checkpoint_dir=params.checkpoint_dir),
     model_name=params.model_name,
     layer=params.layer,
 )

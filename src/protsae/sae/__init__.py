@@ -10,7 +10,7 @@ from protsae.sae.formats import (
     save_sae,
 )
 from protsae.sae.model import SAEConfig, SAEOutput, TopK, TopKSAE
-from protsae.sae.train import TrainOutputs, TrainResult, train_sae
+from protsae.sae.train import TrainOutputs, TrainResult, TrainRun, train_sae
 
 __all__ = [
     "ActivationStream",
@@ -21,6 +21,7 @@ __all__ = [
     "TrainConfig",
     "TrainOutputs",
     "TrainResult",
+    "TrainRun",
     "export_saelens",
     "import_interprot",
     "load_sae",

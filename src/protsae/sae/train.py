@@ -362,37 +362,49 @@ def _log_start(
     log_budget(config, schedule, stream.tokens_per_epoch, logger)
 
 
+@dataclass(frozen=True)
+class TrainRun:
+    """How a training run executes: on ``device`` ("auto": CUDA when there is one), saving its
+    state under ``checkpoint_dir`` (None: no checkpoints), calling ``on_step(step, tokens)``
+    after each step; ``bf16_on_cpu`` runs the bf16 autocast path on a CPU (tests)."""
+
+    device: str | torch.device = "auto"
+    checkpoint_dir: str | os.PathLike[str] | None = None
+    on_step: Callable[[int, int], None] | None = None
+    bf16_on_cpu: bool = False
+
+
 def train_sae(
     shard_paths: Sequence[str | os.PathLike[str]],
     outputs: TrainOutputs | str | os.PathLike[str] | None,
     config: TrainConfig,
     *,
+    execution: TrainRun | None = None,
     d_model: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
     model_name: str | None = None,
     layer: int | None = None,
-    device: str | torch.device = "auto",
     logger: logging.Logger | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    bf16_on_cpu: bool = False,
 ) -> TrainResult:
     """Train a TopK SAE as ``config`` says on the tokens of ``shard_paths``; write ``outputs``
     (a :class:`TrainOutputs` or a directory; None writes nothing).
 
-    With ``checkpoint_dir``, the full training state is saved atomically every
-    ``config.checkpoint_every`` steps and a restarted call resumes from it, ending with the
-    same weights an uninterrupted run would have. ``on_step(step, tokens)`` is called after
-    each step (progress monitors, tests). ``model_name``/``layer`` default to the shards'
-    metadata; ``d_model``, when given, must match the shards. A second trainer on the same
-    ``checkpoint_dir`` fails at once (:class:`protsae.io.LockHeld`, naming the first).
-    ``config.bf16`` autocasts on CUDA only; ``bf16_on_cpu`` runs that same path on a CPU (slow
-    there: the tests use it to exercise the GPU path where there is no GPU).
+    ``execution`` (default :class:`TrainRun`) says where and how: with its ``checkpoint_dir``,
+    the full training state is saved atomically every ``config.checkpoint_every`` steps and a
+    restarted call resumes from it, ending with the same weights an uninterrupted run would
+    have; its ``on_step(step, tokens)`` is called after each step (progress monitors, tests).
+    ``model_name``/``layer`` default to the shards' metadata; ``d_model``, when given, must
+    match the shards. A second trainer on the same ``checkpoint_dir`` fails at once
+    (:class:`protsae.io.LockHeld`, naming the first). ``config.bf16`` autocasts on CUDA only;
+    ``execution.bf16_on_cpu`` runs that same path on a CPU (slow there: the tests use it to
+    exercise the GPU path where there is no GPU).
     """
     logger = logger or get_logger()
-    device = resolve_device(device)
+    execution = execution or TrainRun()
+    checkpoint_dir, on_step = execution.checkpoint_dir, execution.on_step
+    device = resolve_device(execution.device)
     if device.type == "cpu":
         keep_freed_memory()
-    use_bf16 = config.bf16 and (device.type == "cuda" or bf16_on_cpu)
+    use_bf16 = config.bf16 and (device.type == "cuda" or execution.bf16_on_cpu)
     autocast_dtype = torch.bfloat16 if use_bf16 else None
     stream = _open_stream(shard_paths, config, d_model, device, logger)
     schedule = Schedule.of(config, stream.tokens_per_epoch)
