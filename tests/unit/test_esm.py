@@ -517,7 +517,7 @@ def test_masked_lm_cross_entropy_matches_fair_esm(loaded):
     model, alphabet = loaded
     records = RECORDS
     ce, n = pesm.masked_lm_cross_entropy(
-        model, alphabet, records, 2, None, max_tokens_per_batch=300
+        model, alphabet, records, 2, None, forward=pesm.ForwardOptions(300)
     )
     convert = alphabet.get_batch_converter()
     total, count = 0.0, 0
@@ -536,15 +536,21 @@ def test_masked_lm_cross_entropy_matches_fair_esm(loaded):
 
 def test_masked_lm_identity_is_clean_and_ablation_differs(loaded):
     model, alphabet = loaded
-    clean = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, seed=3)
-    identity = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, lambda h: h, seed=3)
-    zero = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, torch.zeros_like, seed=3)
+    clean = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, pesm.Masking(seed=3))
+    identity = pesm.masked_lm_cross_entropy(
+        model, alphabet, RECORDS, 2, lambda h: h, pesm.Masking(seed=3)
+    )
+    zero = pesm.masked_lm_cross_entropy(
+        model, alphabet, RECORDS, 2, torch.zeros_like, pesm.Masking(seed=3)
+    )
     assert identity == clean
     assert zero[1] == clean[1]
     assert abs(zero[0] - clean[0]) > 1e-3
     rebatched = pesm.masked_lm_cross_entropy(
-        model, alphabet, RECORDS, 2, None, seed=3, max_tokens_per_batch=50
+        model, alphabet, RECORDS, 2, None, pesm.Masking(seed=3), pesm.ForwardOptions(50)
     )
     assert rebatched[1] == clean[1] and rebatched[0] == pytest.approx(clean[0], abs=1e-5)
-    other_seed = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, seed=4)
+    other_seed = pesm.masked_lm_cross_entropy(
+        model, alphabet, RECORDS, 2, None, pesm.Masking(seed=4)
+    )
     assert other_seed[0] != clean[0]

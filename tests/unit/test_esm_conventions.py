@@ -132,7 +132,7 @@ def test_sae_positions_are_unmasked_residues_plus_ends_for_interprot(loaded):
 
 def test_unmasked_cross_entropy_scores_every_residue(loaded):
     model, alphabet = loaded
-    ce, n = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, mask_fraction=0.0)
+    ce, n = pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, pesm.Masking(0.0))
     assert n == sum(len(s) for _, s in RECORDS)
     total = 0.0
     convert = alphabet.get_batch_converter()
@@ -143,20 +143,24 @@ def test_unmasked_cross_entropy_scores_every_residue(loaded):
         total += F.cross_entropy(logits, tokens[0, 1 : len(seq) + 1], reduction="sum").item()
     assert ce == pytest.approx(total / n, abs=1e-4)
     with pytest.raises(ValueError, match="mask_fraction"):
-        pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, mask_fraction=-0.1)
+        pesm.masked_lm_cross_entropy(model, alphabet, RECORDS, 2, None, pesm.Masking(-0.1))
 
 
 def test_edit_positions_keep_the_clean_output_elsewhere(loaded):
     model, alphabet = loaded
     args = (model, alphabet, RECORDS, 2)
-    clean = pesm.masked_lm_cross_entropy(*args, None, seed=1)
+    clean = pesm.masked_lm_cross_entropy(*args, None, pesm.Masking(seed=1))
     nowhere = pesm.masked_lm_cross_entropy(
-        *args, torch.zeros_like, seed=1, edit_positions=lambda t: torch.zeros_like(t, dtype=bool)
+        *args,
+        pesm.LayerEdit(torch.zeros_like, lambda t: torch.zeros_like(t, dtype=bool)),
+        pesm.Masking(seed=1),
     )
     assert nowhere == clean
-    everywhere = pesm.masked_lm_cross_entropy(*args, torch.zeros_like, seed=1)
+    everywhere = pesm.masked_lm_cross_entropy(*args, torch.zeros_like, pesm.Masking(seed=1))
     residues = pesm.masked_lm_cross_entropy(
-        *args, torch.zeros_like, seed=1, edit_positions=pesm.sae_positions(alphabet, "fair-esm")
+        *args,
+        pesm.LayerEdit(torch.zeros_like, pesm.sae_positions(alphabet, "fair-esm")),
+        pesm.Masking(seed=1),
     )
     # Zeroing only unmasked residues is a different (and here milder) ablation than zeroing all.
     assert residues[1] == everywhere[1] == clean[1]

@@ -28,12 +28,14 @@ from protsae.esm.forward import (
     sae_positions,
     token_batches,
 )
-from protsae.esm.mlm import mask_positions, masked_lm_cross_entropy
+from protsae.esm.mlm import LayerEdit, Masking, mask_positions, masked_lm_cross_entropy
 
 __all__ = [
     "MAX_RESIDUES",
     "RESIDUE_LETTERS",
     "Edit",
+    "LayerEdit",
+    "Masking",
     "ForwardOptions",
     "Record",
     "build_random_init",

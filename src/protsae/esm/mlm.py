@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import esm
 import numpy as np
@@ -14,6 +15,7 @@ from esm.model.esm2 import ESM2
 from protsae.conventions import FAIR_ESM, check_convention
 from protsae.esm.forward import (
     Edit,
+    ForwardOptions,
     Record,
     check_layer,
     check_records,
@@ -35,39 +37,62 @@ def mask_positions(seq_id: str, length: int, mask_fraction: float, seed: int) ->
     return np.sort(chosen).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class LayerEdit:
+    """An edit of a layer's output used only where ``positions`` says: it maps a batch's
+    (masked) tokens [B, T] to the bool [B, T] positions where ``edit``'s output replaces the
+    clean one (None: everywhere)."""
+
+    edit: Edit
+    positions: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Masking:
+    """Which residues the masked-LM loss masks and scores: ``fraction`` of each sequence's
+    residues drawn from (id, ``seed``); ``fraction=0`` masks nothing and scores every residue."""
+
+    fraction: float = 0.15
+    seed: int = 0
+
+
 def masked_lm_cross_entropy(
     model: ESM2,
     alphabet: esm.data.Alphabet,
     records: Sequence[Record],
     layer: int,
-    edit: Edit | None,
-    mask_fraction: float = 0.15,
-    seed: int = 0,
-    max_tokens_per_batch: int = 4096,
-    device: str | torch.device | None = None,
+    edit: Edit | LayerEdit | None,
+    masking: Masking | None = None,
+    forward: ForwardOptions | None = None,
     *,
     convention: str = FAIR_ESM,
-    edit_positions: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, int]:
     """Mean masked-LM cross-entropy (nats) over masked residues, and how many were scored.
 
     The masked positions depend on (id, seed) only, so clean, SAE-reconstructed and
     zero-ablated runs score exactly the same positions and their losses compare.
-    ``mask_fraction=0`` masks nothing and scores every residue (InterProt's variant).
-    ``edit_positions`` maps the batch's (masked) tokens [B, T] to the bool [B, T] positions
-    where ``edit``'s output is used; elsewhere the layer keeps its clean output (default:
-    the edit applies everywhere). ``convention`` is the forward's (:mod:`protsae.conventions`).
+    ``masking`` (default :class:`Masking`) with ``fraction=0`` masks nothing and scores every
+    residue (InterProt's variant). A :class:`LayerEdit` applies its edit only at its positions;
+    elsewhere the layer keeps its clean output. ESM-2 runs as ``forward`` says (default: 4096
+    tokens per batch, where the model is). ``convention`` is the forward's
+    (:mod:`protsae.conventions`).
     """
+    masking = masking or Masking()
+    forward = forward or ForwardOptions()
+    mask_fraction, seed = masking.fraction, masking.seed
+    edit_positions = None
+    if isinstance(edit, LayerEdit):
+        edit, edit_positions = edit.edit, edit.positions
     check_layer(model, layer)
     check_convention(convention)
     check_records(records)
     if not 0 <= mask_fraction <= 1:
         raise ValueError(f"mask_fraction must be in [0, 1], got {mask_fraction}")
-    device = model_device(model, device)
+    device = model_device(model, forward.device)
     convert = ResidueBatchConverter(alphabet)
     total = 0.0
     count = 0
-    for batch in token_batches([len(seq) for _, seq in records], max_tokens_per_batch):
+    for batch in token_batches([len(seq) for _, seq in records], forward.max_tokens_per_batch):
         _, _, tokens = convert([records[i] for i in batch])
         rows, cols = [], []
         for row, i in enumerate(batch):

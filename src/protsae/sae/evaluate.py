@@ -196,13 +196,10 @@ def _loss_recovered(
             alphabet,
             records,
             layer,
-            edit,
-            mask_fraction=mask_fraction,
-            seed=seed,
-            max_tokens_per_batch=max_tokens_per_batch,
-            device=device,
+            None if edit is None else esm_lib.LayerEdit(edit, positions),
+            esm_lib.Masking(mask_fraction, seed),
+            esm_lib.ForwardOptions(max_tokens_per_batch, device),
             convention=convention,
-            edit_positions=positions,
         )
         get_logger().info(
             "%s cross-entropy, %s: %.4f nats over %d residues",
