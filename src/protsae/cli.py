@@ -50,11 +50,9 @@ def _encode_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_encode(args: argparse.Namespace) -> int:
     from protsae.encoding.run import encode
+    from protsae.encoding.types import EncodeOptions
 
-    result = encode(
-        args.fasta,
-        args.sae,
-        args.out,
+    options = EncodeOptions(
         results=args.results,
         model=args.model,
         force_model=args.force_model,
@@ -65,6 +63,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         device=args.device,
         max_tokens_per_batch=args.max_tokens_per_batch,
     )
+    result = encode(args.fasta, args.sae, args.out, options)
     print(
         f"{result.n_sequences} sequences, {result.n_rows} active (residue, latent) pairs: "
         f"{result.parquet}, {result.tsv}" + (f", {result.html_dir}/" if result.html_dir else "")

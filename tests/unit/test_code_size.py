@@ -18,14 +18,6 @@ MAX_PUBLIC_PARAMETERS = 8
 MAX_COMMON_SMK_LINES = 200
 MODULES = sorted(SRC.rglob("*.py"))
 
-#: Public functions still over MAX_PUBLIC_PARAMETERS (issue 23, point 3, not finished): this
-#: list may only shrink. A function brought under the limit must leave it (the test says so).
-PARAMETER_DEBT = frozenset(
-    {
-        "encoding/run.py:encode",
-    }
-)
-
 
 def oversized_functions(source: str, limit: int) -> list[str]:
     """``name (lines)`` of every function or method longer than ``limit`` lines, decorators out."""
@@ -92,8 +84,7 @@ def test_public_functions_take_at_most_eight_parameters() -> None:
         for name, n in parameter_counts(path.read_text()).items()
         if n > MAX_PUBLIC_PARAMETERS
     }
-    assert over - PARAMETER_DEBT == set(), "group these parameters (a settings dataclass)"
-    assert PARAMETER_DEBT - over == set(), "now within the limit: drop them from PARAMETER_DEBT"
+    assert over == set(), "group these parameters (a settings dataclass)"
 
 
 def test_common_smk_holds_validation_and_paths_only() -> None:

@@ -575,6 +575,18 @@ def test_encode_finds_the_recorded_weights_from_anywhere(recorded, grid, tmp_pat
     assert result.n_rows > 0
 
 
+def test_encode_takes_options_or_flags_not_both(tmp_path):
+    from protsae.encoding.types import EncodeOptions
+
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMKV\n")
+    with pytest.raises(TypeError, match="not both"):
+        protsae.encode(fasta, tmp_path, tmp_path / "o", EncodeOptions(), html=True)
+    with pytest.raises(TypeError, match="colour"):
+        protsae.encode(fasta, tmp_path, tmp_path / "o", colour="red")
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_encode_refuses_other_weights_of_the_same_shape(recorded, grid, tmp_path):
     _, folder, record = recorded
     _, _, _, fasta, _ = grid

@@ -33,6 +33,7 @@ from protsae.encoding.pages import HtmlPages
 from protsae.encoding.types import (
     ENCODED_SCHEMA,
     SUMMARY_COLUMNS,
+    EncodeOptions,
     EncodeResult,
     SaeFolder,
     SequenceLatents,
@@ -129,26 +130,21 @@ def encode(
     fasta: str | os.PathLike[str],
     sae: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    *,
-    results: str | os.PathLike[str] | None = None,
-    model: str | os.PathLike[str] | None = None,
-    force_model: bool = False,
-    html: bool = False,
-    html_latent: int | None = None,
-    skip_long: bool = False,
-    top: int = 10,
-    device: str = "auto",
-    max_tokens_per_batch: int = 4096,
+    options: EncodeOptions | None = None,
+    **flags: object,
 ) -> EncodeResult:
     """Encode the proteins of ``fasta`` with the SAE folder ``sae``; write ``out``.parquet/.tsv
     (and ``out``/ HTML pages with ``html``). See the module docstring and the README.
 
-    ``results`` is the results folder whose ``latents/`` annotate the latents (default: the one
-    holding ``sae``); ``model`` a checkpoint path or fair-esm name overriding ``sae.json``'s model,
-    refused when it is not the ESM-2 the SAE was trained on unless ``force_model``;
-    ``html_latent`` the latent that colours every page (default: each sequence's strongest);
-    ``top`` the latents per sequence in the TSV.
+    ``options`` (default :class:`EncodeOptions`) or, one by one, ``flags`` (its field names:
+    ``protsae.encode(fasta, sae, out, html=True, device="cpu")``) say how; not both.
     """
+    if options is not None and flags:
+        raise TypeError("give encode() an EncodeOptions or keyword flags, not both")
+    o = options or EncodeOptions(**flags)  # an unknown flag is a TypeError naming it
+    results, model, force_model, html = o.results, o.model, o.force_model, o.html
+    html_latent, skip_long, top = o.html_latent, o.skip_long, o.top
+    device, max_tokens_per_batch = o.device, o.max_tokens_per_batch
 
     if top < 1:
         raise ValueError(f"top must be positive, got {top}")

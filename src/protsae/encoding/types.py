@@ -3,6 +3,7 @@ result it reports, and the schema and columns of what it writes."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,27 @@ SUMMARY_COLUMNS = [
     "predicted_member",
     "description",
 ]
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """The options of ``protsae encode`` (each is a CLI flag): ``results`` the results folder
+    whose ``latents/`` annotate the latents (default: the one holding the SAE); ``model`` a
+    checkpoint path or fair-esm name overriding ``sae.json``'s, refused when it is not the
+    ESM-2 the SAE was trained on unless ``force_model``; ``html`` writes the pages, coloured by
+    ``html_latent`` (default: each sequence's strongest); ``skip_long`` skips sequences over
+    1022 residues instead of cropping them; ``top`` latents per sequence in the TSV; ESM-2 runs
+    on ``device`` in batches of ``max_tokens_per_batch`` tokens."""
+
+    results: str | os.PathLike[str] | None = None
+    model: str | os.PathLike[str] | None = None
+    force_model: bool = False
+    html: bool = False
+    html_latent: int | None = None
+    skip_long: bool = False
+    top: int = 10
+    device: str = "auto"
+    max_tokens_per_batch: int = 4096
 
 
 @dataclass(frozen=True)
