@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
-from .conftest import ROOT, run_snakemake
+from .conftest import ROOT, copy_workflow, run_snakemake, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -148,3 +149,19 @@ def test_structures_from_a_folder_add_one_job_per_sae_and_the_viewer(demo_config
     config = demo_config(**{"structures": {"source": "dir"}})
     proc = run_snakemake("-n", "--configfile", str(config), check=False)
     assert proc.returncode != 0 and "structures.dir is not set" in proc.stdout + proc.stderr
+
+
+def test_structures_without_the_viewer_installed_still_plan_and_say_so(tmp_path):
+    """A checkout without 3Dmol.js (no npm) still dry-runs a config that fetches structures:
+    the run is planned without the viewer and the log says the pages will show no 3D view."""
+    workdir = copy_workflow(tmp_path / "repo")  # the copy has no tools/viewer/node_modules
+    (tmp_path / "models").mkdir()
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    config["structures"] = {"source": "dir", "dir": str(tmp_path / "models")}
+    (workdir / "config" / "viewerless.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(workdir, "-n", "--configfile", "config/viewerless.yaml")
+    counts = job_counts(proc.stdout)
+    assert counts["structures"] == 3 and counts["browser_index"] == 1
+    assert "3Dmol-min.js" not in proc.stdout
+    assert "the 3D viewer (3Dmol.js) is not installed" in proc.stdout + proc.stderr

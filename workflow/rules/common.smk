@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from protsae.config import (
     ConfigError,

@@ -6,10 +6,14 @@ STRUCTURES = config["structures"]
 # 3Dmol.js as `make setup` installs it (npm ci in tools/viewer)
 _VIEWER_PARTS = ("tools", "viewer", "node_modules", "3dmol", "build", "3Dmol-min.js")
 VIEWER_JS = str(Path(workflow.basedir, *_VIEWER_PARTS))
-if STRUCTURES["source"] != "none" and SAES and not Path(VIEWER_JS).is_file():
-    raise WorkflowError(
+# Without 3Dmol.js the pages still build (structures are fetched and listed; the page says the
+# viewer is missing), so a dry run or a checkout without npm is not stopped here.
+VIEWER_INSTALLED = Path(VIEWER_JS).is_file()
+if STRUCTURES["source"] != "none" and SAES and not VIEWER_INSTALLED:
+    logger.warning(
         f"structures.source is {STRUCTURES['source']}, but the 3D viewer (3Dmol.js) is not "
-        "installed: run `make setup` (it needs npm; Debian: apt-get install npm)"
+        "installed: the browser's pages will show no 3D structure. Run `make setup` "
+        "(it needs npm; Debian: apt-get install npm) and rerun browser_index."
     )
 if STRUCTURES["source"] == "dir" and not STRUCTURES["dir"]:
     raise WorkflowError(
@@ -62,14 +66,18 @@ def browser_sae_dirs(wildcards=None):
     return [res("browser", browser_sae_name(spec)) for spec in SAES]
 
 
+def _with_viewer():
+    return STRUCTURES["source"] != "none" and VIEWER_INSTALLED
+
+
 def browser_viewer(wildcards=None):
-    return [VIEWER_JS] if STRUCTURES["source"] != "none" else []
+    return [VIEWER_JS] if _with_viewer() else []
 
 
 def browser_index_files():
     files = ["index.html", "latent.html", "assets/browser.js", "assets/style.css"]
     files.append("assets/index.js")
-    if STRUCTURES["source"] != "none":
+    if _with_viewer():
         files.append("assets/3Dmol-min.js")
     return [res("browser", *name.split("/")) for name in files]
 
