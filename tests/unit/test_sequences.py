@@ -22,6 +22,7 @@ from protsae import sequences
 from protsae.sequences import (
     Clustering,
     FastaStats,
+    InMemoryFasta,
     InputError,
     Reservoir,
     cluster_sequences,
@@ -94,6 +95,28 @@ def test_empty_sequence_names_file_and_record(write_fasta) -> None:
     path = write_fasta("stop_only.fasta", [("a", "MK"), ("b", "*")])
     with pytest.raises(InputError, match=r"record #2 \('b'\)"):
         list(read_fasta(path, logger=QUIET))
+
+
+def test_allow_empty_passes_empty_records_on_in_order(write_fasta) -> None:
+    records = [("a", "MK"), ("hollow protein", ""), ("a", "w*"), ("d", "*")]
+    path = write_fasta("holes.fasta", records)
+    got = list(read_fasta(path, unique_ids=False, logger=QUIET, allow_empty=True))
+    assert [(r.id, r.header, r.sequence) for r in got] == [
+        ("a", "a", "MK"),
+        ("hollow", "hollow protein", ""),
+        ("a", "a", "W"),
+        ("d", "d", ""),
+    ]
+
+
+def test_fasta_bytes_in_memory_read_like_a_file(write_fasta) -> None:
+    records = [("a", "MK"), ("b x", "WWW*"), ("c", "")]
+    path = write_fasta("file.fasta", records)
+    member = InMemoryFasta(path.read_bytes(), "archive.zip, member m.fasta")
+    as_file = list(read_fasta(path, logger=QUIET, allow_empty=True))
+    assert list(read_fasta(member, logger=QUIET, allow_empty=True)) == as_file
+    with pytest.raises(InputError, match=r"^archive\.zip, member m\.fasta: record #3 \('c'\)"):
+        list(read_fasta(member, logger=QUIET))
 
 
 def test_text_before_first_header(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from protsae.probes.tasks import (
     bad_residues,
     clean_sequence,
 )
-from protsae.sequences import InputError
+from protsae.sequences import InMemoryFasta, InputError, read_fasta
 
 SS_CLASSES = ["H", "E", "C"]
 DEEPLOC_LOCATIONS = [
@@ -59,22 +59,11 @@ for _i, _c in enumerate(SS_CLASSES):
     _SS_CODE[ord(_c)] = _i
 
 
-def _read_fasta_text(text: str, where: str) -> Iterator[tuple[str, str]]:
-    """(header, sequence) pairs of FASTA text; sequence lines are joined."""
-    header: str | None = None
-    lines: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if line.startswith(">"):
-            if header is not None:
-                yield header, "".join(lines)
-            header, lines = line[1:].strip(), []
-        elif line:
-            if header is None:
-                raise InputError(f"{where}: line {number}: sequence before the first '>' header")
-            lines.append(line)
-    if header is not None:
-        yield header, "".join(lines)
+def _fasta_pairs(source: str | os.PathLike[str] | InMemoryFasta) -> list[tuple[str, str]]:
+    """(header, sequence) of every record, in order, through the one FASTA reader: repeated
+    ids kept, an empty sequence passed on as "" (the task readers name the record)."""
+    records = read_fasta(source, unique_ids=False, allow_empty=True)
+    return [(record.header, record.sequence) for record in records]
 
 
 def _in_member(path: str | os.PathLike[str], member: str) -> str:
@@ -108,14 +97,14 @@ def _header_fields(header: str) -> tuple[str, dict[str, str]]:
     return name, dict(part.split("=", 1) for part in rest if "=" in part)
 
 
-def _flip_member(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[str, str]:
+def _flip_member(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[str, bytes]:
     matches = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == name]
     if len(matches) != 1:
         raise InputError(
             f"{path}: expected one member named {name} in the FLIP splits.zip, found "
             f"{len(matches)} (members: {', '.join(archive.namelist()) or 'none'})"
         )
-    return matches[0], archive.read(matches[0]).decode("utf-8")
+    return matches[0], archive.read(matches[0])
 
 
 def _flip_split(fields: dict[str, str], where: str, record: str) -> str:
@@ -136,8 +125,8 @@ def read_flip_secondary_structure(path: str | os.PathLike[str]) -> TaskData:
             for name in ("sequences", "sampled", "mask")
         }
     parsed = {
-        name: list(_read_fasta_text(text, _in_member(path, member)))
-        for name, (member, text) in files.items()
+        name: _fasta_pairs(InMemoryFasta(data, _in_member(path, member)))
+        for name, (member, data) in files.items()
     }
     ids = {name: [_header_fields(h)[0] for h, _ in recs] for name, recs in parsed.items()}
     for name in ("sampled", "mask"):
@@ -296,9 +285,8 @@ def _deeploc_label(header: str, where: str) -> tuple[str, str | None, str]:
 
 def read_deeploc(path: str | os.PathLike[str]) -> TaskData:
     """DeepLoc 1.0 FASTA; ``Cytoplasm-Nucleus`` records are dropped and counted."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
     data = TaskData("localization", [], list(DEEPLOC_LOCATIONS))
-    for header, raw in _read_fasta_text(text, str(path)):
+    for header, raw in _fasta_pairs(path):
         data.counts["read"] += 1
         accession, location, split = _deeploc_label(header, str(path))
         if location is None:

@@ -7,6 +7,7 @@ reservoir whose memory depends on the sample size only.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import math
 import os
@@ -55,7 +56,18 @@ class FastaStats:
     """Ids of the records whose trailing ``*`` (a stop) was stripped."""
 
 
-def _read_ahead(path: str | os.PathLike[str], depth: int = 4) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class InMemoryFasta:
+    """FASTA bytes already in memory (an archive's member), called ``name`` in messages."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _read_ahead(path: str | os.PathLike[str] | InMemoryFasta, depth: int = 4) -> Iterator[bytes]:
     """The file's (decompressed) bytes in blocks, read ahead by a helper thread.
 
     zlib releases the GIL while it inflates, so on gzip input decompression in the helper
@@ -75,7 +87,8 @@ def _read_ahead(path: str | os.PathLike[str], depth: int = 4) -> Iterator[bytes]
 
     def produce() -> None:
         try:
-            with open_binary(path) as fh:
+            source = path if not isinstance(path, InMemoryFasta) else None
+            with open_binary(source) if source is not None else io.BytesIO(path.data) as fh:
                 while not stop.is_set():
                     block = _read_block(fh, put)
                     put(block)  # b"" marks the end
@@ -121,7 +134,9 @@ _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUV
 
 
 def _record_batches(
-    path: str | os.PathLike[str], stops: list[bytes] | None = None
+    path: str | os.PathLike[str] | InMemoryFasta,
+    stops: list[bytes] | None = None,
+    allow_empty: bool = False,
 ) -> Iterator[list[tuple[bytes, bytes]]]:
     """Yield lists of ``(header, cleaned sequence)`` as bytes, one list per block read.
 
@@ -129,7 +144,8 @@ def _record_batches(
     than line by line in Python; memory holds a block or two plus the longest record.
     Every piece handed to ``split`` after the first starts right after a header's ``>``.
     Sequences come back upper-cased without line breaks or a trailing stop ``*``; with
-    ``stops`` the headers of the records that had one are appended to it.
+    ``stops`` the headers of the records that had one are appended to it. An empty sequence
+    is an error unless ``allow_empty``.
     """
     number = 0  # records returned so far
     last_header = b""
@@ -157,7 +173,7 @@ def _record_batches(
             sequence = cleaned.rstrip(b"*")
             if stops is not None and len(sequence) != len(cleaned):
                 stops.append(header)
-            if not sequence:
+            if not sequence and not allow_empty:
                 name = header.decode("utf-8", "replace").split(maxsplit=1)
                 raise InputError(
                     f"{path}: record #{number + len(batch) + 1} "
@@ -202,12 +218,15 @@ def _decode_header(header: bytes, stats: FastaStats | None) -> str:
 
 
 def read_fasta(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | InMemoryFasta,
     stats: FastaStats | None = None,
     unique_ids: bool = True,
     logger: logging.Logger | None = None,
+    allow_empty: bool = False,
 ) -> Iterator[FastaRecord]:
-    """Stream ``(id, header, sequence)`` records from a plain or gzipped FASTA file.
+    """Stream ``(id, header, sequence)`` records from a plain or gzipped FASTA file (or FASTA
+    bytes in memory). A record with an empty sequence is an error naming it, or with
+    ``allow_empty`` a record whose sequence is ``""`` (for readers that name it better).
 
     ``id`` is the header's first word; sequences are upper-cased and lose a trailing
     ``*``. Non-ASCII header bytes are decoded leniently and counted. With
@@ -218,7 +237,8 @@ def read_fasta(
     stats = stats if stats is not None else FastaStats()
     seen: set[str] = set()
     stops: list[bytes] = []
-    records = (record for batch in _record_batches(path, stops) for record in batch)
+    batches = _record_batches(path, stops, allow_empty)
+    records = (record for batch in batches for record in batch)
     for number, (raw_header, raw_sequence) in enumerate(records, start=1):
         header = _decode_header(raw_header, stats)
         words = header.split(maxsplit=1)
