@@ -319,7 +319,15 @@ def test_the_table_prints_all_three_schemes(config, tmp_path, capsys):
 
 # ---- probes, steering and the report stage ----------------------------------------------
 
-LOC = {"P1": ("Nucleus-U", 8), "P2": ("Cytoplasm-S", 14), "P3": ("Nucleus-U test", 20)}
+# two classes in train (after the validation carve) and in test, as probe_data requires
+LOC = {
+    "P1": ("Nucleus-U", 8),
+    "P2": ("Cytoplasm-S", 14),
+    "P4": ("Nucleus-U", 10),
+    "P5": ("Cytoplasm-S", 12),
+    "P3": ("Nucleus-U test", 20),
+    "P6": ("Cytoplasm-S test", 16),
+}
 LOC_DROPPED = ("Cytoplasm-Nucleus-U", 30)  # DeepLoc's reader drops this location
 
 
