@@ -75,8 +75,13 @@ if [ "${SETUP_BROWSER:-yes}" != no ]; then
     if command -v npm >/dev/null 2>&1; then
         if [ ! -f "$VIEWER_STAMP" ] || ! cmp -s "$VIEWER_STAMP" "$VIEWER/package-lock.json"; then
             echo "setup: installing 3Dmol.js (npm ci in $VIEWER)"
-            npm ci --prefix "$VIEWER" --ignore-scripts --no-audit --no-fund --loglevel=error
-            cp "$VIEWER/package-lock.json" "$VIEWER_STAMP"
+            if npm ci --prefix "$VIEWER" --ignore-scripts --no-audit --no-fund --loglevel=error; then
+                cp "$VIEWER/package-lock.json" "$VIEWER_STAMP"
+            else
+                # The demo (structures.source none) needs no viewer: say so and go on.
+                echo "setup: npm ci failed: the browser's 3D viewer is not installed" \
+                    "(structures.source none still works; the viewer's tests skip)" >&2
+            fi
         else
             echo "setup: 3Dmol.js up to date"
         fi

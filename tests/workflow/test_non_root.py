@@ -44,6 +44,9 @@ def _as(user: str, *command: str, cwd: Path, timeout: float = 3600) -> subproces
         "HOME": os.path.expanduser(f"~{user}"),
         "LANG": "C.UTF-8",
     }
+    # The site's network settings (proxy, its certificate bundle, a package index) reach every
+    # user of the machine in a real login; root's own dotfiles (~/.npmrc, ~/.config/pip) do not.
+    env.update({name: value for name, value in os.environ.items() if _site_setting(name)})
     return subprocess.run(
         ["runuser", "-u", user, "--", *command],
         cwd=cwd,
@@ -51,6 +54,18 @@ def _as(user: str, *command: str, cwd: Path, timeout: float = 3600) -> subproces
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+SITE_SETTINGS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+
+
+def _site_setting(name: str) -> bool:
+    lower = name.lower()
+    return (
+        name in SITE_SETTINGS
+        or name.startswith(("PIP_", "npm_config_", "NPM_CONFIG_"))
+        or lower in ("http_proxy", "https_proxy", "no_proxy")
     )
 
 
