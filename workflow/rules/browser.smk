@@ -57,7 +57,8 @@ rule browser_sae:
     params:
         sae=browser_sae,
         top_sequences=config["browser"]["top_sequences"],
-        quantiles=config["browser"]["quantiles"],
+        quantile_bins=config["browser"]["quantiles"]["bins"],
+        quantile_examples=config["browser"]["quantiles"]["examples"],
     script:
         "../scripts/browser_sae.py"
 

@@ -32,7 +32,7 @@ build_sae_pages(
     snakemake.params.sae,
     sources,
     top_sequences=snakemake.params.top_sequences,
-    quantile_bins=snakemake.params.quantiles["bins"],
-    per_quantile=snakemake.params.quantiles["examples"],
+    quantile_bins=snakemake.params.quantile_bins,
+    per_quantile=snakemake.params.quantile_examples,
     threads=snakemake.threads,
 )

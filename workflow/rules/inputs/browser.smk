@@ -91,4 +91,3 @@ def structures_url(wildcards):
     """structures.url as written (a function: Snakemake would read its {accession} as a
     wildcard in a plain string)."""
     return STRUCTURES["url"]
-

@@ -20,7 +20,8 @@ def pretrained_k(wildcards):
 
 def esm_as_given(wildcards=None):
     """esm.model as the user wrote it, for the sae.json record of the ESM-2 an SAE was trained
-    on; weights the workflow made (esm.random_init, esm.pretrain) are named by their file."""
+    on; weights the workflow made (esm.random_init, esm.pretrain) are named by their file.
+    """
     if config["esm"]["random_init"] or config["esm"]["pretrain"]:
         return esm_checkpoint()
     return config["esm"]["model"]
