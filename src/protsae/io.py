@@ -8,6 +8,7 @@ import fcntl
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -123,6 +124,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         file.discard()
         raise
     file.commit()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new folder beside ``path``; on success it replaces ``path`` (readable by all,
+    like the files written here), on any exception it is removed and ``path`` is left as it was.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        with naming_full_disk(final):
+            yield work
+        os.chmod(work, 0o755)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 class AtomicParquetWriter:

@@ -17,6 +17,7 @@ from protsae.activations import ShardWriter
 from protsae.io import (
     LockHeld,
     NoSpaceError,
+    atomic_dir,
     atomic_path,
     exclusive_lock,
     remove_stale_parts,
@@ -230,3 +231,18 @@ def test_full_file_system_leaves_no_half_file_and_names_the_output(small_disk):
     left = sorted(str(p.relative_to(small_disk)) for p in small_disk.rglob("*") if p.is_file())
     assert left == ["kept.parquet"]  # no half file of any of the three outputs
     assert pq.read_table(kept)["x"].to_pylist() == [1.0]
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "pages"
+    out.mkdir()
+    (out / "old.html").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(out) as work:
+        (work / "new.html").write_text("half")
+        raise RuntimeError("the job died")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pages"]  # no .part folder left
+    assert [p.name for p in out.iterdir()] == ["old.html"]
+    with atomic_dir(out) as work:
+        (work / "new.html").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.html"]
+    assert out.stat().st_mode & 0o777 == 0o755

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -35,7 +34,7 @@ from protsae.browser.data import (
     sequences_for,
 )
 from protsae.figures.max_activation import Membership
-from protsae.io import atomic_path, write_text
+from protsae.io import atomic_dir, atomic_path, write_text
 from protsae.latents.classes import PATTERN_CLASSES
 from protsae.progress import get_logger
 from protsae.sequences import read_entry_list
@@ -232,10 +231,7 @@ def build_sae_pages(
     }
     tracks = ex.feature_tracks(sources.features_path, set(tables.top.id))
 
-    final = Path(out_dir)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
-    try:
+    with atomic_dir(out_dir) as work:
         info = _structure_files(work, sources.structures_dir)
         for acc, rows in tracks.items():
             info.setdefault(acc, {})["features"] = rows
@@ -247,13 +243,6 @@ def build_sae_pages(
             "rows": [index_row(p, 0)[1:] for p in payloads],
         }
         (work / "rows.json").write_text(json.dumps(rows, allow_nan=False), encoding="utf-8")
-        os.chmod(work, 0o755)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     log.info("SAE %s: %d latent pages, %d Clustal Omega alignments", name, len(payloads), aligned)
     return aligned
 

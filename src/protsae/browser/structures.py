@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from protsae.filetypes import is_html, sniff
-from protsae.io import write_parquet
+from protsae.io import atomic_dir, write_parquet
 from protsae.progress import get_logger
 from protsae.sources import DownloadError, NotFoundError, Retry, fetch
 
@@ -168,11 +167,8 @@ def collect_structures(
             raise ValueError(f"structures.url {url!r} has no {{accession}} to fill in")
         if cache_dir is None:
             raise ValueError("a cache folder is needed for downloaded structures")
-    final = Path(out_dir)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     rows = []
-    try:
+    with atomic_dir(out_dir) as work:
         for accession in sorted(sequences):
             if source == "none":
                 rows.append(_row(accession, source, "none", "no structure source configured"))
@@ -203,13 +199,6 @@ def collect_structures(
             rows.append(_row(accession, source, "ok", path=name, format=fmt))
         index = pa.Table.from_pylist(rows, INDEX_SCHEMA)
         write_parquet(index, work / "index.parquet")
-        os.chmod(work, 0o755)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     ok = sum(r["status"] == "ok" for r in rows)
-    logger.info("structures: %d of %d accessions kept in %s", ok, len(rows), final)
+    logger.info("structures: %d of %d accessions kept in %s", ok, len(rows), out_dir)
     return index

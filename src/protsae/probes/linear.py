@@ -385,45 +385,6 @@ def _train_linear(
     return layer
 
 
-def _train_linear(
-    batches: _Batches,
-    train: np.ndarray,
-    n_features: int,
-    n_classes: int,
-    weight_decay: float,
-    epochs: int,
-    batch_rows: int,
-    lr: float,
-    seed: int,
-    device: str,
-) -> torch.nn.Linear:
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(n_features, n_classes)
-    with torch.no_grad():
-        layer.weight.copy_(torch.randn(n_classes, n_features, generator=generator) * 0.01)
-        layer.bias.zero_()
-    layer.to(device)
-    optimiser = torch.optim.Adam(
-        [
-            {"params": [layer.weight], "weight_decay": float(weight_decay)},
-            {"params": [layer.bias], "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(train)
-        for start in range(0, len(order), batch_rows):
-            x, y = batches(order[start : start + batch_rows])
-            loss = torch.nn.functional.cross_entropy(layer(x), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    return layer
-
-
 def _logits_pass(
     layer: torch.nn.Linear, batches: _Batches, rows: np.ndarray, batch_rows: int
 ) -> tuple[float, np.ndarray]:
