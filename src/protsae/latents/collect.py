@@ -423,6 +423,32 @@ class StreamBounds:
     row_group_rows: int = 1 << 18
 
 
+def checked_encodings(
+    chunks: Iterable[Sequence[EvalRecord]], encode: Encoder
+) -> Iterator[tuple[EvalRecord, np.ndarray, np.ndarray]]:
+    """Encode the evaluation set chunk by chunk; yield (record, values, indices) per sequence.
+
+    Every record must come back exactly once, with one row of codes per residue: a duplicate
+    id, an unknown or repeated id, a wrong length or a dropped sequence stops with its id.
+    """
+    for chunk in chunks:
+        by_id = {r.id: r for r in chunk}
+        if len(by_id) != len(chunk):
+            raise ValueError("evaluation set: duplicate sequence ids in one chunk")
+        for seq_id, values, indices in encode([(r.id, r.sequence) for r in chunk]):
+            record = by_id.pop(seq_id, None)
+            if record is None:
+                raise ValueError(f"encoder returned unknown or repeated sequence id {seq_id!r}")
+            if len(values) != len(record.sequence):
+                raise ValueError(
+                    f"sequence {seq_id}: encoder returned {len(values)} residues "
+                    f"for a sequence of length {len(record.sequence)}"
+                )
+            yield record, values, indices
+        if by_id:
+            raise ValueError(f"encoder dropped {len(by_id)} sequences, e.g. {next(iter(by_id))}")
+
+
 def stream_latent_stats(
     chunks: Iterable[Sequence[EvalRecord]],
     encode: Encoder,
@@ -445,25 +471,9 @@ def stream_latent_stats(
     with LatentStatsCollector(
         seq_stats_path, width, top_examples, bounds.batch_activations, bounds.row_group_rows
     ) as collector:
-        for chunk in chunks:
-            by_id = {r.id: r for r in chunk}
-            if len(by_id) != len(chunk):
-                raise ValueError("evaluation set: duplicate sequence ids in one chunk")
-            for seq_id, values, indices in encode([(r.id, r.sequence) for r in chunk]):
-                record = by_id.pop(seq_id, None)
-                if record is None:
-                    raise ValueError(f"encoder returned unknown or repeated sequence id {seq_id!r}")
-                if len(values) != len(record.sequence):
-                    raise ValueError(
-                        f"sequence {seq_id}: encoder returned {len(values)} residues "
-                        f"for a sequence of length {len(record.sequence)}"
-                    )
-                collector.add(seq_id, record.split, values, indices)
-                progress.update(1)
-            if by_id:
-                raise ValueError(
-                    f"encoder dropped {len(by_id)} sequences, e.g. {next(iter(by_id))}"
-                )
+        for record, values, indices in checked_encodings(chunks, encode):
+            collector.add(record.id, record.split, values, indices)
+            progress.update(1)
     # After the block: leaving it reduces the last pending batch into the heaps.
     write_parquet(collector.top.table(), top_examples_path, compression="zstd")
     progress.finish(rows=collector.n_rows)

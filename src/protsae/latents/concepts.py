@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from protsae.latents.collect import SPLITS, Encoder, EvalRecord
+from protsae.latents.collect import SPLITS, Encoder, EvalRecord, checked_encodings
 from protsae.progress import Progress, get_logger
 from protsae.sequences.features import END_RESIDUE_TYPES
 
@@ -308,19 +308,9 @@ def stream_concepts(
     counts = ConceptCounts(train_max, len(instances.concepts), fractions)
     collector = ConceptCollector(counts, instances, batch_residues)
     progress = Progress("concepts", total_sequences, "sequences", logger)
-    for chunk in chunks:
-        by_id = {r.id: r for r in chunk}
-        for seq_id, values, indices in encode([(r.id, r.sequence) for r in chunk]):
-            record = by_id.pop(seq_id)
-            if len(values) != len(record.sequence):
-                raise ValueError(
-                    f"sequence {seq_id}: encoder returned {len(values)} residues "
-                    f"for a sequence of length {len(record.sequence)}"
-                )
-            collector.add(seq_id, record.split, values, indices)
-            progress.update(1)
-        if by_id:
-            raise ValueError(f"encoder dropped {len(by_id)} sequences, e.g. {next(iter(by_id))}")
+    for record, values, indices in checked_encodings(chunks, encode):
+        collector.add(record.id, record.split, values, indices)
+        progress.update(1)
     collector.flush()
     table = counts.table(instances.concepts, instances.n_instances)
     progress.finish(rows=table.num_rows)
