@@ -27,12 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Interleaved, load_line, planted_batches, tier_parser  # noqa: E402
 
 from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE  # noqa: E402
-from protsae.sae.train import (  # noqa: E402
-    geometric_median,
-    keep_freed_memory,
-    make_optimizer,
-    train_step,
-)
+from protsae.sae.step import keep_freed_memory, make_optimizer, train_step  # noqa: E402
+from protsae.sae.train import geometric_median  # noqa: E402
 
 FLOOR_SHAPES = ((320, 16384, 64), (1280, 10240, 64))
 FLOOR_GOAL = 1.5

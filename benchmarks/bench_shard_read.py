@@ -22,7 +22,7 @@ import torch
 from protsae.activations import ShardWriter, iter_shard
 from protsae.sae.data import ActivationStream
 from protsae.sae.model import SAEConfig, TopKSAE
-from protsae.sae.train import make_optimizer, train_step
+from protsae.sae.step import make_optimizer, train_step
 
 D, WIDTH, K, BATCH = 320, 16384, 64, 4096
 

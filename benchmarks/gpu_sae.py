@@ -1,6 +1,6 @@
 """TopK SAE training throughput on a CUDA GPU: d=1280, width 32768, k=64, bf16 autocast.
 
-Times ``protsae.sae.train.train_step`` (the step ``train_sae`` runs) on synthetic
+Times ``protsae.sae.step.train_step`` (the step ``train_sae`` runs) on synthetic
 activations already on the GPU, so it measures the SAE, not the data pipeline
 (benchmarks/bench_shard_read.py covers reading). Also runs the dense plain-autograd baseline
 of bench_sae.py on the same batches for a ratio. Goal: >= 1M tokens/s. Exits cleanly, with a
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sae import DenseTopKSAE  # noqa: E402
 
 from protsae.sae.model import SAEConfig, TopKSAE  # noqa: E402
-from protsae.sae.train import make_optimizer, train_step  # noqa: E402
+from protsae.sae.step import make_optimizer, train_step  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

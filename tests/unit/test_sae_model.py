@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protsae.sae.model import SAEConfig, TopKSAE, _topk_groups, sparse_decode, topk_rows
-from protsae.sae.train import make_optimizer, train_step
+from protsae.sae.model import (
+    SAEConfig,
+    TopKSAE,
+    _topk_groups,
+    sparse_decode,
+    sum_over_latents,
+    topk_rows,
+)
+from protsae.sae.step import make_optimizer, train_step
 
 torch.set_num_threads(1)
 
@@ -129,6 +136,46 @@ def test_sparse_decode_equals_dense_product() -> None:
         accumulate=True,
     )
     torch.testing.assert_close(sparse_decode(values, indices, W), dense @ W)
+
+
+def test_sparse_decode_gradients_equal_dense_product_gradients() -> None:
+    """Both gradients of the gather-sum (values, and W only on the rows that were selected,
+    repeated indices within a token included) equal autograd's through the dense product."""
+    torch.manual_seed(2)
+    W = torch.randn(50, 7, requires_grad=True)
+    values = torch.rand(9, 4, requires_grad=True)
+    indices = torch.randint(0, 30, (9, 4))  # rows 30..49 are never selected
+    indices[0, 1] = indices[0, 0]
+    upstream = torch.randn(9, 7)
+    sparse_decode(values, indices, W).backward(upstream)
+    got = values.grad.clone(), W.grad.clone()
+    values.grad = W.grad = None
+    rows = torch.arange(9).repeat_interleave(4)
+    dense = torch.zeros(9, 50).index_put((rows, indices.reshape(-1)), values.reshape(-1), True)
+    (dense @ W).backward(upstream)
+    torch.testing.assert_close(got[0], values.grad)
+    torch.testing.assert_close(got[1], W.grad)
+    assert torch.equal(got[1][30:], torch.zeros(20, 7))
+
+
+def test_sum_over_latents_equals_embedding_bag_weight_gradient() -> None:
+    """The transposed-bag sum is the weight gradient torch's own embedding_bag backward gives,
+    exactly (the same additions per row), including latents that no token selected."""
+    torch.manual_seed(3)
+    n, k, width, d = 300, 8, 1000, 16
+    indices = torch.randint(0, width, (n, k))
+    weights, rows = torch.randn(n, k), torch.randn(n, d)
+    table = torch.zeros(width, d, requires_grad=True)
+    gathered = torch.nn.functional.embedding_bag(
+        indices, table, per_sample_weights=weights, mode="sum"
+    )
+    (expected,) = torch.autograd.grad(gathered, table, rows)
+    got = sum_over_latents(indices, weights, rows, width)
+    assert got.shape == (width, d)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    unselected = torch.ones(width, dtype=torch.bool)
+    unselected[indices.reshape(-1)] = False
+    assert unselected.any() and torch.equal(got[unselected], torch.zeros(int(unselected.sum()), d))
 
 
 def test_decoder_rows_unit_norm_and_gradient_projection() -> None:
@@ -266,6 +313,36 @@ def test_optimised_step_equals_reference_step() -> None:
     assert expected < 0.99 * _reference_loss_at_init(d, width, k, batches[-1])
     for name, param in ours.named_parameters():
         torch.testing.assert_close(param, getattr(reference, name), atol=2e-6, rtol=1e-5)
+
+
+def test_adam_updates_the_transposed_encoder_in_storage_order(monkeypatch) -> None:
+    """make_optimizer's Adam hands W_enc (the transpose of a contiguous tensor), its gradient
+    and its moments to the fused kernel as contiguous tensors, so the kernel never copies them,
+    and the update equals plain Adam's on a contiguous copy, bit for bit."""
+    seen: list[bool] = []
+    fused = torch._fused_adam_
+
+    def recording(params, grads, exp_avgs, exp_avg_sqs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.extend(t.is_contiguous() for t in (*params, *grads, *exp_avgs, *exp_avg_sqs))
+        return fused(params, grads, exp_avgs, exp_avg_sqs, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "_fused_adam_", recording)
+    torch.manual_seed(4)
+    sae = _random_sae()
+    reference = [param.detach().contiguous().requires_grad_() for param in sae.parameters()]
+    optimizer = make_optimizer(sae, 1e-2)
+    reference_optimizer = torch.optim.Adam(reference, lr=1e-2, foreach=False)
+    assert not sae.W_enc.is_contiguous()
+    for _ in range(3):
+        for param, copy in zip(sae.parameters(), reference, strict=True):
+            param.grad = torch.randn_like(param)
+            copy.grad = param.grad.contiguous()
+        optimizer.step()
+        reference_optimizer.step()
+    assert seen and all(seen)
+    assert not sae.W_enc.is_contiguous()  # still the transposed layout the backward relies on
+    for param, copy in zip(sae.parameters(), reference, strict=True):
+        torch.testing.assert_close(param.detach(), copy.detach(), rtol=0, atol=1e-7)
 
 
 def _reference_loss_at_init(d: int, width: int, k: int, x: torch.Tensor) -> float:

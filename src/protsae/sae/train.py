@@ -13,7 +13,6 @@ stale checkpoint must never be resumed by a later, different run.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import math
 import os
@@ -40,7 +39,8 @@ from protsae.sae.checkpoint import (
 from protsae.sae.config import Schedule, TrainConfig, log_budget
 from protsae.sae.data import ActivationStream, Prefetcher
 from protsae.sae.formats import save_sae
-from protsae.sae.model import AUXK_COEFFICIENT, SAEConfig, SAEOutput, TopKSAE
+from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE
+from protsae.sae.step import keep_freed_memory, make_optimizer, train_step
 
 LOG_SCHEMA = pa.schema(
     [
@@ -69,39 +69,6 @@ def geometric_median(points: torch.Tensor, iterations: int = 20, eps: float = 1e
         weights = 1.0 / (points - median).norm(dim=1).clamp_min(eps)
         median = (weights[:, None] * points).sum(dim=0) / weights.sum()
     return median.float()
-
-
-def make_optimizer(sae: TopKSAE, lr: float) -> torch.optim.Adam:
-    """Adam; the fused kernel where this torch has one for the device (about 3x faster on CPU)."""
-    try:
-        return torch.optim.Adam(sae.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(sae.parameters(), lr=lr)
-
-
-# glibc's mallopt parameters (malloc.h) and the value keep_freed_memory sets them to.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_KEEP_BYTES = 1 << 30
-
-
-def keep_freed_memory() -> bool:
-    """Let this process reuse the memory of freed blocks up to 1 GiB instead of returning it.
-
-    glibc serves big blocks with mmap and hands them back on free, so every step's fresh
-    gradients, top-k candidates and temporaries (tens of MB at width 16384) fault their pages
-    in again: about 25k page faults and 5-15% of a CPU training step. With both thresholds at
-    1 GiB such blocks come from (and return to) the heap, which the next step reuses. Process-
-    wide and permanent, so only the training entry point calls it. False where the C library
-    is not glibc (nothing changed).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(
-            libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
-            and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
-        )
-    except (OSError, AttributeError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -447,32 +414,6 @@ def train_sae(
             resumed_from_step=resumed_from_step,
             resumed_from_tokens=resumed_from_step * config.batch_tokens,
         )
-
-
-def train_step(
-    sae: TopKSAE,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    dead_mask: torch.Tensor | None,
-    lr: float,
-    autocast_dtype: torch.dtype | None = None,
-) -> SAEOutput:
-    """One optimisation step on batch ``x``, keeping the decoder rows unit-norm.
-
-    ``autocast_dtype`` (e.g. ``torch.bfloat16`` on a GPU) runs the forward pass under
-    autocast: the encoder matmul and top-k in that dtype, decoder and losses in float32.
-    """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        out = sae(x, dead_mask=dead_mask)
-    loss = out.fvu + AUXK_COEFFICIENT * out.auxk_loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    sae.remove_gradient_parallel_to_decoder()
-    optimizer.step()
-    sae.set_decoder_norm_to_unit()
-    return SAEOutput(*(tensor.detach() for tensor in out))
 
 
 def _init_decoder_bias(
