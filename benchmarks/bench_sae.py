@@ -9,7 +9,8 @@
 2. Distance to the floor: every TopK step computes all pre-activations, so one
    [N, d] x [d, width] matmul is the floor no step can beat. At 4096-token batches, for
    d=320/width 16384 and d=1280/width 10240 (k=64), each round times that matmul and one
-   training step; prints step/floor per round (goal <= 1.5x).
+   training step; prints step/floor per round (goal <= 1.5x), then where a step's time goes:
+   each phase of ``train_step`` timed on its own, one thread, CPU time.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_sae.py [--quick]
 """
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Interleaved, load_line, planted_batches, tier_parser  # noqa: E402
 
-from protsae.sae.model import SAEConfig, SAEOutput, TopKSAE  # noqa: E402
+from protsae.sae.model import (  # noqa: E402
+    AUXK_COEFFICIENT,
+    SAEConfig,
+    SAEOutput,
+    TopKSAE,
+    topk_rows,
+)
 from protsae.sae.step import keep_freed_memory, make_optimizer, train_step  # noqa: E402
 from protsae.sae.train import geometric_median  # noqa: E402
 
@@ -115,6 +123,52 @@ def to_floor(rounds: int, batch: int, d: int, width: int, k: int) -> None:
     torch.set_num_threads(threads)
 
 
+def phases(rounds: int, batch: int, d: int, width: int, k: int) -> None:
+    """Each phase of one ``train_step`` timed on its own (one thread, CPU time, min / median
+    over rounds): the floor matmul and the top-k inside the forward pass, then forward,
+    backward, gradient projection, Adam and renormalisation, whose sum is one step."""
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, d, generator=generator) + 1.0
+    model = TopKSAE(SAEConfig(d_model=d, width=width, k=k), seed=0)
+    optimizer = make_optimizer(model, 1e-4)
+    pre = torch.empty(batch, width)
+    seconds: dict[str, list[float]] = {}
+    for _ in range(rounds + 1):
+        clock = {"start": time.thread_time()}
+
+        def lap(name: str, clock: dict[str, float] = clock) -> None:
+            now = time.thread_time()
+            seconds.setdefault(name, []).append(now - clock["start"])
+            clock["start"] = time.thread_time()
+
+        with torch.no_grad():
+            torch.addmm(model.b_enc, x - model.b_dec, model.W_enc, out=pre)
+            lap("  encoder matmul (in forward)")
+            topk_rows(pre, k)
+            lap("  top-k (in forward)")
+        out = model(x)
+        loss = out.fvu + AUXK_COEFFICIENT * out.auxk_loss
+        lap("forward: matmul, top-k, decode, loss")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lap("backward")
+        model.remove_gradient_parallel_to_decoder()
+        lap("gradient projection")
+        optimizer.step()
+        lap("Adam")
+        model.set_decoder_norm_to_unit()
+        lap("renormalisation")
+    floor = min(seconds["  encoder matmul (in forward)"][1:])
+    step = 0.0
+    print(f"  d={d} width={width}: phases, min / median of {rounds} (one thread, CPU time)")
+    for name, values in seconds.items():
+        low, mid = min(values[1:]), statistics.median(values[1:])
+        step += low if not name.startswith(" ") else 0.0
+        print(f"    {name:38s} {low * 1e3:7.1f} / {mid * 1e3:7.1f} ms  {low / floor:5.2f}x floor")
+    print(f"    {'sum of phase minima':38s} {step * 1e3:7.1f} ms  {step / floor:5.2f}x floor")
+
+
 def main() -> None:
     parser = tier_parser(__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, help="rounds of part 1 (quick 6, full 12)")
@@ -135,8 +189,11 @@ def main() -> None:
         f"\n2. distance to the floor: one step over one [4096, d] x [d, width] matmul, "
         f"{floor_rounds} rounds per shape after 1 warm-up (1.0 is the limit)"
     )
+    threads = torch.get_num_threads()
     for d, width, k in FLOOR_SHAPES:
         to_floor(floor_rounds, 4096, d, width, k)
+        phases(floor_rounds, 4096, d, width, k)
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":
