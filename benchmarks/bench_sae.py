@@ -173,14 +173,14 @@ def main() -> None:
     parser = tier_parser(__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, help="rounds of part 1 (quick 6, full 12)")
     parser.add_argument("--batch-tokens", type=int, help="tokens per step of part 1 (1024/4096)")
-    parser.add_argument("--floor-rounds", type=int, help="rounds per shape of part 2 (4/10)")
+    parser.add_argument("--floor-rounds", type=int, help="rounds per shape of part 2 (8/12)")
     parser.add_argument("--d-model", type=int, default=320)
     parser.add_argument("--width", type=int, default=16384)
     parser.add_argument("--k", type=int, default=64)
     args = parser.parse_args()
     steps = args.steps or (6 if args.quick else 12)
     batch = args.batch_tokens or (1024 if args.quick else 4096)
-    floor_rounds = args.floor_rounds or (4 if args.quick else 10)
+    floor_rounds = args.floor_rounds or (8 if args.quick else 12)
     keep_freed_memory()  # what train_sae does on CPU; the same for every contender here
 
     print(f"TopK SAE training on CPU, {torch.get_num_threads()} threads; {load_line()}")

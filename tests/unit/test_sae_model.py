@@ -61,7 +61,7 @@ def _dense_reference(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor | None):
 def test_sparse_paths_match_dense_values_and_gradients(normalize: str, with_dead: bool) -> None:
     torch.manual_seed(0)
     sae = _random_sae(normalize)
-    x = torch.randn(200, sae.cfg.d_model) * 2 + 0.5
+    x = (torch.randn(200, sae.cfg.d_model) * 2 + 0.5).requires_grad_()
     dead = None
     if with_dead:
         dead = torch.zeros(sae.cfg.width, dtype=torch.bool)
@@ -71,6 +71,7 @@ def test_sparse_paths_match_dense_values_and_gradients(normalize: str, with_dead
     loss = out.fvu + out.auxk_loss / 32 + 0.01 * out.values.sum()
     loss.backward()
     sparse_grads = {name: p.grad.clone() for name, p in sae.named_parameters()}
+    sparse_grads["input"], x.grad = x.grad.clone(), None
     sae.zero_grad()
 
     x_hat, z, fvu, aux = _dense_reference(sae, x, dead)
@@ -86,6 +87,7 @@ def test_sparse_paths_match_dense_values_and_gradients(normalize: str, with_dead
     for name, param in sae.named_parameters():
         assert param.grad.abs().max() > 0, name
         torch.testing.assert_close(sparse_grads[name], param.grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(sparse_grads["input"], x.grad, atol=1e-6, rtol=1e-4)
 
 
 def test_encoder_gradient_touches_only_selected_latents() -> None:

@@ -210,7 +210,7 @@ def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tens
 
 
 class _SparseTopKEncoder(torch.autograd.Function):
-    """Encoder matmul + top-k + ReLU, with a backward over the selected latents only.
+    """Centring, encoder matmul, top-k and ReLU, with a backward over the selected latents only.
 
     Optionally also selects the top ``k_aux`` pre-activations among dead latents (AuxK);
     their gradients flow back through the same sparse path.
@@ -220,14 +220,16 @@ class _SparseTopKEncoder(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(
         ctx: Any,
-        x_c: torch.Tensor,
+        x: torch.Tensor,
+        b_dec: torch.Tensor,
         W_enc: torch.Tensor,
         b_enc: torch.Tensor,
-        k: int,
+        sizes: tuple[int, int],
         dead_mask: torch.Tensor | None,
-        k_aux: int,
         workspace: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        k, k_aux = sizes
+        x_c = x - b_dec
         pre = torch.addmm(b_enc.to(x_c.dtype), x_c, W_enc.to(x_c.dtype), out=workspace)
         top_values, indices = topk_rows(pre, k)
         values = top_values.relu()
@@ -259,28 +261,31 @@ class _SparseTopKEncoder(torch.autograd.Function):
         grads = [grad_values * (values > 0), grad_aux_values * (aux_values > 0)]
         grad_pre = torch.cat(grads, dim=1).to(W_enc.dtype)
         selected = torch.cat([indices, aux_indices], dim=1)
+        # d(loss)/d b_enc: grad_pre summed per latent.
+        per_latent = torch.zeros(W_enc.shape[1], dtype=W_enc.dtype, device=W_enc.device)
+        per_latent.index_add_(0, selected.reshape(-1), grad_pre.reshape(-1))
 
-        grad_x = grad_W_enc = grad_b_enc = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            # Rows of W_enc^T are the latents' encoder vectors: d(loss)/dx gathers them
-            # weighted by grad_pre, and d(loss)/dW_enc^T sums x_c over the tokens that selected
-            # each latent. TopKSAE stores W_enc as the transpose of a contiguous
-            # [width, d_model] tensor, so neither transpose here copies, and the gradient's
-            # strides match W_enc's.
+        grad_x = grad_b_dec = grad_W_enc = None
+        if ctx.needs_input_grad[0]:
+            # Rows of W_enc^T are the latents' encoder vectors; d(loss)/dx gathers them
+            # weighted by grad_pre. TopKSAE stores W_enc as the transpose of a contiguous
+            # [width, d_model] tensor, so this transpose does not copy.
             W_enc_t = W_enc.detach().t().contiguous()
-            if ctx.needs_input_grad[1]:
-                grad_W_enc = sum_over_latents(
-                    selected, grad_pre, x_c.to(W_enc.dtype), W_enc.shape[1]
-                ).t()
-            if ctx.needs_input_grad[0]:
-                gathered = F.embedding_bag(
-                    selected, W_enc_t, per_sample_weights=grad_pre, mode="sum"
-                )
-                grad_x = gathered.to(x_c.dtype)
+            gathered = F.embedding_bag(selected, W_enc_t, per_sample_weights=grad_pre, mode="sum")
+            grad_x = gathered.to(x_c.dtype)
+        if ctx.needs_input_grad[1]:
+            # x_c = x - b_dec, so d(loss)/d b_dec = -sum over tokens of d(loss)/dx, which is
+            # -W_enc @ per_latent: one [d, width] product instead of a gather per token (the
+            # training data never needs d(loss)/dx itself).
+            grad_b_dec = -(W_enc @ per_latent).to(x_c.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b_enc = torch.zeros(W_enc.shape[1], dtype=W_enc.dtype, device=W_enc.device)
-            grad_b_enc.index_add_(0, selected.reshape(-1), grad_pre.reshape(-1))
-        return grad_x, grad_W_enc, grad_b_enc, None, None, None, None
+            # d(loss)/dW_enc^T sums x_c over the tokens that selected each latent; its strides
+            # then match W_enc's.
+            grad_W_enc = sum_over_latents(
+                selected, grad_pre, x_c.to(W_enc.dtype), W_enc.shape[1]
+            ).t()
+        grad_b_enc = per_latent if ctx.needs_input_grad[3] else None
+        return grad_x, grad_b_dec, grad_W_enc, grad_b_enc, None, None, None
 
 
 class TopKSAE(nn.Module):
@@ -329,29 +334,35 @@ class TopKSAE(nn.Module):
     def _encode(
         self, x_n: torch.Tensor, dead_mask: torch.Tensor | None = None, k_aux: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x_c = x_n - self.b_dec
         return _SparseTopKEncoder.apply(
-            x_c, self.W_enc, self.b_enc, self.cfg.k, dead_mask, k_aux, self._pre_workspace(x_c)
+            x_n,
+            self.b_dec,
+            self.W_enc,
+            self.b_enc,
+            (self.cfg.k, k_aux),
+            dead_mask,
+            self._pre_workspace(x_n),
         )
 
-    def _pre_workspace(self, x_c: torch.Tensor) -> torch.Tensor | None:
-        """A reused [N, width] pre-activation buffer, on CPU only.
+    def _pre_workspace(self, x: torch.Tensor) -> torch.Tensor | None:
+        """A reused [N, width] pre-activation buffer for inputs ``x``, on CPU only.
 
         The CPU allocator returns big blocks to the OS, so a fresh [N, width] tensor each
         step pays its page faults again (~20% of a step at width 16384); CUDA's caching
         allocator already avoids that. Not used under autocast, which ``out=`` would bypass.
         """
-        if x_c.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return None
-        shape = (x_c.shape[0], self.cfg.width)
+        shape = (x.shape[0], self.cfg.width)
+        dtype = torch.promote_types(x.dtype, self.b_dec.dtype)  # that of x - b_dec
         ws = self._workspace
         if (
             ws is None
             or ws.shape != shape
-            or ws.dtype != x_c.dtype
+            or ws.dtype != dtype
             or ws.is_inference() != torch.is_inference_mode_enabled()
         ):
-            ws = self._workspace = torch.empty(shape, dtype=x_c.dtype)
+            ws = self._workspace = torch.empty(shape, dtype=dtype)
         return ws
 
     def encode(self, x: torch.Tensor) -> TopK:
