@@ -110,7 +110,7 @@ def test_paper_config_jobs_hours_and_disk() -> None:
     assert float(stated[3]) == round(sum(s.gpu_hours for s in plan.stages), 1)
     assert stated[4] == human_bytes(plan.disk_total)
     assert stated[5] == human_bytes(plan.disk["activations/ (all layers)"])
-    benchmark_row = re.search(r"dry run of `config/config.yaml` [^|]*; (\d+) now\)", README)
+    benchmark_row = re.search(r"dry run of `config/config.yaml` \((\d+) jobs\)", README)
     assert benchmark_row and int(benchmark_row[1]) == total
 
 
