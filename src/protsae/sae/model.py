@@ -276,8 +276,9 @@ class _SparseTopKEncoder(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # x_c = x - b_dec, so d(loss)/d b_dec = -sum over tokens of d(loss)/dx, which is
             # -W_enc @ per_latent: one [d, width] product instead of a gather per token (the
-            # training data never needs d(loss)/dx itself).
-            grad_b_dec = -(W_enc @ per_latent)
+            # training data never needs d(loss)/dx itself). In float32 even under autocast.
+            with torch.autocast(W_enc.device.type, enabled=False):
+                grad_b_dec = -(W_enc @ per_latent)
         if ctx.needs_input_grad[2]:
             # d(loss)/dW_enc^T sums x_c over the tokens that selected each latent; its strides
             # then match W_enc's.
