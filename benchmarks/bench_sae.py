@@ -21,7 +21,9 @@ import copy
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -39,6 +41,7 @@ from protsae.sae.step import keep_freed_memory, make_optimizer, train_step  # no
 from protsae.sae.train import geometric_median  # noqa: E402
 
 FLOOR_SHAPES = ((320, 16384, 64), (1280, 10240, 64))
+T = TypeVar("T")
 FLOOR_GOAL = 1.5
 
 
@@ -134,37 +137,40 @@ def phases(rounds: int, batch: int, d: int, width: int, k: int) -> None:
     optimizer = make_optimizer(model, 1e-4)
     pre = torch.empty(batch, width)
     seconds: dict[str, list[float]] = {}
-    for _ in range(rounds + 1):
-        clock = {"start": time.thread_time()}
+    inside_forward = ("  encoder matmul (in forward)", "  top-k (in forward)")
 
-        def lap(name: str, clock: dict[str, float] = clock) -> None:
-            now = time.thread_time()
-            seconds.setdefault(name, []).append(now - clock["start"])
-            clock["start"] = time.thread_time()
+    def timed(name: str, run: Callable[[], T]) -> T:
+        start = time.thread_time()
+        result = run()
+        seconds.setdefault(name, []).append(time.thread_time() - start)
+        return result
 
-        with torch.no_grad():
-            torch.addmm(model.b_enc, x - model.b_dec, model.W_enc, out=pre)
-            lap("  encoder matmul (in forward)")
-            topk_rows(pre, k)
-            lap("  top-k (in forward)")
+    def loss_of_forward() -> torch.Tensor:
         out = model(x)
-        loss = out.fvu + AUXK_COEFFICIENT * out.auxk_loss
-        lap("forward: matmul, top-k, decode, loss")
+        return out.fvu + AUXK_COEFFICIENT * out.auxk_loss
+
+    def backward(loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        lap("backward")
-        model.remove_gradient_parallel_to_decoder()
-        lap("gradient projection")
-        optimizer.step()
-        lap("Adam")
-        model.set_decoder_norm_to_unit()
-        lap("renormalisation")
-    floor = min(seconds["  encoder matmul (in forward)"][1:])
+
+    for _ in range(rounds + 1):
+        with torch.no_grad():
+            timed(
+                inside_forward[0],
+                lambda: torch.addmm(model.b_enc, x - model.b_dec, model.W_enc, out=pre),
+            )
+            timed(inside_forward[1], lambda: topk_rows(pre, k))
+        loss = timed("forward: matmul, top-k, decode, loss", loss_of_forward)
+        timed("backward", lambda: backward(loss))  # noqa: B023 (called at once)
+        timed("gradient projection", model.remove_gradient_parallel_to_decoder)
+        timed("Adam", optimizer.step)
+        timed("renormalisation", model.set_decoder_norm_to_unit)
+    floor = min(seconds[inside_forward[0]][1:])
     step = 0.0
     print(f"  d={d} width={width}: phases, min / median of {rounds} (one thread, CPU time)")
     for name, values in seconds.items():
         low, mid = min(values[1:]), statistics.median(values[1:])
-        step += low if not name.startswith(" ") else 0.0
+        step += 0.0 if name in inside_forward else low
         print(f"    {name:38s} {low * 1e3:7.1f} / {mid * 1e3:7.1f} ms  {low / floor:5.2f}x floor")
     print(f"    {'sum of phase minima':38s} {step * 1e3:7.1f} ms  {step / floor:5.2f}x floor")
 

@@ -178,13 +178,15 @@ class _SparseDecode(torch.autograd.Function):
     ) -> torch.Tensor:
         weights = values.to(W_dec.dtype)
         ctx.save_for_backward(weights, indices)
-        ctx.W_dec = W_dec.detach()
+        ctx.width = W_dec.shape[0]
         # The value gradient, d/d values[n, j] = <grad_out[n], W_dec[indices[n, j]]>, is the
         # per-sample-weight gradient of this gather-sum: record that one derivative now (W_dec
         # detached) rather than run the gather a second time in backward.
         with torch.enable_grad():
             ctx.leaf = weights.detach().requires_grad_(ctx.needs_input_grad[0])
-            ctx.out = F.embedding_bag(indices, ctx.W_dec, per_sample_weights=ctx.leaf, mode="sum")
+            ctx.out = F.embedding_bag(
+                indices, W_dec.detach(), per_sample_weights=ctx.leaf, mode="sum"
+            )
         return ctx.out.detach()
 
     @staticmethod
@@ -195,7 +197,7 @@ class _SparseDecode(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             (grad_values,) = torch.autograd.grad(ctx.out, ctx.leaf, grad_out)
         if ctx.needs_input_grad[2]:
-            grad_W_dec = sum_over_latents(indices, weights, grad_out, ctx.W_dec.shape[0])
+            grad_W_dec = sum_over_latents(indices, weights, grad_out, ctx.width)
         del ctx.out, ctx.leaf
         return grad_values, None, grad_W_dec
 
